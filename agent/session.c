@@ -1,0 +1,576 @@
+/* SPDX-License-Identifier: MIT */
+#include "session.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "msg.h"
+#include "sig.h"
+#include "spawn.h"
+#include "ttymodes.h"
+
+#define SESSION_MAX_ENV 128
+#define SESSION_MAX_ARGV 4096
+#define SESSION_DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+struct session {
+	struct session *next;
+	struct session_ctx *ctx;
+	struct chan *ch;
+	pid_t pid;
+	int fd_in, fd_out, fd_err;
+	int ptym, ptys;
+	char *term;
+	char *env[SESSION_MAX_ENV];
+	unsigned nenv;
+	struct watch w_in, w_out, w_err;
+	struct buf pend;	/* peer data the child has not taken yet */
+	bool started, in_eof, out_eof, err_eof, exited, finished;
+	int wstatus;
+};
+
+static void session_close_fd(struct session *s, int *fd)
+{
+	if (*fd < 0)
+		return;
+	/* fd_in and fd_out may share a pty master; close it once. */
+	int v = *fd;
+	*fd = -1;
+	if (v != s->fd_in && v != s->fd_out && v != s->fd_err && v != s->ptym)
+		close(v);
+}
+
+/* ---- child stdin ---- */
+
+static void session_flush_in(struct session *s)
+{
+	while (buf_used(&s->pend) && s->fd_in >= 0) {
+		ssize_t n = write(s->fd_in, buf_data(&s->pend), buf_used(&s->pend));
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN)
+				return;
+			/* Child no longer reads: discard, keep the window moving. */
+			n = (ssize_t)buf_used(&s->pend);
+		}
+		buf_consume(&s->pend, (size_t)n);
+		chan_consumed(s->ch, (size_t)n);
+	}
+	if (!buf_used(&s->pend) && s->in_eof && s->fd_in >= 0 && s->ptym < 0) {
+		loop_del(s->ctx->loop, &s->w_in);
+		session_close_fd(s, &s->fd_in);
+	}
+}
+
+static short session_want_in(struct watch *w)
+{
+	struct session *s = w->data;
+	return s->fd_in >= 0 && buf_used(&s->pend) ? POLLOUT : 0;
+}
+
+static void session_ready_in(struct watch *w, short rev)
+{
+	(void)rev;
+	session_flush_in(w->data);
+}
+
+static const struct watch_ops session_in_ops = { session_want_in, session_ready_in };
+
+/* ---- child stdout / stderr ---- */
+
+static short session_want_out(struct watch *w)
+{
+	struct session *s = w->data;
+	bool is_err = w == &s->w_err;
+	int fd = is_err ? s->fd_err : s->fd_out;
+	if (fd < 0 || s->finished)
+		return 0;
+	return chan_send_room(s->ch) ? POLLIN : 0;
+}
+
+static void session_read_out(struct session *s, bool is_err)
+{
+	int *fd = is_err ? &s->fd_err : &s->fd_out;
+	ssize_t r = chan_send_from_fd(s->ch, is_err ? SSH_EXTENDED_DATA_STDERR : 0, *fd);
+	if (r > 0 || r == -EAGAIN)
+		return;
+	/* EOF, or EIO from a pty master once the slave side is gone. */
+	if (r < 0 && r != -EIO)
+		log_info("reading session output: %s", strerror((int)-r));
+	loop_del(s->ctx->loop, is_err ? &s->w_err : &s->w_out);
+	session_close_fd(s, fd);
+	if (is_err)
+		s->err_eof = true;
+	else
+		s->out_eof = true;
+}
+
+static void session_ready_out(struct watch *w, short rev)
+{
+	struct session *s = w->data;
+	(void)rev;
+	session_read_out(s, w == &s->w_err);
+}
+
+static const struct watch_ops session_out_ops = { session_want_out, session_ready_out };
+
+/* ---- channel callbacks ---- */
+
+static void session_data(struct chan *ch, uint32_t ext, const uint8_t *p, size_t n)
+{
+	struct session *s = ch->data;
+	if (ext) {
+		chan_consumed(ch, n); /* nothing reads extended data on our side */
+		return;
+	}
+	if (!s->started || s->fd_in < 0) {
+		if (s->started) {
+			chan_consumed(ch, n);
+			return;
+		}
+		/* Before exec: keep it for the child (bounded by our window). */
+		buf_put(&s->pend, p, n);
+		return;
+	}
+	size_t done = 0;
+	if (!buf_used(&s->pend)) {
+		ssize_t w = write(s->fd_in, p, n);
+		if (w > 0)
+			done = (size_t)w;
+		else if (w < 0 && errno != EAGAIN && errno != EINTR)
+			done = n; /* child closed its stdin: discard */
+		chan_consumed(ch, done);
+	}
+	if (done < n)
+		buf_put(&s->pend, p + done, n - done);
+}
+
+static void session_eof(struct chan *ch)
+{
+	struct session *s = ch->data;
+	s->in_eof = true;
+	if (s->started)
+		session_flush_in(s);
+}
+
+static void session_free(struct session *s)
+{
+	struct session_ctx *ctx = s->ctx;
+	loop_del(ctx->loop, &s->w_in);
+	loop_del(ctx->loop, &s->w_out);
+	loop_del(ctx->loop, &s->w_err);
+	int fds[] = { s->fd_in, s->fd_out, s->fd_err, s->ptym, s->ptys };
+	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {
+		bool dup = false;
+		for (size_t k = 0; k < i; k++)
+			dup |= fds[k] == fds[i];
+		if (fds[i] >= 0 && !dup)
+			close(fds[i]);
+	}
+	if (s->started && !s->exited && s->pid > 0) {
+		/* Channel gone under a running command: hang it up like a tty would. */
+		kill(-s->pid, SIGHUP);
+		kill(s->pid, SIGHUP);
+	}
+	for (unsigned i = 0; i < s->nenv; i++)
+		free(s->env[i]);
+	free(s->term);
+	buf_free(&s->pend);
+	for (struct session **pp = &ctx->list; *pp; pp = &(*pp)->next) {
+		if (*pp == s) {
+			*pp = s->next;
+			break;
+		}
+	}
+	free(s);
+}
+
+static void session_closed(struct chan *ch)
+{
+	session_free(ch->data);
+}
+
+/* ---- requests ---- */
+
+static bool env_allowed(const struct agent_cfg *cfg, const char *name)
+{
+	for (int i = 0; i < cfg->nenv_allow; i++)
+		if (fnmatch(cfg->env_allow[i], name, 0) == 0)
+			return true;
+	return false;
+}
+
+static bool valid_env_name(struct sv n)
+{
+	if (!n.n || n.n > 256)
+		return false;
+	for (size_t i = 0; i < n.n; i++) {
+		uint8_t c = n.p[i];
+		if (!(c == '_' || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+		      (i && c >= '0' && c <= '9')))
+			return false;
+	}
+	return true;
+}
+
+static void session_setenv(struct session *s, const char *name, const char *val)
+{
+	size_t nl = strlen(name);
+	char *e = malloc(nl + strlen(val) + 2);
+	if (!e)
+		return;
+	sprintf(e, "%s=%s", name, val);
+	for (unsigned i = 0; i < s->nenv; i++) {
+		if (strncmp(s->env[i], name, nl) == 0 && s->env[i][nl] == '=') {
+			free(s->env[i]);
+			s->env[i] = e;
+			return;
+		}
+	}
+	if (s->nenv + 1 >= SESSION_MAX_ENV) {
+		free(e);
+		return;
+	}
+	s->env[s->nenv++] = e;
+}
+
+static bool req_env(struct session *s, struct rd *r)
+{
+	struct sv name = rd_str(r);
+	struct sv val = rd_str(r);
+	if (!rd_end(r) || !valid_env_name(name) || sv_has_nul(val) || val.n > 65536)
+		return false;
+	char *n = sv_strdup(name), *v = sv_strdup(val);
+	bool ok = n && v && env_allowed(s->ctx->cfg, n) && s->nenv + 8 < SESSION_MAX_ENV;
+	if (ok)
+		session_setenv(s, n, v);
+	else if (n)
+		log_info("env %s refused by policy", n);
+	free(n);
+	free(v);
+	return ok;
+}
+
+static bool req_pty(struct session *s, struct rd *r)
+{
+	struct sv term = rd_str(r);
+	uint32_t cols = rd_u32(r), rows = rd_u32(r), wpx = rd_u32(r), hpx = rd_u32(r);
+	struct sv modes = rd_str(r);
+	if (!rd_end(r) || sv_has_nul(term) || term.n > 256 || s->ptym >= 0 || s->started)
+		return false;
+	int m = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (m < 0) {
+		log_warn("cannot allocate a pty: %s", strerror(errno));
+		return false;
+	}
+	char *sname = (grantpt(m) == 0 && unlockpt(m) == 0) ? ptsname(m) : NULL;
+	int sl = sname ? open(sname, O_RDWR | O_NOCTTY | O_CLOEXEC) : -1;
+	if (sl < 0) {
+		log_warn("cannot open the pty slave: %s", strerror(errno));
+		close(m);
+		return false;
+	}
+	struct termios t;
+	if (tcgetattr(sl, &t) == 0) {
+		if (ttymodes_apply(modes, &t) < 0)
+			log_info("malformed terminal modes ignored");
+		tcsetattr(sl, TCSANOW, &t);
+	}
+	struct winsize ws = { .ws_row = (unsigned short)(rows > 0xffff ? 0xffff : rows),
+			      .ws_col = (unsigned short)(cols > 0xffff ? 0xffff : cols),
+			      .ws_xpixel = (unsigned short)(wpx > 0xffff ? 0 : wpx),
+			      .ws_ypixel = (unsigned short)(hpx > 0xffff ? 0 : hpx) };
+	ioctl(m, TIOCSWINSZ, &ws);
+	s->ptym = m;
+	s->ptys = sl;
+	s->term = sv_strdup(term);
+	return true;
+}
+
+static bool req_window_change(struct session *s, struct rd *r)
+{
+	uint32_t cols = rd_u32(r), rows = rd_u32(r), wpx = rd_u32(r), hpx = rd_u32(r);
+	if (!rd_end(r) || s->ptym < 0)
+		return false;
+	struct winsize ws = { .ws_row = (unsigned short)(rows > 0xffff ? 0xffff : rows),
+			      .ws_col = (unsigned short)(cols > 0xffff ? 0xffff : cols),
+			      .ws_xpixel = (unsigned short)(wpx > 0xffff ? 0 : wpx),
+			      .ws_ypixel = (unsigned short)(hpx > 0xffff ? 0 : hpx) };
+	return ioctl(s->ptym, TIOCSWINSZ, &ws) == 0;
+}
+
+static bool req_signal(struct session *s, struct rd *r)
+{
+	struct sv name = rd_str(r);
+	if (!rd_end(r) || !s->started || s->exited)
+		return false;
+	char *n = sv_strdup(name);
+	int sig = n ? sig_number(n) : 0;
+	free(n);
+	if (!sig)
+		return false;
+	return kill(s->pid, sig) == 0;
+}
+
+/* Environment every session gets, before the peer's accepted variables. */
+static void session_base_env(struct session *s, const struct passwd *pw, const char *shell)
+{
+	session_setenv(s, "PATH", SESSION_DEFAULT_PATH);
+	if (pw) {
+		session_setenv(s, "HOME", pw->pw_dir);
+		session_setenv(s, "USER", pw->pw_name);
+		session_setenv(s, "LOGNAME", pw->pw_name);
+	}
+	session_setenv(s, "SHELL", shell);
+	if (s->term)
+		session_setenv(s, "TERM", s->term);
+}
+
+static void session_start_io(struct session *s)
+{
+	struct loop *l = s->ctx->loop;
+	s->w_in = (struct watch){ .fd = s->fd_in, .ops = &session_in_ops, .data = s };
+	s->w_out = (struct watch){ .fd = s->fd_out, .ops = &session_out_ops, .data = s };
+	loop_add(l, &s->w_in);
+	loop_add(l, &s->w_out);
+	if (s->fd_err >= 0) {
+		s->w_err = (struct watch){ .fd = s->fd_err, .ops = &session_out_ops, .data = s };
+		loop_add(l, &s->w_err);
+	} else {
+		s->err_eof = true;
+	}
+}
+
+/*
+ * Run @argv (argv[0] as the program sees it, @path what to execute).  The
+ * request succeeds even when exec fails, like a shell: the reason goes to
+ * the channel's stderr and the exit status is 127 or 126.
+ */
+static bool session_run(struct session *s, const char *path, char **argv)
+{
+	struct passwd *pw = getpwuid(getuid());
+	const char *shell = pw && pw->pw_shell && *pw->pw_shell ? pw->pw_shell : "/bin/sh";
+	/* Peer-supplied variables win except over the ones we set for it. */
+	char *peer_env[SESSION_MAX_ENV];
+	unsigned npeer = s->nenv;
+	memcpy(peer_env, s->env, npeer * sizeof(char *));
+	s->nenv = 0;
+	session_base_env(s, pw, shell);
+	for (unsigned i = 0; i < npeer; i++) {
+		char *eq = strchr(peer_env[i], '=');
+		*eq = 0;
+		session_setenv(s, peer_env[i], eq + 1);
+		free(peer_env[i]);
+	}
+	s->env[s->nenv] = NULL;
+
+	char *login_argv[2];
+	char dash[256];
+	if (!path) {
+		/* Login shell: argv[0] is "-" + basename, as login(1) does. */
+		const char *base = strrchr(shell, '/');
+		snprintf(dash, sizeof(dash), "-%s", base ? base + 1 : shell);
+		login_argv[0] = dash;
+		login_argv[1] = NULL;
+		argv = login_argv;
+		path = shell;
+	} else if (strcmp(path, "@shell") == 0) {
+		path = shell;
+		argv[0] = (char *)shell;
+	}
+	struct spawn_req req = { .argv = argv, .path = path, .envp = s->env,
+				 .cwd = pw ? pw->pw_dir : "/", .pty_slave = s->ptys };
+	struct spawn_res res;
+	int e = spawn_start(&req, &res);
+	if (e < 0) {
+		log_warn("cannot start %s: %s", path, strerror(-e));
+		return false;
+	}
+	s->pid = res.pid;
+	s->started = true;
+	if (s->ptys >= 0) {
+		close(s->ptys);
+		s->ptys = -1;
+		fcntl(s->ptym, F_SETFL, O_NONBLOCK);
+		s->fd_in = s->ptym;
+		s->fd_out = fcntl(s->ptym, F_DUPFD_CLOEXEC, 3);
+		s->fd_err = -1;
+	} else {
+		s->fd_in = res.in;
+		s->fd_out = res.out;
+		s->fd_err = res.err;
+	}
+	if (res.exec_errno) {
+		char msg[512];
+		int n = snprintf(msg, sizeof(msg), "wicketd: cannot execute '%s': %s\r\n",
+				 argv[0], strerror(res.exec_errno));
+		chan_send(s->ch, SSH_EXTENDED_DATA_STDERR, msg, (size_t)n);
+	}
+	session_start_io(s);
+	session_flush_in(s);
+	return true;
+}
+
+static bool req_exec(struct session *s, struct rd *r)
+{
+	struct sv cmd = rd_str(r);
+	if (!rd_end(r) || sv_has_nul(cmd))
+		return false;
+	char *c = sv_strdup(cmd);
+	if (!c)
+		return false;
+	char *argv[] = { NULL, (char *)"-c", c, NULL };
+	bool ok = session_run(s, "@shell", argv);
+	free(c);
+	return ok;
+}
+
+/* exec-argv@wicket: uint32 count, then count strings; no shell involved. */
+static bool req_exec_argv(struct session *s, struct rd *r)
+{
+	uint32_t n = rd_u32(r);
+	if (r->err || n == 0 || n > SESSION_MAX_ARGV || n > rd_left(r) / 4)
+		return false;
+	char **argv = calloc(n + 1, sizeof(char *));
+	if (!argv)
+		return false;
+	bool ok = true;
+	for (uint32_t i = 0; i < n && ok; i++) {
+		struct sv a = rd_str(r);
+		argv[i] = r->err ? NULL : sv_strdup(a);
+		ok = argv[i] != NULL;
+	}
+	ok = ok && rd_end(r) && argv[0][0];
+	if (ok)
+		ok = session_run(s, argv[0], argv);
+	for (uint32_t i = 0; i < n; i++)
+		free(argv[i]);
+	free(argv);
+	return ok;
+}
+
+static bool session_request(struct chan *ch, struct sv type, bool want_reply, struct rd *r)
+{
+	struct session *s = ch->data;
+	const struct agent_cfg *cfg = s->ctx->cfg;
+	bool startable = !s->started;
+	if (sv_eq(type, "env"))
+		return !s->started && req_env(s, r);
+	if (sv_eq(type, "pty-req"))
+		return req_pty(s, r);
+	if (sv_eq(type, "window-change"))
+		return req_window_change(s, r);
+	if (sv_eq(type, "signal"))
+		return req_signal(s, r);
+	if (sv_eq(type, "exec"))
+		return startable && cfg->allow_exec && req_exec(s, r);
+	if (sv_eq(type, "exec-argv@wicket"))
+		return startable && cfg->allow_exec && req_exec_argv(s, r);
+	if (sv_eq(type, "shell"))
+		return startable && cfg->allow_shell && rd_end(r) && session_run(s, NULL, NULL);
+	return false;
+}
+
+static const struct chan_ops session_ops = {
+	.name = "session",
+	.data = session_data,
+	.eof = session_eof,
+	.closed = session_closed,
+	.request = session_request,
+};
+
+int session_open(struct session_ctx *ctx, struct chan *ch)
+{
+	struct session *s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->ctx = ctx;
+	s->ch = ch;
+	s->fd_in = s->fd_out = s->fd_err = s->ptym = s->ptys = -1;
+	s->w_in.fd = s->w_out.fd = s->w_err.fd = -1;
+	buf_init(&s->pend, ch->lwin_max + 1);
+	s->next = ctx->list;
+	ctx->list = s;
+	ch->ops = &session_ops;
+	ch->data = s;
+	return 0;
+}
+
+void session_child_exited(struct session_ctx *ctx, pid_t pid, int wstatus)
+{
+	for (struct session *s = ctx->list; s; s = s->next) {
+		if (s->started && s->pid == pid && !s->exited) {
+			s->exited = true;
+			s->wstatus = wstatus;
+			return;
+		}
+	}
+}
+
+static void session_finish(struct session *s)
+{
+	struct chan *ch = s->ch;
+	struct conn *c = ch->c;
+	s->finished = true;
+	size_t st;
+	if (WIFSIGNALED(s->wstatus)) {
+		int sig = WTERMSIG(s->wstatus);
+		const char *name = sig_name(sig);
+		st = chan_request_begin(ch, "exit-signal", false, 0);
+		buf_cstr(&c->out, name ? name : "KILL");
+		buf_bool(&c->out, WCOREDUMP(s->wstatus));
+		buf_cstr(&c->out, "");
+		buf_cstr(&c->out, "");
+		conn_pkt_end(c, st);
+	} else {
+		st = chan_request_begin(ch, "exit-status", false, 0);
+		buf_u32(&c->out, (uint32_t)WEXITSTATUS(s->wstatus));
+		conn_pkt_end(c, st);
+	}
+	chan_send_eof(ch);
+	chan_send_close(ch);
+}
+
+void session_tick(struct session_ctx *ctx)
+{
+	for (struct session *s = ctx->list; s; s = s->next) {
+		if (!s->started || s->finished || !s->exited)
+			continue;
+		/*
+		 * A pty has no EOF while a background job holds the slave; once
+		 * the command is gone, send what is buffered and stop (as sshd).
+		 */
+		if (s->ptym >= 0 && !s->out_eof) {
+			while (!s->out_eof && chan_send_room(s->ch)) {
+				ssize_t r = chan_send_from_fd(s->ch, 0, s->fd_out);
+				if (r > 0)
+					continue;
+				loop_del(ctx->loop, &s->w_out);
+				session_close_fd(s, &s->fd_out);
+				s->out_eof = true;
+			}
+		}
+		if (s->out_eof && s->err_eof)
+			session_finish(s);
+	}
+}
+
+unsigned session_count(const struct session_ctx *ctx)
+{
+	unsigned n = 0;
+	for (const struct session *s = ctx->list; s; s = s->next)
+		n++;
+	return n;
+}

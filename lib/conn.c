@@ -1,0 +1,820 @@
+/* SPDX-License-Identifier: MIT */
+#include "conn.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "msg.h"
+#include "pktlog.h"
+#include "wire.h"
+
+/* Input is read in large slices to keep syscalls per byte low. */
+#define CONN_READ_SIZE (256u * 1024u)
+#define CONN_IN_MAX (WIRE_MAX_PACKET + 4 + CONN_READ_SIZE)
+#define CONN_OUT_MAX (64u * 1024u * 1024u)
+/* Largest data payload in one read-into-packet. */
+#define CHAN_READ_MAX (256u * 1024u)
+
+static void conn_finish(struct conn *c);
+
+static short conn_want_read(struct watch *w)
+{
+	struct conn *c = w->data;
+	if (c->dead || c->ended || c->want_finish)
+		return 0;
+	/* A peer that does not read our replies cannot make us queue more. */
+	if (buf_used(&c->out) > 2 * c->cfg.out_high)
+		return 0;
+	return POLLIN;
+}
+
+static short conn_want_write(struct watch *w)
+{
+	struct conn *c = w->data;
+	if (c->ended)
+		return 0;
+	return buf_used(&c->out) ? POLLOUT : 0;
+}
+
+static void conn_read_ready(struct watch *w, short rev);
+static void conn_write_ready(struct watch *w, short rev);
+
+static const struct watch_ops conn_read_ops = { .want = conn_want_read, .ready = conn_read_ready };
+static const struct watch_ops conn_write_ops = { .want = conn_want_write, .ready = conn_write_ready };
+
+int conn_init(struct conn *c, struct loop *l, int rfd, int wfd, const struct conn_cfg *cfg,
+	      const struct conn_ops *ops, void *data)
+{
+	*c = (struct conn){ .rfd = rfd, .wfd = wfd, .loop = l, .cfg = *cfg, .ops = ops, .data = data };
+	if (!c->cfg.window)
+		c->cfg.window = 4u * 1024 * 1024;
+	if (!c->cfg.maxpkt || c->cfg.maxpkt > WIRE_MAX_PACKET - 512)
+		c->cfg.maxpkt = WIRE_MAX_PACKET - 512;
+	if (!c->cfg.max_channels)
+		c->cfg.max_channels = 1024;
+	if (!c->cfg.out_high)
+		c->cfg.out_high = 1024 * 1024;
+	buf_init(&c->in, CONN_IN_MAX);
+	buf_init(&c->out, CONN_OUT_MAX);
+	wire_put_greeting(&c->out, c->cfg.software);
+	c->rw = (struct watch){ .fd = rfd, .ops = &conn_read_ops, .data = c };
+	c->ww = (struct watch){ .fd = wfd, .ops = &conn_write_ops, .data = c };
+	if (loop_add(l, &c->rw) < 0 || loop_add(l, &c->ww) < 0)
+		return -ENOMEM;
+	return 0;
+}
+
+void conn_free(struct conn *c)
+{
+	if (c->loop) {
+		loop_del(c->loop, &c->rw);
+		loop_del(c->loop, &c->ww);
+	}
+	for (uint32_t i = 0; i < c->nch; i++)
+		free(c->ch[i]);
+	free(c->ch);
+	buf_free(&c->in);
+	buf_free(&c->out);
+}
+
+bool conn_can_queue(const struct conn *c)
+{
+	return !c->dead && !c->ended && buf_used(&c->out) < c->cfg.out_high;
+}
+
+size_t conn_pkt_begin(struct conn *c, uint8_t type)
+{
+	size_t start = buf_used(&c->out);
+	buf_u32(&c->out, 0);
+	buf_u8(&c->out, type);
+	return start;
+}
+
+void conn_pkt_end(struct conn *c, size_t start)
+{
+	if (c->out.err)
+		return;
+	uint8_t *p = buf_data(&c->out) + start;
+	size_t len = buf_used(&c->out) - start - 4;
+	put_be32(p, (uint32_t)len);
+	if (c->cfg.pktlog)
+		pktlog_write(c->cfg.pktlog, '>', p + 4, len);
+}
+
+static void conn_put_disconnect(struct conn *c, uint32_t code, const char *why)
+{
+	size_t s = conn_pkt_begin(c, MSG_DISCONNECT);
+	buf_u32(&c->out, code);
+	buf_cstr(&c->out, why);
+	buf_cstr(&c->out, "");
+	conn_pkt_end(c, s);
+}
+
+void conn_fail(struct conn *c, uint32_t code, const char *fmt, ...)
+{
+	if (c->dead || c->ended)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(c->reason, sizeof(c->reason), fmt, ap);
+	va_end(ap);
+	log_warn("protocol error from peer: %s", c->reason);
+	c->dead = true;
+	conn_put_disconnect(c, code, c->reason);
+}
+
+void conn_disconnect(struct conn *c, const char *why)
+{
+	if (c->dead || c->ended)
+		return;
+	snprintf(c->reason, sizeof(c->reason), "%s", why);
+	c->dead = true;
+	conn_put_disconnect(c, DISC_BY_APPLICATION, why);
+}
+
+void conn_flush(struct conn *c)
+{
+	if (c->ended)
+		return;
+	while (buf_used(&c->out)) {
+		ssize_t n = write(c->wfd, buf_data(&c->out), buf_used(&c->out));
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN)
+				return;
+			log_info("write to peer: %s", strerror(errno));
+			buf_reset(&c->out);
+			c->want_finish = true;
+			return;
+		}
+		buf_consume(&c->out, (size_t)n);
+	}
+	if (c->out.err) {
+		log_err("output queue overflow");
+		c->want_finish = true;
+		return;
+	}
+	if (c->dead)
+		c->want_finish = true;
+}
+
+void conn_service(struct conn *c)
+{
+	if (c->ended)
+		return;
+	conn_flush(c);
+	if (c->want_finish)
+		conn_finish(c);
+}
+
+void conn_abort(struct conn *c)
+{
+	c->want_finish = true;
+	conn_service(c);
+}
+
+static void conn_write_ready(struct watch *w, short rev)
+{
+	struct conn *c = w->data;
+	(void)rev;
+	conn_flush(c);
+}
+
+/* ---- channel table ---- */
+
+static struct chan *chan_alloc(struct conn *c)
+{
+	if (c->nopen >= c->cfg.max_channels)
+		return NULL;
+	uint32_t id = 0;
+	while (id < c->nch && c->ch[id])
+		id++;
+	if (id == c->nch) {
+		uint32_t nn = c->nch ? c->nch * 2 : 8;
+		struct chan **nt = realloc(c->ch, nn * sizeof(*nt));
+		if (!nt)
+			return NULL;
+		memset(nt + c->nch, 0, (nn - c->nch) * sizeof(*nt));
+		c->ch = nt;
+		c->nch = nn;
+	}
+	struct chan *ch = calloc(1, sizeof(*ch));
+	if (!ch)
+		return NULL;
+	ch->c = c;
+	ch->id = id;
+	ch->lwin = ch->lwin_max = c->cfg.window;
+	ch->lmaxpkt = c->cfg.maxpkt;
+	c->ch[id] = ch;
+	c->nopen++;
+	return ch;
+}
+
+static void chan_release(struct chan *ch)
+{
+	struct conn *c = ch->c;
+	c->ch[ch->id] = NULL;
+	c->nopen--;
+	free(ch);
+}
+
+static void chan_closed(struct chan *ch)
+{
+	if (ch->ops && ch->ops->closed)
+		ch->ops->closed(ch);
+	chan_release(ch);
+}
+
+static void conn_finish(struct conn *c)
+{
+	if (c->ended)
+		return;
+	c->ended = true;
+	c->dead = true;
+	for (uint32_t i = 0; i < c->nch; i++) {
+		if (c->ch[i]) {
+			c->ch[i]->rcvd_close = true;
+			chan_closed(c->ch[i]);
+		}
+	}
+	loop_del(c->loop, &c->rw);
+	loop_del(c->loop, &c->ww);
+	if (c->ops->ended)
+		c->ops->ended(c);
+}
+
+struct chan *chan_open(struct conn *c, const char *type, const struct chan_ops *ops, void *data)
+{
+	if (!conn_can_queue(c) && (c->dead || c->ended))
+		return NULL;
+	struct chan *ch = chan_alloc(c);
+	if (!ch)
+		return NULL;
+	ch->ops = ops;
+	ch->data = data;
+	ch->state = CH_OPENING;
+	size_t s = conn_pkt_begin(c, MSG_CHANNEL_OPEN);
+	buf_cstr(&c->out, type);
+	buf_u32(&c->out, ch->id);
+	buf_u32(&c->out, ch->lwin);
+	buf_u32(&c->out, ch->lmaxpkt);
+	conn_pkt_end(c, s);
+	return ch;
+}
+
+size_t chan_send_room(const struct chan *ch)
+{
+	if (ch->state != CH_OPEN || ch->sent_eof || ch->sent_close || !conn_can_queue(ch->c))
+		return 0;
+	size_t room = ch->rwin;
+	if (room > ch->rmaxpkt)
+		room = ch->rmaxpkt;
+	return room;
+}
+
+static size_t chan_data_header(struct chan *ch, uint32_t ext, uint8_t *h, size_t n)
+{
+	size_t hl = 0;
+	put_be32(h, 0);
+	hl = 4;
+	h[hl++] = ext ? MSG_CHANNEL_EXTENDED_DATA : MSG_CHANNEL_DATA;
+	put_be32(h + hl, ch->rid);
+	hl += 4;
+	if (ext) {
+		put_be32(h + hl, ext);
+		hl += 4;
+	}
+	put_be32(h + hl, (uint32_t)n);
+	hl += 4;
+	put_be32(h, (uint32_t)(hl - 4 + n));
+	return hl;
+}
+
+size_t chan_send(struct chan *ch, uint32_t ext, const void *p, size_t n)
+{
+	const uint8_t *src = p;
+	size_t done = 0;
+	while (done < n) {
+		size_t room = chan_send_room(ch);
+		if (!room)
+			break;
+		size_t k = n - done < room ? n - done : room;
+		uint8_t *w = buf_reserve(&ch->c->out, 17 + k);
+		if (!w)
+			break;
+		size_t hl = chan_data_header(ch, ext, w, k);
+		memcpy(w + hl, src + done, k);
+		if (ch->c->cfg.pktlog)
+			pktlog_write(ch->c->cfg.pktlog, '>', w + 4, hl - 4 + k);
+		buf_commit(&ch->c->out, hl + k);
+		ch->rwin -= (uint32_t)k;
+		done += k;
+	}
+	return done;
+}
+
+ssize_t chan_send_from_fd(struct chan *ch, uint32_t ext, int fd)
+{
+	size_t room = chan_send_room(ch);
+	if (!room)
+		return -EAGAIN;
+	if (room > CHAN_READ_MAX)
+		room = CHAN_READ_MAX;
+	size_t hmax = ext ? 17 : 13;
+	uint8_t *w = buf_reserve(&ch->c->out, hmax + room);
+	if (!w)
+		return -ENOMEM;
+	ssize_t r;
+	do
+		r = read(fd, w + hmax, room);
+	while (r < 0 && errno == EINTR);
+	if (r < 0)
+		return -errno;
+	if (r == 0)
+		return 0;
+	size_t hl = chan_data_header(ch, ext, w, (size_t)r);
+	if (ch->c->cfg.pktlog)
+		pktlog_write(ch->c->cfg.pktlog, '>', w + 4, hl - 4 + (size_t)r);
+	buf_commit(&ch->c->out, hl + (size_t)r);
+	ch->rwin -= (uint32_t)r;
+	return r;
+}
+
+void chan_consumed(struct chan *ch, size_t n)
+{
+	struct conn *c = ch->c;
+	ch->lunacked += (uint32_t)n;
+	if (ch->rcvd_eof || ch->sent_close || c->dead)
+		return;
+	/* Top up once half the window is used: few adjusts, no stalls. */
+	if (ch->lunacked >= ch->lwin_max / 2) {
+		size_t s = conn_pkt_begin(c, MSG_CHANNEL_WINDOW_ADJUST);
+		buf_u32(&c->out, ch->rid);
+		buf_u32(&c->out, ch->lunacked);
+		conn_pkt_end(c, s);
+		ch->lwin += ch->lunacked;
+		ch->lunacked = 0;
+	}
+}
+
+void chan_send_eof(struct chan *ch)
+{
+	struct conn *c = ch->c;
+	if (ch->state != CH_OPEN || ch->sent_eof || ch->sent_close || c->dead)
+		return;
+	ch->sent_eof = true;
+	size_t s = conn_pkt_begin(c, MSG_CHANNEL_EOF);
+	buf_u32(&c->out, ch->rid);
+	conn_pkt_end(c, s);
+}
+
+void chan_send_close(struct chan *ch)
+{
+	struct conn *c = ch->c;
+	if (ch->state != CH_OPEN || ch->sent_close || c->dead)
+		return;
+	ch->sent_close = true;
+	size_t s = conn_pkt_begin(c, MSG_CHANNEL_CLOSE);
+	buf_u32(&c->out, ch->rid);
+	conn_pkt_end(c, s);
+}
+
+size_t chan_request_begin(struct chan *ch, const char *type, bool want_reply, uint32_t tag)
+{
+	struct conn *c = ch->c;
+	if (want_reply) {
+		if (ch->tag_n == CHAN_MAX_PENDING_REPLIES) {
+			c->out.err = true;
+			return 0;
+		}
+		ch->tags[(ch->tag_head + ch->tag_n++) % CHAN_MAX_PENDING_REPLIES] = tag;
+	}
+	size_t s = conn_pkt_begin(c, MSG_CHANNEL_REQUEST);
+	buf_u32(&c->out, ch->rid);
+	buf_cstr(&c->out, type);
+	buf_bool(&c->out, want_reply);
+	return s;
+}
+
+/* ---- input ---- */
+
+/* Look up the channel a message names; NULL after failing the connection. */
+static struct chan *chan_lookup(struct conn *c, uint32_t id, unsigned type, bool opening_ok)
+{
+	struct chan *ch = id < c->nch ? c->ch[id] : NULL;
+	if (!ch) {
+		conn_fail(c, DISC_PROTOCOL_ERROR, "%s for channel %u, which is not open",
+			  msg_name(type), id);
+		return NULL;
+	}
+	if ((ch->state == CH_OPENING) != opening_ok) {
+		conn_fail(c, DISC_PROTOCOL_ERROR, "%s for channel %u in the wrong state",
+			  msg_name(type), id);
+		return NULL;
+	}
+	if (ch->rcvd_close) {
+		conn_fail(c, DISC_PROTOCOL_ERROR, "%s for channel %u after its CLOSE",
+			  msg_name(type), id);
+		return NULL;
+	}
+	return ch;
+}
+
+#define NEED_END(r, c, type)                                                              \
+	do {                                                                              \
+		if (!rd_end(r)) {                                                         \
+			conn_fail(c, DISC_PROTOCOL_ERROR, "malformed %s message",         \
+				  msg_name(type));                                        \
+			return;                                                           \
+		}                                                                         \
+	} while (0)
+
+static void conn_send_open_failure(struct conn *c, uint32_t rid, uint32_t reason, const char *msg)
+{
+	size_t s = conn_pkt_begin(c, MSG_CHANNEL_OPEN_FAILURE);
+	buf_u32(&c->out, rid);
+	buf_u32(&c->out, reason);
+	buf_cstr(&c->out, msg);
+	buf_cstr(&c->out, "");
+	conn_pkt_end(c, s);
+}
+
+static void handle_channel_open(struct conn *c, struct rd *r)
+{
+	struct sv type = rd_str(r);
+	uint32_t rid = rd_u32(r);
+	uint32_t win = rd_u32(r);
+	uint32_t maxpkt = rd_u32(r);
+	if (r->err) {
+		conn_fail(c, DISC_PROTOCOL_ERROR, "malformed CHANNEL_OPEN message");
+		return;
+	}
+	if (maxpkt == 0) {
+		conn_fail(c, DISC_PROTOCOL_ERROR, "CHANNEL_OPEN with a zero maximum packet size");
+		return;
+	}
+	struct chan *ch = chan_alloc(c);
+	if (!ch) {
+		conn_send_open_failure(c, rid, OPEN_RESOURCE_SHORTAGE, "too many channels");
+		return;
+	}
+	ch->rid = rid;
+	ch->rwin = win;
+	ch->rmaxpkt = maxpkt;
+	ch->state = CH_OPEN;
+	const char *msg = "unknown channel type";
+	uint32_t reason = OPEN_UNKNOWN_CHANNEL_TYPE;
+	if (c->ops->open)
+		reason = c->ops->open(c, ch, type, r, &msg);
+	if (reason) {
+		conn_send_open_failure(c, rid, reason, msg ? msg : "refused");
+		ch->ops = NULL;
+		chan_release(ch);
+		return;
+	}
+	size_t s = conn_pkt_begin(c, MSG_CHANNEL_OPEN_CONFIRMATION);
+	buf_u32(&c->out, rid);
+	buf_u32(&c->out, ch->id);
+	buf_u32(&c->out, ch->lwin);
+	buf_u32(&c->out, ch->lmaxpkt);
+	conn_pkt_end(c, s);
+	if (ch->ops && ch->ops->opened)
+		ch->ops->opened(ch);
+}
+
+static void handle_open_confirmation(struct conn *c, struct rd *r)
+{
+	uint32_t id = rd_u32(r);
+	uint32_t rid = rd_u32(r);
+	uint32_t win = rd_u32(r);
+	uint32_t maxpkt = rd_u32(r);
+	if (r->err) {
+		conn_fail(c, DISC_PROTOCOL_ERROR, "malformed CHANNEL_OPEN_CONFIRMATION message");
+		return;
+	}
+	struct chan *ch = chan_lookup(c, id, MSG_CHANNEL_OPEN_CONFIRMATION, true);
+	if (!ch)
+		return;
+	if (maxpkt == 0) {
+		conn_fail(c, DISC_PROTOCOL_ERROR, "channel confirmed with a zero maximum packet size");
+		return;
+	}
+	ch->rid = rid;
+	ch->rwin = win;
+	ch->rmaxpkt = maxpkt;
+	ch->state = CH_OPEN;
+	if (ch->ops->opened)
+		ch->ops->opened(ch);
+}
+
+static void handle_open_failure(struct conn *c, struct rd *r)
+{
+	uint32_t id = rd_u32(r);
+	uint32_t reason = rd_u32(r);
+	struct sv msg = rd_str(r);
+	rd_str(r); /* language tag */
+	NEED_END(r, c, MSG_CHANNEL_OPEN_FAILURE);
+	struct chan *ch = chan_lookup(c, id, MSG_CHANNEL_OPEN_FAILURE, true);
+	if (!ch)
+		return;
+	if (ch->ops->open_failed)
+		ch->ops->open_failed(ch, reason, msg);
+	ch->ops = NULL;
+	chan_release(ch);
+}
+
+static void handle_data(struct conn *c, struct rd *r, unsigned type)
+{
+	uint32_t id = rd_u32(r);
+	uint32_t ext = 0;
+	if (type == MSG_CHANNEL_EXTENDED_DATA)
+		ext = rd_u32(r);
+	struct sv d = rd_str(r);
+	NEED_END(r, c, type);
+	struct chan *ch = chan_lookup(c, id, type, false);
+	if (!ch)
+		return;
+	if (ch->rcvd_eof) {
+		conn_fail(c, DISC_PROTOCOL_ERROR, "data on channel %u after its EOF", id);
+		return;
+	}
+	if (d.n > ch->lwin) {
+		conn_fail(c, DISC_PROTOCOL_ERROR,
+			  "%zu bytes on channel %u exceed the window of %u", d.n, id, ch->lwin);
+		return;
+	}
+	if (d.n > ch->lmaxpkt) {
+		conn_fail(c, DISC_PROTOCOL_ERROR,
+			  "%zu bytes on channel %u exceed the maximum packet of %u", d.n, id,
+			  ch->lmaxpkt);
+		return;
+	}
+	ch->lwin -= (uint32_t)d.n;
+	if (ch->sent_close || !ch->ops->data) {
+		/* In flight when we closed: drop it. */
+		return;
+	}
+	if (d.n)
+		ch->ops->data(ch, ext, d.p, d.n);
+}
+
+static void handle_window_adjust(struct conn *c, struct rd *r)
+{
+	uint32_t id = rd_u32(r);
+	uint32_t add = rd_u32(r);
+	NEED_END(r, c, MSG_CHANNEL_WINDOW_ADJUST);
+	struct chan *ch = chan_lookup(c, id, MSG_CHANNEL_WINDOW_ADJUST, false);
+	if (!ch)
+		return;
+	if ((uint64_t)ch->rwin + add > UINT32_MAX) {
+		conn_fail(c, DISC_PROTOCOL_ERROR, "window of channel %u overflows 2^32-1", id);
+		return;
+	}
+	ch->rwin += add;
+}
+
+static void handle_eof(struct conn *c, struct rd *r)
+{
+	uint32_t id = rd_u32(r);
+	NEED_END(r, c, MSG_CHANNEL_EOF);
+	struct chan *ch = chan_lookup(c, id, MSG_CHANNEL_EOF, false);
+	if (!ch)
+		return;
+	if (ch->rcvd_eof)
+		return; /* duplicate EOF is harmless */
+	ch->rcvd_eof = true;
+	if (!ch->sent_close && ch->ops->eof)
+		ch->ops->eof(ch);
+}
+
+static void handle_close(struct conn *c, struct rd *r)
+{
+	uint32_t id = rd_u32(r);
+	NEED_END(r, c, MSG_CHANNEL_CLOSE);
+	struct chan *ch = chan_lookup(c, id, MSG_CHANNEL_CLOSE, false);
+	if (!ch)
+		return;
+	ch->rcvd_close = true;
+	/* Answer before the handler runs so a CLOSE always gets a CLOSE. */
+	if (!ch->sent_close) {
+		ch->sent_close = true;
+		size_t s = conn_pkt_begin(c, MSG_CHANNEL_CLOSE);
+		buf_u32(&c->out, ch->rid);
+		conn_pkt_end(c, s);
+	}
+	chan_closed(ch);
+}
+
+static void handle_channel_request(struct conn *c, struct rd *r)
+{
+	uint32_t id = rd_u32(r);
+	struct sv type = rd_str(r);
+	bool want = rd_bool(r);
+	if (r->err) {
+		conn_fail(c, DISC_PROTOCOL_ERROR, "malformed CHANNEL_REQUEST message");
+		return;
+	}
+	struct chan *ch = chan_lookup(c, id, MSG_CHANNEL_REQUEST, false);
+	if (!ch)
+		return;
+	bool ok = false;
+	if (!ch->sent_close && ch->ops->request)
+		ok = ch->ops->request(ch, type, want, r);
+	if (c->dead)
+		return;
+	if (want && !ch->sent_close) {
+		size_t s = conn_pkt_begin(c, ok ? MSG_CHANNEL_SUCCESS : MSG_CHANNEL_FAILURE);
+		buf_u32(&c->out, ch->rid);
+		conn_pkt_end(c, s);
+	}
+}
+
+static void handle_channel_reply(struct conn *c, struct rd *r, unsigned type)
+{
+	uint32_t id = rd_u32(r);
+	NEED_END(r, c, type);
+	struct chan *ch = chan_lookup(c, id, type, false);
+	if (!ch)
+		return;
+	if (!ch->tag_n) {
+		conn_fail(c, DISC_PROTOCOL_ERROR, "%s on channel %u with no request outstanding",
+			  msg_name(type), id);
+		return;
+	}
+	uint32_t tag = ch->tags[ch->tag_head];
+	ch->tag_head = (ch->tag_head + 1) % CHAN_MAX_PENDING_REPLIES;
+	ch->tag_n--;
+	if (ch->ops->reply && !ch->sent_close)
+		ch->ops->reply(ch, tag, type == MSG_CHANNEL_SUCCESS);
+}
+
+static void handle_global_request(struct conn *c, struct rd *r)
+{
+	struct sv name = rd_str(r);
+	bool want = rd_bool(r);
+	if (r->err) {
+		conn_fail(c, DISC_PROTOCOL_ERROR, "malformed GLOBAL_REQUEST message");
+		return;
+	}
+	bool ok = false;
+	if (c->ops->global_request)
+		ok = c->ops->global_request(c, name, want, r);
+	if (want && !c->dead) {
+		size_t s = conn_pkt_begin(c, ok ? MSG_REQUEST_SUCCESS : MSG_REQUEST_FAILURE);
+		conn_pkt_end(c, s);
+	}
+}
+
+static void handle_disconnect(struct conn *c, struct rd *r)
+{
+	uint32_t code = rd_u32(r);
+	struct sv why = rd_str(r);
+	char txt[200];
+	sv_printable(why, txt, sizeof(txt));
+	snprintf(c->reason, sizeof(c->reason), "peer disconnected (code %u): %s", code, txt);
+	log_info("%s", c->reason);
+	buf_reset(&c->out);
+	c->dead = true;
+	c->want_finish = true;
+}
+
+static void conn_handle_packet(struct conn *c, struct sv pkt)
+{
+	struct rd r;
+	rd_init(&r, pkt.p, pkt.n);
+	unsigned type = rd_u8(&r);
+	if (c->cfg.pktlog)
+		pktlog_write(c->cfg.pktlog, '<', pkt.p, pkt.n);
+	if (!msg_allowed(type)) {
+		conn_fail(c, DISC_PROTOCOL_ERROR,
+			  "message type %u is not allowed on a bare ssh-connection stream", type);
+		return;
+	}
+	switch (type) {
+	case MSG_DISCONNECT:
+		handle_disconnect(c, &r);
+		break;
+	case MSG_IGNORE:
+	case MSG_UNIMPLEMENTED:
+	case MSG_DEBUG:
+		break;
+	case MSG_GLOBAL_REQUEST:
+		handle_global_request(c, &r);
+		break;
+	case MSG_REQUEST_SUCCESS:
+	case MSG_REQUEST_FAILURE:
+		conn_fail(c, DISC_PROTOCOL_ERROR, "%s with no global request outstanding",
+			  msg_name(type));
+		break;
+	case MSG_CHANNEL_OPEN:
+		handle_channel_open(c, &r);
+		break;
+	case MSG_CHANNEL_OPEN_CONFIRMATION:
+		handle_open_confirmation(c, &r);
+		break;
+	case MSG_CHANNEL_OPEN_FAILURE:
+		handle_open_failure(c, &r);
+		break;
+	case MSG_CHANNEL_WINDOW_ADJUST:
+		handle_window_adjust(c, &r);
+		break;
+	case MSG_CHANNEL_DATA:
+	case MSG_CHANNEL_EXTENDED_DATA:
+		handle_data(c, &r, type);
+		break;
+	case MSG_CHANNEL_EOF:
+		handle_eof(c, &r);
+		break;
+	case MSG_CHANNEL_CLOSE:
+		handle_close(c, &r);
+		break;
+	case MSG_CHANNEL_REQUEST:
+		handle_channel_request(c, &r);
+		break;
+	case MSG_CHANNEL_SUCCESS:
+	case MSG_CHANNEL_FAILURE:
+		handle_channel_reply(c, &r, type);
+		break;
+	default: {
+		/* Connection-layer number we do not know: RFC 4253 11.4. */
+		size_t s = conn_pkt_begin(c, MSG_UNIMPLEMENTED);
+		buf_u32(&c->out, c->rx_seq);
+		conn_pkt_end(c, s);
+		break;
+	}
+	}
+}
+
+/* Parse everything complete in the input buffer. */
+static void conn_process(struct conn *c)
+{
+	if (!c->greeted) {
+		int r = wire_scan_greeting(&c->in, c->peer_version, sizeof(c->peer_version));
+		if (r < 0) {
+			conn_fail(c, DISC_PROTOCOL_ERROR, "greeting line too long");
+			return;
+		}
+		if (r == 0)
+			return;
+		c->greeted = true;
+		log_debug("peer software: %s", c->peer_version);
+		if (c->ops->greeted)
+			c->ops->greeted(c);
+	}
+	while (!c->dead && !c->ended) {
+		struct sv pkt;
+		uint32_t len = 0;
+		int r = wire_next_packet(&c->in, &pkt, &len);
+		if (r == 0)
+			break;
+		if (r == -EMSGSIZE) {
+			conn_fail(c, DISC_PROTOCOL_ERROR,
+				  "packet length %u exceeds the maximum of %u", len, WIRE_MAX_PACKET);
+			return;
+		}
+		if (r < 0) {
+			conn_fail(c, DISC_PROTOCOL_ERROR, "zero-length packet");
+			return;
+		}
+		conn_handle_packet(c, pkt);
+		c->rx_seq++;
+	}
+}
+
+static void conn_read_ready(struct watch *w, short rev)
+{
+	struct conn *c = w->data;
+	(void)rev;
+	uint8_t *p = buf_reserve(&c->in, CONN_READ_SIZE);
+	if (!p) {
+		conn_fail(c, DISC_PROTOCOL_ERROR, "input buffer exhausted");
+		return;
+	}
+	ssize_t n = read(c->rfd, p, CONN_READ_SIZE);
+	if (n < 0) {
+		if (errno == EINTR || errno == EAGAIN)
+			return;
+		snprintf(c->reason, sizeof(c->reason), "read from peer: %s", strerror(errno));
+		log_info("%s", c->reason);
+		c->want_finish = true;
+		return;
+	}
+	if (n == 0) {
+		if (!c->reason[0])
+			snprintf(c->reason, sizeof(c->reason), "%s",
+				 c->greeted ? "peer closed the connection"
+					    : "peer closed the connection before its greeting");
+		log_debug("%s", c->reason);
+		c->dead = true;
+		c->want_finish = true;
+		return;
+	}
+	buf_commit(&c->in, (size_t)n);
+	conn_process(c);
+}

@@ -1,0 +1,151 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The SSH connection layer (RFC 4254) over bare framing, shared by the agent
+ * and the host tool.  One struct conn per byte stream; channels are handled
+ * by const vtables supplied by the side that opens or accepts them.
+ */
+#ifndef WICKET_CONN_H
+#define WICKET_CONN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "buf.h"
+#include "loop.h"
+
+struct conn;
+struct chan;
+
+struct chan_ops {
+	const char *name;
+	/* Our CHANNEL_OPEN was confirmed / refused. */
+	void (*opened)(struct chan *ch);
+	void (*open_failed)(struct chan *ch, uint32_t reason, struct sv msg);
+	/*
+	 * Data from the peer (ext 0 = normal, else the extended type).  The
+	 * handler must call chan_consumed() once it has disposed of the bytes;
+	 * the window only reopens then, which is the back-pressure.
+	 */
+	void (*data)(struct chan *ch, uint32_t ext, const uint8_t *p, size_t n);
+	void (*eof)(struct chan *ch);
+	/* Peer closed or the connection ended: release everything.  The
+	 * channel is freed right after this returns. */
+	void (*closed)(struct chan *ch);
+	/* Return true for success.  @args is positioned after want-reply. */
+	bool (*request)(struct chan *ch, struct sv type, bool want_reply, struct rd *args);
+	/* Reply to one of our want-reply requests, in order. */
+	void (*reply)(struct chan *ch, uint32_t tag, bool ok);
+};
+
+enum chan_state { CH_OPENING, CH_OPEN };
+
+#define CHAN_MAX_PENDING_REPLIES 32
+
+struct chan {
+	struct conn *c;
+	const struct chan_ops *ops;
+	void *data;
+	uint32_t id;  /* ours */
+	uint32_t rid; /* the peer's */
+	enum chan_state state;
+	bool sent_eof, rcvd_eof, sent_close, rcvd_close;
+	uint32_t lwin;     /* bytes the peer may still send us */
+	uint32_t lwin_max; /* window we keep topping up to */
+	uint32_t lunacked; /* consumed, not yet returned by WINDOW_ADJUST */
+	uint32_t lmaxpkt;
+	uint32_t rwin;     /* bytes we may still send */
+	uint32_t rmaxpkt;
+	uint32_t tags[CHAN_MAX_PENDING_REPLIES];
+	unsigned tag_head, tag_n;
+};
+
+struct conn_ops {
+	/*
+	 * Incoming CHANNEL_OPEN of @type.  Set ch->ops/data and return 0 to
+	 * confirm, or return an OPEN_* reason and set *msg.
+	 */
+	uint32_t (*open)(struct conn *c, struct chan *ch, struct sv type, struct rd *args,
+			 const char **msg);
+	bool (*global_request)(struct conn *c, struct sv name, bool want_reply, struct rd *args);
+	/* Peer greeting arrived. */
+	void (*greeted)(struct conn *c);
+	/* The connection is over (after every channel's closed()). */
+	void (*ended)(struct conn *c);
+};
+
+struct conn_cfg {
+	const char *software;	 /* our greeting's software-version */
+	uint32_t window;	 /* initial window for our side of each channel */
+	uint32_t maxpkt;	 /* max packet we advertise */
+	uint32_t max_channels;	 /* cap on open channels */
+	size_t out_high;	 /* output queue high-water mark */
+	FILE *pktlog;		 /* readable packet log, or NULL */
+};
+
+struct conn {
+	int rfd, wfd;
+	struct watch rw, ww;
+	struct loop *loop;
+	struct buf in, out;
+	struct conn_cfg cfg;
+	const struct conn_ops *ops;
+	void *data;
+	bool greeted;
+	bool dead;	/* no more input processing; flushing what is queued */
+	bool ended;
+	bool want_finish; /* end at the next conn_service() */
+	uint32_t rx_seq;
+	char peer_version[256];
+	struct chan **ch;
+	uint32_t nch;	/* table size */
+	uint32_t nopen; /* live channels */
+	char reason[256];
+};
+
+/* Initialise on (rfd, wfd), queue our greeting and add the watches. */
+int conn_init(struct conn *c, struct loop *l, int rfd, int wfd, const struct conn_cfg *cfg,
+	      const struct conn_ops *ops, void *data);
+/* Release memory; closes nothing (fds belong to the caller). */
+void conn_free(struct conn *c);
+
+/* Protocol error: log, queue DISCONNECT with @fmt as reason, stop input. */
+void conn_fail(struct conn *c, uint32_t code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Orderly end from our side (DISCONNECT by application). */
+void conn_disconnect(struct conn *c, const char *why);
+/* Write what we can of the output queue now (never ends the connection). */
+void conn_flush(struct conn *c);
+/*
+ * Call at top level after every loop round: flushes, and performs a pending
+ * end (every channel's closed(), then ended()).  Never called from inside a
+ * handler, so handlers never see their channel vanish under them.
+ */
+void conn_service(struct conn *c);
+/* End now, dropping whatever could not be written (owner's deadline). */
+void conn_abort(struct conn *c);
+/* True while the output queue is under its high-water mark. */
+bool conn_can_queue(const struct conn *c);
+
+/* Packet building straight into the output queue. */
+size_t conn_pkt_begin(struct conn *c, uint8_t type);
+void conn_pkt_end(struct conn *c, size_t start);
+
+/* Channels */
+struct chan *chan_open(struct conn *c, const char *type, const struct chan_ops *ops, void *data);
+/* Bytes we may send right now on @ch (window, packet size, queue room). */
+size_t chan_send_room(const struct chan *ch);
+/* Send up to @n bytes; returns how many were queued. */
+size_t chan_send(struct chan *ch, uint32_t ext, const void *p, size_t n);
+/*
+ * Read from @fd straight into a data packet in the output queue (no extra
+ * copy).  Return: bytes read, 0 at EOF, -errno (-EAGAIN when nothing to do).
+ */
+ssize_t chan_send_from_fd(struct chan *ch, uint32_t ext, int fd);
+void chan_consumed(struct chan *ch, size_t n);
+void chan_send_eof(struct chan *ch);
+void chan_send_close(struct chan *ch);
+/* Start a CHANNEL_REQUEST; append type-specific fields, then conn_pkt_end(). */
+size_t chan_request_begin(struct chan *ch, const char *type, bool want_reply, uint32_t tag);
+
+#endif

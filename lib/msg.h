@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: MIT */
+/* SSH message numbers used on a bare ssh-connection stream (RFC 4253/4254). */
+#ifndef WICKET_MSG_H
+#define WICKET_MSG_H
+
+enum {
+	MSG_DISCONNECT = 1,
+	MSG_IGNORE = 2,
+	MSG_UNIMPLEMENTED = 3,
+	MSG_DEBUG = 4,
+	MSG_GLOBAL_REQUEST = 80,
+	MSG_REQUEST_SUCCESS = 81,
+	MSG_REQUEST_FAILURE = 82,
+	MSG_CHANNEL_OPEN = 90,
+	MSG_CHANNEL_OPEN_CONFIRMATION = 91,
+	MSG_CHANNEL_OPEN_FAILURE = 92,
+	MSG_CHANNEL_WINDOW_ADJUST = 93,
+	MSG_CHANNEL_DATA = 94,
+	MSG_CHANNEL_EXTENDED_DATA = 95,
+	MSG_CHANNEL_EOF = 96,
+	MSG_CHANNEL_CLOSE = 97,
+	MSG_CHANNEL_REQUEST = 98,
+	MSG_CHANNEL_SUCCESS = 99,
+	MSG_CHANNEL_FAILURE = 100,
+};
+
+/* Disconnect reason codes (RFC 4253 11.1). */
+enum {
+	DISC_PROTOCOL_ERROR = 2,
+	DISC_SERVICE_NOT_AVAILABLE = 7,
+	DISC_BY_APPLICATION = 11,
+	DISC_TOO_MANY_CONNECTIONS = 12,
+};
+
+/* Channel open failure reasons (RFC 4254 5.1). */
+enum {
+	OPEN_ADMINISTRATIVELY_PROHIBITED = 1,
+	OPEN_CONNECT_FAILED = 2,
+	OPEN_UNKNOWN_CHANNEL_TYPE = 3,
+	OPEN_RESOURCE_SHORTAGE = 4,
+};
+
+#define SSH_EXTENDED_DATA_STDERR 1
+
+const char *msg_name(unsigned type);
+/* Messages allowed on a bare ssh-connection stream at all. */
+int msg_allowed(unsigned type);
+
+#endif

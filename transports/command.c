@@ -1,0 +1,97 @@
+/* SPDX-License-Identifier: MIT */
+/* Host side: a spawned command's stdin/stdout as the stream (ProxyCommand). */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tp.h"
+
+int tp_argv_spawn(char *const *argv, struct tp *out, char *err, size_t errlen)
+{
+	int to[2], from[2], rep[2];
+	if (pipe2(to, O_CLOEXEC) < 0)
+		goto fail0;
+	if (pipe2(from, O_CLOEXEC) < 0)
+		goto fail1;
+	if (pipe2(rep, O_CLOEXEC) < 0)
+		goto fail2;
+	pid_t pid = fork();
+	if (pid < 0)
+		goto fail3;
+	if (pid == 0) {
+		sigset_t none;
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		signal(SIGPIPE, SIG_DFL);
+		dup2(to[0], 0);
+		dup2(from[1], 1);
+		execvp(argv[0], argv);
+		int e = errno;
+		ssize_t w = write(rep[1], &e, sizeof(e));
+		(void)w;
+		_exit(127);
+	}
+	close(to[0]);
+	close(from[1]);
+	close(rep[1]);
+	int e = 0;
+	ssize_t n;
+	do
+		n = read(rep[0], &e, sizeof(e));
+	while (n < 0 && errno == EINTR);
+	close(rep[0]);
+	if (n == (ssize_t)sizeof(e)) {
+		snprintf(err, errlen, "cannot run '%s': %s", argv[0], strerror(e));
+		close(to[1]);
+		close(from[0]);
+		waitpid(pid, NULL, 0);
+		return -e;
+	}
+	*out = (struct tp){ .rfd = from[0], .wfd = to[1], .pid = pid };
+	return 0;
+fail3:
+	close(rep[0]);
+	close(rep[1]);
+fail2:
+	close(from[0]);
+	close(from[1]);
+fail1:
+	close(to[0]);
+	close(to[1]);
+fail0:
+	snprintf(err, errlen, "cannot start the transport command: %s", strerror(errno));
+	return -errno;
+}
+
+int tp_command_spawn(const char *cmd, struct tp *out, char *err, size_t errlen)
+{
+	char *argv[] = { (char *)"/bin/sh", (char *)"-c", (char *)cmd, NULL };
+	return tp_argv_spawn(argv, out, err, errlen);
+}
+
+void tp_close(struct tp *t)
+{
+	if (t->rfd >= 0)
+		close(t->rfd);
+	if (t->wfd >= 0 && t->wfd != t->rfd)
+		close(t->wfd);
+	t->rfd = t->wfd = -1;
+	if (t->pid > 0) {
+		/* Give the helper a moment to leave on EOF, then insist. */
+		for (int i = 0; i < 50; i++) {
+			if (waitpid(t->pid, NULL, WNOHANG) != 0)
+				goto done;
+			struct timespec ts = { 0, 10 * 1000 * 1000 };
+			nanosleep(&ts, NULL);
+		}
+		kill(t->pid, SIGTERM);
+		waitpid(t->pid, NULL, 0);
+	}
+done:
+	t->pid = 0;
+}

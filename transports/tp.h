@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Byte-stream endpoints.  Every transport ends up as a pair of fds (the same
+ * fd twice for sockets) that carry the bare ssh-connection stream.
+ */
+#ifndef WICKET_TP_H
+#define WICKET_TP_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+struct tp {
+	int rfd, wfd;
+	pid_t pid; /* helper process (proxy command), or 0 */
+};
+
+#define TP_INIT ((struct tp){ .rfd = -1, .wfd = -1, .pid = 0 })
+
+/* Guest side: listen on a Unix socket path (replacing a stale socket). */
+int tp_unix_listen(const char *path, char *err, size_t errlen);
+/* Accept one connection with CLOEXEC set; -errno on failure. */
+int tp_accept(int lfd);
+
+/* Host side. */
+int tp_unix_connect(const char *path, struct tp *out, char *err, size_t errlen);
+/* Run `sh -c CMD` with its stdin/stdout as the stream. */
+int tp_command_spawn(const char *cmd, struct tp *out, char *err, size_t errlen);
+/* Run argv directly (no shell) with its stdin/stdout as the stream. */
+int tp_argv_spawn(char *const *argv, struct tp *out, char *err, size_t errlen);
+/* Close fds and reap the helper (terminating it if still running). */
+void tp_close(struct tp *t);
+
+#endif

@@ -1,0 +1,89 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "tp.h"
+
+static int tp_unix_addr(const char *path, struct sockaddr_un *sa, char *err, size_t errlen)
+{
+	*sa = (struct sockaddr_un){ .sun_family = AF_UNIX };
+	if (!*path || strlen(path) >= sizeof(sa->sun_path)) {
+		snprintf(err, errlen, "unix socket path '%s' is empty or longer than %zu bytes",
+			 path, sizeof(sa->sun_path) - 1);
+		return -ENAMETOOLONG;
+	}
+	strcpy(sa->sun_path, path);
+	return 0;
+}
+
+int tp_unix_listen(const char *path, char *err, size_t errlen)
+{
+	struct sockaddr_un sa;
+	int r = tp_unix_addr(path, &sa, err, errlen);
+	if (r < 0)
+		return r;
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		r = -errno;
+		snprintf(err, errlen, "socket: %s", strerror(errno));
+		return r;
+	}
+	/* Replace a stale socket, but never a file of another kind. */
+	struct stat st;
+	if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode)) {
+		int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		bool live = probe >= 0 && connect(probe, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+		if (probe >= 0)
+			close(probe);
+		if (live) {
+			snprintf(err, errlen, "%s: another agent is already listening there", path);
+			close(fd);
+			return -EADDRINUSE;
+		}
+		unlink(path);
+	}
+	mode_t old = umask(077);
+	r = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+	umask(old);
+	if (r < 0 || listen(fd, 128) < 0) {
+		r = -errno;
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
+int tp_accept(int lfd)
+{
+	int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	return fd < 0 ? -errno : fd;
+}
+
+int tp_unix_connect(const char *path, struct tp *out, char *err, size_t errlen)
+{
+	struct sockaddr_un sa;
+	int r = tp_unix_addr(path, &sa, err, errlen);
+	if (r < 0)
+		return r;
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		r = -errno;
+		snprintf(err, errlen, "socket: %s", strerror(errno));
+		return r;
+	}
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		r = -errno;
+		snprintf(err, errlen, "cannot connect to %s: %s", path, strerror(errno));
+		close(fd);
+		return r;
+	}
+	*out = (struct tp){ .rfd = fd, .wfd = fd };
+	return 0;
+}
