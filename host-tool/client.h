@@ -1,0 +1,27 @@
+/* SPDX-License-Identifier: MIT */
+/* The host side of one session channel: exec and shell. */
+#ifndef WICKET_CLIENT_H
+#define WICKET_CLIENT_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "tp.h"
+
+/* Exit code for wicket's own failures (as ssh). */
+#define WICKET_EXIT_FAILURE 255
+
+struct client_opts {
+	char **argv;		/* command for exec; NULL for a login shell */
+	int argc;
+	bool pty;
+	bool no_stdin;		/* -n: send EOF at once */
+	int escape;		/* escape character, -1 for none */
+	const char *target;	/* for messages */
+	FILE *pktlog;
+};
+
+/* Run the session over @tp; returns the exit code wicket should exit with. */
+int client_run(struct tp *tp, const struct client_opts *o);
+
+#endif

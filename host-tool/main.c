@@ -1,0 +1,228 @@
+/* SPDX-License-Identifier: MIT */
+/* wicket: the host command line. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "client.h"
+#include "log.h"
+#include "proxy.h"
+#include "target.h"
+#include "tp.h"
+
+static const char usage[] =
+	"Usage: wicket [GLOBAL-OPTION...] COMMAND [OPTION...] TARGET [ARG...]\n"
+	"\n"
+	"Commands:\n"
+	"  exec [-t] [-n] TARGET [--] CMD [ARG...]\n"
+	"                    run CMD with exactly these arguments (no remote shell\n"
+	"                    when the agent is wicketd); exit with its status,\n"
+	"                    128+N when killed by signal N, 255 on wicket's own failure\n"
+	"      -t            allocate a pseudo-terminal\n"
+	"      -n            do not read stdin (the command sees EOF)\n"
+	"  shell TARGET      interactive login shell with a pty; '~.' at the start of\n"
+	"                    a line disconnects, '~?' lists escapes\n"
+	"      -e CHAR|none  escape character (default ~)\n"
+	"  proxy TARGET      bare ssh-connection on stdin/stdout, e.g. for\n"
+	"                    plink -ssh-connection -proxycmd \"wicket proxy TARGET\" x\n"
+	"\n"
+	"Targets:\n"
+	"  unix/PATH         an agent listening on a Unix socket (wicketd --listen unix/PATH)\n"
+	"  demo              a throwaway sandbox: wicketd in bubblewrap, no network,\n"
+	"                    read-only root\n"
+	"\n"
+	"Global options:\n"
+	"  --proxy-command CMD  use CMD's stdin/stdout as the stream (TARGET is a label)\n"
+	"  --packet-log FILE    append a readable log of every packet to FILE\n"
+	"  -v, --verbose        log packets and progress to stderr\n"
+	"  -h, --help           this text\n"
+	"  -V, --version        print the version\n";
+
+static int usage_error(const char *fmt, const char *arg) __attribute__((format(printf, 1, 0)));
+
+static int usage_error(const char *fmt, const char *arg)
+{
+	fputs("wicket: ", stderr);
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+	fprintf(stderr, fmt, arg);
+#pragma GCC diagnostic pop
+	fputs(" (see 'wicket --help')\n", stderr);
+	return WICKET_EXIT_FAILURE;
+}
+
+struct globals {
+	const char *proxy_cmd;
+	FILE *pktlog;
+};
+
+/* Global option at argv[*i]?  Consumes its argument.  -1 on error. */
+static int parse_global(struct globals *g, int argc, char **argv, int *i)
+{
+	const char *a = argv[*i];
+	if (strcmp(a, "--proxy-command") == 0 || strcmp(a, "--packet-log") == 0) {
+		if (*i + 1 >= argc) {
+			usage_error("%s needs an argument", a);
+			return -1;
+		}
+		const char *v = argv[++*i];
+		if (a[2] == 'p' && a[3] == 'r') {
+			g->proxy_cmd = v;
+		} else {
+			if (g->pktlog && g->pktlog != stderr)
+				fclose(g->pktlog);
+			g->pktlog = fopen(v, "ae");
+			if (!g->pktlog) {
+				fprintf(stderr, "wicket: --packet-log %s: %s\n", v, strerror(errno));
+				return -1;
+			}
+		}
+		return 1;
+	}
+	if (strncmp(a, "--proxy-command=", 16) == 0) {
+		g->proxy_cmd = a + 16;
+		return 1;
+	}
+	if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0) {
+		log_level++;
+		if (!g->pktlog)
+			g->pktlog = stderr;
+		return 1;
+	}
+	return 0;
+}
+
+static int open_target(const char *target, struct globals *g, struct tp *tp)
+{
+	char err[512];
+	if (target_open(target, g->proxy_cmd, tp, err, sizeof(err)) < 0) {
+		fprintf(stderr, "wicket: %s\n", err);
+		return -1;
+	}
+	return 0;
+}
+
+static int cmd_session(int argc, char **argv, int i, struct globals *g, bool shell)
+{
+	struct client_opts o = { .escape = shell ? '~' : -1 };
+	for (; i < argc; i++) {
+		const char *a = argv[i];
+		int r = parse_global(g, argc, argv, &i);
+		if (r < 0)
+			return WICKET_EXIT_FAILURE;
+		if (r)
+			continue;
+		if (a[0] != '-' || strcmp(a, "--") == 0 || strcmp(a, "-") == 0)
+			break;
+		if (!shell && strcmp(a, "-t") == 0) {
+			o.pty = true;
+			o.escape = '~';
+		} else if (!shell && strcmp(a, "-n") == 0) {
+			o.no_stdin = true;
+		} else if (strcmp(a, "-e") == 0) {
+			if (i + 1 >= argc)
+				return usage_error("%s needs an argument", a);
+			const char *e = argv[++i];
+			if (strcmp(e, "none") == 0)
+				o.escape = -1;
+			else if (strlen(e) == 1)
+				o.escape = (unsigned char)e[0];
+			else
+				return usage_error("-e: '%s' is not one character or 'none'", e);
+		} else {
+			return usage_error("unknown option '%s'", a);
+		}
+	}
+	if (i >= argc || strcmp(argv[i], "--") == 0)
+		return usage_error("%s needs a TARGET", shell ? "shell" : "exec");
+	o.target = argv[i++];
+	if (shell) {
+		if (i < argc)
+			return usage_error("shell takes no command; use 'wicket exec -t' for '%s'",
+					   argv[i]);
+		o.pty = true;
+	} else {
+		if (i < argc && strcmp(argv[i], "--") == 0)
+			i++;
+		if (i >= argc)
+			return usage_error("exec needs a command after %s", o.target);
+		o.argv = argv + i;
+		o.argc = argc - i;
+	}
+	o.pktlog = g->pktlog;
+	struct tp tp;
+	if (open_target(o.target, g, &tp) < 0)
+		return WICKET_EXIT_FAILURE;
+	int code = client_run(&tp, &o);
+	tp_close(&tp);
+	return code;
+}
+
+static int cmd_proxy(int argc, char **argv, int i, struct globals *g)
+{
+	for (; i < argc; i++) {
+		int r = parse_global(g, argc, argv, &i);
+		if (r < 0)
+			return WICKET_EXIT_FAILURE;
+		if (r)
+			continue;
+		if (argv[i][0] == '-')
+			return usage_error("unknown option '%s'", argv[i]);
+		break;
+	}
+	if (i >= argc)
+		return usage_error("%s needs a TARGET", "proxy");
+	if (i + 1 < argc)
+		return usage_error("proxy takes only a TARGET, not '%s'", argv[i + 1]);
+	struct tp tp;
+	if (open_target(argv[i], g, &tp) < 0)
+		return WICKET_EXIT_FAILURE;
+	int code = proxy_run(&tp, argv[i]);
+	tp_close(&tp);
+	return code;
+}
+
+int main(int argc, char **argv)
+{
+	struct globals g = { 0 };
+	log_set_ident("wicket");
+	int i = 1;
+	for (; i < argc; i++) {
+		const char *a = argv[i];
+		int r = parse_global(&g, argc, argv, &i);
+		if (r < 0)
+			return WICKET_EXIT_FAILURE;
+		if (r)
+			continue;
+		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+			fputs(usage, stdout);
+			return 0;
+		}
+		if (strcmp(a, "-V") == 0 || strcmp(a, "--version") == 0) {
+			printf("wicket %s\n", WICKET_VERSION);
+			return 0;
+		}
+		if (a[0] == '-')
+			return usage_error("unknown option '%s'", a);
+		break;
+	}
+	if (i >= argc) {
+		fputs(usage, stderr);
+		return WICKET_EXIT_FAILURE;
+	}
+	const char *cmd = argv[i++];
+	if (strcmp(cmd, "exec") == 0)
+		return cmd_session(argc, argv, i, &g, false);
+	if (strcmp(cmd, "shell") == 0)
+		return cmd_session(argc, argv, i, &g, true);
+	if (strcmp(cmd, "proxy") == 0)
+		return cmd_proxy(argc, argv, i, &g);
+	if (strcmp(cmd, "help") == 0) {
+		fputs(usage, stdout);
+		return 0;
+	}
+	return usage_error("unknown command '%s' (exec, shell, proxy)", cmd);
+}

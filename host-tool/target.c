@@ -1,0 +1,97 @@
+/* SPDX-License-Identifier: MIT */
+#include "target.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static bool is_exec(const char *p)
+{
+	return access(p, X_OK) == 0;
+}
+
+const char *target_find_wicketd(char *buf, size_t len)
+{
+	const char *env = getenv("WICKETD");
+	if (env && *env) {
+		snprintf(buf, len, "%s", env);
+		return buf;
+	}
+	char self[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n > 0) {
+		self[n] = 0;
+		char *dir = dirname(self);
+		/* Build tree first (host-tool/ next to agent/), then installed. */
+		static const char *const rel[] = { "/../agent/wicketd", "/wicketd", "/../sbin/wicketd" };
+		for (size_t i = 0; i < sizeof(rel) / sizeof(rel[0]); i++) {
+			snprintf(buf, len, "%s%s", dir, rel[i]);
+			if (is_exec(buf))
+				return buf;
+		}
+	}
+	static const char *const fixed[] = { "/usr/sbin/wicketd", "/usr/local/sbin/wicketd" };
+	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
+		if (is_exec(fixed[i])) {
+			snprintf(buf, len, "%s", fixed[i]);
+			return buf;
+		}
+	}
+	return NULL;
+}
+
+/*
+ * The built-in demo guest: wicketd on a pipe inside a bubblewrap sandbox
+ * with every namespace unshared (no network), a read-only root and a
+ * private /tmp.
+ */
+static int target_demo(struct tp *out, char *err, size_t errlen)
+{
+	char agent[PATH_MAX];
+	if (!target_find_wicketd(agent, sizeof(agent))) {
+		snprintf(err, errlen, "demo: wicketd not found (build it, or set WICKETD=PATH)");
+		return -ENOENT;
+	}
+	char *argv[] = {
+		(char *)"bwrap", (char *)"--unshare-all", (char *)"--die-with-parent",
+		(char *)"--new-session", (char *)"--ro-bind", (char *)"/", (char *)"/",
+		(char *)"--dev", (char *)"/dev", (char *)"--proc", (char *)"/proc",
+		(char *)"--tmpfs", (char *)"/tmp", (char *)"--tmpfs", (char *)"/run",
+		(char *)"--hostname", (char *)"wicket-demo", (char *)"--chdir", (char *)"/",
+		(char *)"--", agent, (char *)"--stdio", (char *)"--quiet", NULL,
+	};
+	int r = tp_argv_spawn(argv, out, err, errlen);
+	if (r == -ENOENT)
+		snprintf(err, errlen, "demo: bubblewrap (bwrap) is not installed");
+	return r;
+}
+
+int target_open(const char *target, const char *proxy_cmd, struct tp *out, char *err,
+		size_t errlen)
+{
+	*out = TP_INIT;
+	if (proxy_cmd)
+		return tp_command_spawn(proxy_cmd, out, err, errlen);
+	if (strncmp(target, "unix/", 5) == 0)
+		return tp_unix_connect(target + 5, out, err, errlen);
+	if (strcmp(target, "demo") == 0)
+		return target_demo(out, err, errlen);
+	const char *slash = strchr(target, '/');
+	if (slash) {
+		snprintf(err, errlen,
+			 "target '%s': unsupported kind '%.*s' (supported: unix/PATH, demo, "
+			 "or --proxy-command CMD)",
+			 target, (int)(slash - target), target);
+	} else {
+		snprintf(err, errlen,
+			 "target '%s' is not of the form KIND/NAME (supported: unix/PATH, demo, "
+			 "or --proxy-command CMD)",
+			 target);
+	}
+	return -EINVAL;
+}
