@@ -46,6 +46,8 @@ struct client {
 	struct term_escape esc;
 	char err[300];
 	int saved_fl[3];
+	struct termios tio;
+	bool have_tio;
 };
 
 static void client_fatal(struct client *cl, const char *fmt, ...)
@@ -120,8 +122,7 @@ static void client_send_pty(struct client *cl)
 {
 	struct conn *c = &cl->c;
 	unsigned cols, rows, wpx, hpx;
-	int tfd = isatty(0) ? 0 : 1;
-	term_size(tfd, &cols, &rows, &wpx, &hpx);
+	term_size(isatty(0) ? 0 : 1, &cols, &rows, &wpx, &hpx);
 	const char *term = getenv("TERM");
 	size_t s = chan_request_begin(cl->ch, "pty-req", true, TAG_PTY);
 	buf_cstr(&c->out, term && *term ? term : "dumb");
@@ -129,11 +130,11 @@ static void client_send_pty(struct client *cl)
 	buf_u32(&c->out, rows);
 	buf_u32(&c->out, wpx);
 	buf_u32(&c->out, hpx);
-	struct termios t;
 	struct buf modes;
 	buf_init(&modes, 4096);
-	if (tcgetattr(tfd, &t) == 0)
-		ttymodes_encode(&t, &modes);
+	/* The modes from before we went raw: the remote pty does the cooking. */
+	if (cl->have_tio)
+		ttymodes_encode(&cl->tio, &modes);
 	else
 		buf_u8(&modes, 0);
 	buf_str(&c->out, buf_data(&modes), buf_used(&modes));
@@ -432,6 +433,8 @@ int client_run(struct tp *tp, const struct client_opts *o)
 		loop_add(&cl.loop, &ou->w);
 		set_nonblock(&cl, ou->fd);
 	}
+	if (o->pty)
+		cl.have_tio = tcgetattr(isatty(0) ? 0 : 1, &cl.tio) == 0;
 	if (o->pty && isatty(0)) {
 		if (term_raw(0) == 0)
 			cl.raw = true;
