@@ -1,0 +1,34 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# Install what wicket needs to build and test on Debian 12 (run as root or with sudo).
+set -euo pipefail
+
+PACKAGES=(
+	# build
+	gcc meson ninja-build pkg-config
+	libseccomp-dev zlib1g-dev libssl-dev
+	# run the demo guest
+	bubblewrap
+	# tests and benchmarks: real peers and a real terminal
+	putty-tools tmux python3
+)
+
+SUDO=
+if [ "$(id -u)" != 0 ]; then
+	if command -v sudo >/dev/null; then
+		SUDO=sudo
+	else
+		echo "deps.sh: run as root (apt-get needs it) or install sudo" >&2
+		exit 1
+	fi
+fi
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ] || [ "${WICKET_FORCE_APT:-}" = 1 ]; then
+	export DEBIAN_FRONTEND=noninteractive
+	$SUDO apt-get update -q
+	$SUDO apt-get install -y -q --no-install-recommends "${PACKAGES[@]}"
+fi
