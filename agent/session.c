@@ -17,6 +17,7 @@
 #include "log.h"
 #include "msg.h"
 #include "sig.h"
+#include "sink.h"
 #include "spawn.h"
 #include "ttymodes.h"
 
@@ -29,13 +30,13 @@ struct session {
 	struct session_ctx *ctx;
 	struct chan *ch;
 	pid_t pid;
-	int fd_in, fd_out, fd_err;
+	int fd_in, fd_out, fd_err; /* fd_in is also in.fd while it is open */
 	int ptym, ptys;
 	char *term;
 	char *env[SESSION_MAX_ENV];
 	unsigned nenv;
 	struct watch w_in, w_out, w_err;
-	struct buf pend;	/* peer data the child has not taken yet */
+	struct sink in;		/* child stdin and the peer data it has not taken */
 	bool started, in_eof, out_eof, err_eof, exited, finished;
 	int wstatus;
 };
@@ -55,29 +56,20 @@ static void session_close_fd(struct session *s, int *fd)
 
 static void session_flush_in(struct session *s)
 {
-	while (buf_used(&s->pend) && s->fd_in >= 0) {
-		ssize_t n = write(s->fd_in, buf_data(&s->pend), buf_used(&s->pend));
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN)
-				return;
-			/* Child no longer reads: discard, keep the window moving. */
-			n = (ssize_t)buf_used(&s->pend);
-		}
-		buf_consume(&s->pend, (size_t)n);
-		chan_consumed(s->ch, (size_t)n);
-	}
-	if (!buf_used(&s->pend) && s->in_eof && s->fd_in >= 0 && s->ptym < 0) {
+	if (s->fd_in < 0)
+		return;
+	chan_consumed(s->ch, sink_flush(&s->in));
+	if (!sink_pending(&s->in) && s->in_eof && s->ptym < 0) {
 		loop_del(s->ctx->loop, &s->w_in);
 		session_close_fd(s, &s->fd_in);
+		s->in.fd = -1;
 	}
 }
 
 static short session_want_in(struct watch *w)
 {
 	struct session *s = w->data;
-	return s->fd_in >= 0 && buf_used(&s->pend) ? POLLOUT : 0;
+	return s->fd_in >= 0 && sink_pending(&s->in) ? POLLOUT : 0;
 }
 
 static void session_ready_in(struct watch *w, short rev)
@@ -135,26 +127,13 @@ static void session_data(struct chan *ch, uint32_t ext, const uint8_t *p, size_t
 		chan_consumed(ch, n); /* nothing reads extended data on our side */
 		return;
 	}
-	if (!s->started || s->fd_in < 0) {
-		if (s->started) {
-			chan_consumed(ch, n);
-			return;
-		}
+	if (!s->started) {
 		/* Before exec: keep it for the child (bounded by our window). */
-		buf_put(&s->pend, p, n);
+		buf_put(&s->in.pend, p, n);
 		return;
 	}
-	size_t done = 0;
-	if (!buf_used(&s->pend)) {
-		ssize_t w = write(s->fd_in, p, n);
-		if (w > 0)
-			done = (size_t)w;
-		else if (w < 0 && errno != EAGAIN && errno != EINTR)
-			done = n; /* child closed its stdin: discard */
-		chan_consumed(ch, done);
-	}
-	if (done < n)
-		buf_put(&s->pend, p + done, n - done);
+	/* After stdin is closed the sink drops data but still credits it. */
+	chan_consumed(ch, sink_put(&s->in, p, n));
 }
 
 static void session_eof(struct chan *ch)
@@ -187,7 +166,7 @@ static void session_free(struct session *s)
 	for (unsigned i = 0; i < s->nenv; i++)
 		free(s->env[i]);
 	free(s->term);
-	buf_free(&s->pend);
+	sink_free(&s->in);
 	for (struct session **pp = &ctx->list; *pp; pp = &(*pp)->next) {
 		if (*pp == s) {
 			*pp = s->next;
@@ -405,10 +384,11 @@ static bool session_run(struct session *s, const char *path, char **argv)
 		s->ptys = -1;
 		fcntl(s->ptym, F_SETFL, O_NONBLOCK);
 		s->fd_in = s->ptym;
+		s->in.fd = s->fd_in;
 		s->fd_out = fcntl(s->ptym, F_DUPFD_CLOEXEC, 3);
 		s->fd_err = -1;
 	} else {
-		s->fd_in = res.in;
+		s->fd_in = s->in.fd = res.in;
 		s->fd_out = res.out;
 		s->fd_err = res.err;
 	}
@@ -500,7 +480,7 @@ int session_open(struct session_ctx *ctx, struct chan *ch)
 	s->ch = ch;
 	s->fd_in = s->fd_out = s->fd_err = s->ptym = s->ptys = -1;
 	s->w_in.fd = s->w_out.fd = s->w_err.fd = -1;
-	buf_init(&s->pend, ch->lwin_max + 1);
+	sink_init(&s->in, -1, ch->lwin_max + 1);
 	s->next = ctx->list;
 	ctx->list = s;
 	ch->ops = &session_ops;

@@ -14,12 +14,11 @@
 /* Child stdout/stderr pipes this large mean fewer wakeups per MiB. */
 #define SPAWN_PIPE_SIZE (1024 * 1024)
 
-static void close_pair(int p[2])
+static void close_pairs(int *p, size_t n)
 {
-	if (p[0] >= 0)
-		close(p[0]);
-	if (p[1] >= 0)
-		close(p[1]);
+	for (size_t i = 0; i < n; i++)
+		if (p[i] >= 0)
+			close(p[i]);
 }
 
 static const char *env_get(char *const *envp, const char *name)
@@ -77,22 +76,20 @@ static void child_reset_signals(void)
 
 int spawn_start(const struct spawn_req *req, struct spawn_res *res)
 {
-	int pin[2] = { -1, -1 }, pout[2] = { -1, -1 }, perr[2] = { -1, -1 };
-	int report[2] = { -1, -1 };
+	/* All pipes in one array so every failure path closes them alike. */
+	int fds[8] = { -1, -1, -1, -1, -1, -1, -1, -1 };
+	int *report = fds, *pin = fds + 2, *pout = fds + 4, *perr = fds + 6;
 	*res = (struct spawn_res){ .pid = -1, .in = -1, .out = -1, .err = -1 };
 
-	if (pipe2(report, O_CLOEXEC) < 0)
-		return -errno;
-	if (req->pty_slave < 0) {
-		if (pipe2(pin, O_CLOEXEC) < 0 || pipe2(pout, O_CLOEXEC) < 0 ||
-		    pipe2(perr, O_CLOEXEC) < 0) {
+	int npipes = req->pty_slave < 0 ? 4 : 1;
+	for (int i = 0; i < npipes; i++) {
+		if (pipe2(fds + 2 * i, O_CLOEXEC) < 0) {
 			int e = -errno;
-			close_pair(pin);
-			close_pair(pout);
-			close_pair(perr);
-			close_pair(report);
+			close_pairs(fds, 8);
 			return e;
 		}
+	}
+	if (req->pty_slave < 0) {
 		fcntl(pout[0], F_SETPIPE_SZ, SPAWN_PIPE_SIZE);
 		fcntl(perr[0], F_SETPIPE_SZ, SPAWN_PIPE_SIZE);
 	}
@@ -100,10 +97,7 @@ int spawn_start(const struct spawn_req *req, struct spawn_res *res)
 	pid_t pid = fork();
 	if (pid < 0) {
 		int e = -errno;
-		close_pair(pin);
-		close_pair(pout);
-		close_pair(perr);
-		close_pair(report);
+		close_pairs(fds, 8);
 		return e;
 	}
 	if (pid == 0) {

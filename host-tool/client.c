@@ -17,6 +17,7 @@
 #include "msg.h"
 #include "quote.h"
 #include "sig.h"
+#include "sink.h"
 #include "term.h"
 #include "ttymodes.h"
 
@@ -24,11 +25,9 @@ enum { TAG_PTY = 1, TAG_ARGV, TAG_EXEC, TAG_SHELL };
 
 /* One local output (stdout or stderr) with what it has not taken yet. */
 struct out {
-	int fd;
-	struct buf pend;
+	struct sink sk;
 	struct watch w;
 	struct client *cl;
-	bool broken;
 };
 
 struct client {
@@ -39,7 +38,7 @@ struct client {
 	struct out out[2];
 	struct watch win, wsig;
 	int sigfd;
-	bool started, stdin_eof, closed, raw;
+	bool started, stdin_eof, closed, raw, stdout_broken;
 	bool have_status;
 	int status;
 	int signals_seen;
@@ -66,35 +65,36 @@ static void client_fatal(struct client *cl, const char *fmt, ...)
 
 /* ---- local outputs ---- */
 
-static void out_flush(struct out *o)
-{
-	while (buf_used(&o->pend)) {
-		ssize_t n = write(o->fd, buf_data(&o->pend), buf_used(&o->pend));
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN)
-				return;
-			/* Reader went away (e.g. `| head`): drop, keep the window open. */
-			o->broken = true;
-			n = (ssize_t)buf_used(&o->pend);
-		}
-		buf_consume(&o->pend, (size_t)n);
-		if (o->cl->ch)
-			chan_consumed(o->cl->ch, (size_t)n);
-	}
-}
-
 static short out_want(struct watch *w)
 {
 	struct out *o = w->data;
-	return buf_used(&o->pend) ? POLLOUT : 0;
+	return sink_pending(&o->sk) ? POLLOUT : 0;
+}
+
+/*
+ * Our stdout reader went away (`| head`): behave like a local command that
+ * got SIGPIPE — end the channel so the remote command stops too.
+ */
+static void out_check_broken(struct out *o)
+{
+	struct client *cl = o->cl;
+	if (!o->sk.broken || o != &cl->out[0] || cl->stdout_broken)
+		return;
+	cl->stdout_broken = true;
+	if (cl->ch) {
+		chan_send_eof(cl->ch);
+		chan_send_close(cl->ch);
+	}
 }
 
 static void out_ready(struct watch *w, short rev)
 {
+	struct out *o = w->data;
 	(void)rev;
-	out_flush(w->data);
+	size_t n = sink_flush(&o->sk);
+	if (o->cl->ch)
+		chan_consumed(o->cl->ch, n);
+	out_check_broken(o);
 }
 
 static const struct watch_ops out_ops = { out_want, out_ready };
@@ -217,22 +217,8 @@ static void client_data(struct chan *ch, uint32_t ext, const uint8_t *p, size_t 
 {
 	struct client *cl = ch->data;
 	struct out *o = &cl->out[ext == SSH_EXTENDED_DATA_STDERR ? 1 : 0];
-	size_t done = 0;
-	if (!buf_used(&o->pend) && !o->broken) {
-		ssize_t w = write(o->fd, p, n);
-		if (w > 0)
-			done = (size_t)w;
-		else if (w < 0 && errno != EAGAIN && errno != EINTR) {
-			o->broken = true;
-			done = n;
-		}
-		chan_consumed(ch, done);
-	} else if (o->broken) {
-		chan_consumed(ch, n);
-		return;
-	}
-	if (done < n)
-		buf_put(&o->pend, p + done, n - done);
+	chan_consumed(ch, sink_put(&o->sk, p, n));
+	out_check_broken(o);
 }
 
 static bool client_request(struct chan *ch, struct sv type, bool want_reply, struct rd *r)
@@ -426,12 +412,11 @@ int client_run(struct tp *tp, const struct client_opts *o)
 
 	for (int i = 0; i < 2; i++) {
 		struct out *ou = &cl.out[i];
-		ou->fd = i + 1;
 		ou->cl = &cl;
-		buf_init(&ou->pend, 64u * 1024 * 1024);
-		ou->w = (struct watch){ .fd = ou->fd, .ops = &out_ops, .data = ou };
+		sink_init(&ou->sk, i + 1, 64u * 1024 * 1024);
+		ou->w = (struct watch){ .fd = i + 1, .ops = &out_ops, .data = ou };
 		loop_add(&cl.loop, &ou->w);
-		set_nonblock(&cl, ou->fd);
+		set_nonblock(&cl, i + 1);
 	}
 	if (o->pty)
 		cl.have_tio = tcgetattr(isatty(0) ? 0 : 1, &cl.tio) == 0;
@@ -456,7 +441,7 @@ int client_run(struct tp *tp, const struct client_opts *o)
 
 	/* Run until the channel is closed and every byte is written out. */
 	while (!cl.c.ended) {
-		if (cl.closed && !buf_used(&cl.out[0].pend) && !buf_used(&cl.out[1].pend)) {
+		if (cl.closed && !sink_pending(&cl.out[0].sk) && !sink_pending(&cl.out[1].sk)) {
 			conn_disconnect(&cl.c, "session finished");
 			conn_service(&cl.c);
 			conn_abort(&cl.c);
@@ -471,16 +456,15 @@ int client_run(struct tp *tp, const struct client_opts *o)
 	restore_fl(&cl);
 	for (int i = 0; i < 2; i++) {
 		struct out *ou = &cl.out[i];
-		if (!ou->broken && buf_used(&ou->pend)) {
-			ssize_t w = write(ou->fd, buf_data(&ou->pend), buf_used(&ou->pend));
-			(void)w;
-		}
-		buf_free(&ou->pend);
+		sink_flush(&ou->sk);
+		sink_free(&ou->sk);
 	}
 	int code;
 	if (cl.err[0]) {
 		fprintf(stderr, "wicket: %s\n", cl.err);
 		code = WICKET_EXIT_FAILURE;
+	} else if (cl.stdout_broken) {
+		code = 128 + SIGPIPE; /* what the shell reports for a local command */
 	} else if (cl.have_status) {
 		code = cl.status;
 	} else if (cl.closed) {

@@ -10,7 +10,8 @@
 
 #include "tp.h"
 
-static int tp_unix_addr(const char *path, struct sockaddr_un *sa, char *err, size_t errlen)
+/* Fill @sa for @path and return a new stream socket, or -errno. */
+static int tp_unix_socket(const char *path, struct sockaddr_un *sa, char *err, size_t errlen)
 {
 	*sa = (struct sockaddr_un){ .sun_family = AF_UNIX };
 	if (!*path || strlen(path) >= sizeof(sa->sun_path)) {
@@ -19,21 +20,22 @@ static int tp_unix_addr(const char *path, struct sockaddr_un *sa, char *err, siz
 		return -ENAMETOOLONG;
 	}
 	strcpy(sa->sun_path, path);
-	return 0;
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		int r = -errno;
+		snprintf(err, errlen, "socket: %s", strerror(errno));
+		return r;
+	}
+	return fd;
 }
 
 int tp_unix_listen(const char *path, char *err, size_t errlen)
 {
 	struct sockaddr_un sa;
-	int r = tp_unix_addr(path, &sa, err, errlen);
-	if (r < 0)
-		return r;
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		r = -errno;
-		snprintf(err, errlen, "socket: %s", strerror(errno));
-		return r;
-	}
+	int r;
+	int fd = tp_unix_socket(path, &sa, err, errlen);
+	if (fd < 0)
+		return fd;
 	/* Replace a stale socket, but never a file of another kind. */
 	struct stat st;
 	if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode)) {
@@ -69,15 +71,10 @@ int tp_accept(int lfd)
 int tp_unix_connect(const char *path, struct tp *out, char *err, size_t errlen)
 {
 	struct sockaddr_un sa;
-	int r = tp_unix_addr(path, &sa, err, errlen);
-	if (r < 0)
-		return r;
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		r = -errno;
-		snprintf(err, errlen, "socket: %s", strerror(errno));
-		return r;
-	}
+	int r;
+	int fd = tp_unix_socket(path, &sa, err, errlen);
+	if (fd < 0)
+		return fd;
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 		r = -errno;
 		snprintf(err, errlen, "cannot connect to %s: %s", path, strerror(errno));
