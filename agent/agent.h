@@ -11,7 +11,9 @@
 struct agent_cfg {
 	const char *env_allow[AGENT_MAX_ENV_PATTERNS]; /* fnmatch patterns */
 	int nenv_allow;
-	bool allow_exec, allow_shell;
+	bool allow_exec, allow_shell, allow_sftp;
+	const char *sftp_server;	/* path of wicket-sftp-server */
+	bool sftp_read_only;
 	FILE *pktlog;
 	unsigned max_channels;
 };

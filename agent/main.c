@@ -2,6 +2,8 @@
 /* wicketd: the guest agent's command line and listeners. */
 #include <errno.h>
 #include <getopt.h>
+#include <libgen.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -29,7 +31,10 @@ static const char usage[] =
 	"  --accept-env PATTERN  also accept env requests matching PATTERN (fnmatch);\n"
 	"                        default: LANG LC_* TERM COLORTERM TZ\n"
 	"  --no-accept-env       accept no env requests\n"
-	"  --deny FEATURE        refuse FEATURE: exec, shell\n"
+	"  --deny FEATURE        refuse FEATURE: exec, shell, sftp\n"
+	"  --sftp-server PATH    sftp subsystem program (default: wicket-sftp-server\n"
+	"                        next to wicketd, then " WICKET_LIBEXECDIR ")\n"
+	"  --sftp-read-only      sftp sessions may not change anything\n"
 	"  --max-channels N      cap on channels per connection (default 1024)\n"
 	"  --packet-log FILE     append a readable log of every packet\n"
 	"  -v, --verbose         more log output on stderr (repeatable)\n"
@@ -40,9 +45,26 @@ static const char usage[] =
 void agent_cfg_defaults(struct agent_cfg *cfg)
 {
 	static const char *const env_default[] = { "LANG", "LC_*", "TERM", "COLORTERM", "TZ" };
-	*cfg = (struct agent_cfg){ .allow_exec = true, .allow_shell = true, .max_channels = 1024 };
+	*cfg = (struct agent_cfg){ .allow_exec = true, .allow_shell = true, .allow_sftp = true,
+				   .max_channels = 1024 };
 	for (size_t i = 0; i < sizeof(env_default) / sizeof(env_default[0]); i++)
 		cfg->env_allow[cfg->nenv_allow++] = env_default[i];
+}
+
+/* wicket-sftp-server beside our own binary (build tree, or one install
+ * directory), else the configured libexec directory. */
+static const char *agent_find_sftp_server(char *buf, size_t len)
+{
+	char self[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n > 0) {
+		self[n] = 0;
+		snprintf(buf, len, "%s/wicket-sftp-server", dirname(self));
+		if (access(buf, X_OK) == 0)
+			return buf;
+	}
+	snprintf(buf, len, "%s/wicket-sftp-server", WICKET_LIBEXECDIR);
+	return buf;
 }
 
 static int serve_listeners(int *lfd, int n, const struct agent_cfg *cfg)
@@ -86,7 +108,8 @@ static int serve_listeners(int *lfd, int n, const struct agent_cfg *cfg)
 
 int main(int argc, char **argv)
 {
-	enum { OPT_STDIO = 256, OPT_LISTEN, OPT_ENV, OPT_NOENV, OPT_DENY, OPT_MAXCH, OPT_PKTLOG };
+	enum { OPT_STDIO = 256, OPT_LISTEN, OPT_ENV, OPT_NOENV, OPT_DENY, OPT_MAXCH, OPT_PKTLOG,
+	       OPT_SFTP, OPT_SFTP_RO };
 	static const struct option opts[] = {
 		{ "stdio", no_argument, NULL, OPT_STDIO },
 		{ "listen", required_argument, NULL, OPT_LISTEN },
@@ -95,6 +118,8 @@ int main(int argc, char **argv)
 		{ "deny", required_argument, NULL, OPT_DENY },
 		{ "max-channels", required_argument, NULL, OPT_MAXCH },
 		{ "packet-log", required_argument, NULL, OPT_PKTLOG },
+		{ "sftp-server", required_argument, NULL, OPT_SFTP },
+		{ "sftp-read-only", no_argument, NULL, OPT_SFTP_RO },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
@@ -137,8 +162,11 @@ int main(int argc, char **argv)
 				cfg.allow_exec = false;
 			} else if (strcmp(optarg, "shell") == 0) {
 				cfg.allow_shell = false;
+			} else if (strcmp(optarg, "sftp") == 0) {
+				cfg.allow_sftp = false;
 			} else {
-				fprintf(stderr, "wicketd: --deny: unknown feature '%s' (exec, shell)\n",
+				fprintf(stderr,
+					"wicketd: --deny: unknown feature '%s' (exec, shell, sftp)\n",
 					optarg);
 				return 2;
 			}
@@ -154,6 +182,12 @@ int main(int argc, char **argv)
 			cfg.max_channels = (unsigned)v;
 			break;
 		}
+		case OPT_SFTP:
+			cfg.sftp_server = optarg;
+			break;
+		case OPT_SFTP_RO:
+			cfg.sftp_read_only = true;
+			break;
 		case OPT_PKTLOG:
 			cfg.pktlog = fopen(optarg, "ae");
 			if (!cfg.pktlog) {
@@ -188,6 +222,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "wicketd: give exactly one of --stdio or --listen ADDR\n%s", usage);
 		return 2;
 	}
+	char sftp_path[PATH_MAX];
+	if (!cfg.sftp_server)
+		cfg.sftp_server = agent_find_sftp_server(sftp_path, sizeof(sftp_path));
 	if (use_stdio)
 		return agent_serve(0, 1, &cfg);
 

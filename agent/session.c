@@ -441,6 +441,20 @@ static bool req_exec_argv(struct session *s, struct rd *r)
 	return ok;
 }
 
+static bool req_subsystem(struct session *s, struct rd *r)
+{
+	const struct agent_cfg *cfg = s->ctx->cfg;
+	struct sv name = rd_str(r);
+	if (!rd_end(r) || !sv_eq(name, "sftp") || !cfg->allow_sftp || !cfg->sftp_server)
+		return false;
+	char *argv[] = { (char *)"wicket-sftp-server", cfg->sftp_read_only ? (char *)"-R" : NULL,
+			 NULL };
+	/* The sftp stream is binary: never through a pty. */
+	if (s->ptym >= 0)
+		return false;
+	return session_run(s, cfg->sftp_server, argv);
+}
+
 static bool session_request(struct chan *ch, struct sv type, bool want_reply, struct rd *r)
 {
 	struct session *s = ch->data;
@@ -458,6 +472,8 @@ static bool session_request(struct chan *ch, struct sv type, bool want_reply, st
 		return startable && cfg->allow_exec && req_exec(s, r);
 	if (sv_eq(type, "exec-argv@wicket"))
 		return startable && cfg->allow_exec && req_exec_argv(s, r);
+	if (sv_eq(type, "subsystem"))
+		return startable && req_subsystem(s, r);
 	if (sv_eq(type, "shell"))
 		return startable && cfg->allow_shell && rd_end(r) && session_run(s, NULL, NULL);
 	return false;
