@@ -452,6 +452,10 @@ static bool req_subsystem(struct session *s, struct rd *r)
 	/* The sftp stream is binary: never through a pty. */
 	if (s->ptym >= 0)
 		return false;
+	if (access(cfg->sftp_server, X_OK) != 0) {
+		log_warn("sftp subsystem: %s: %s", cfg->sftp_server, strerror(errno));
+		return false;
+	}
 	return session_run(s, cfg->sftp_server, argv);
 }
 
