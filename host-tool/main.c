@@ -8,6 +8,7 @@
 
 #include "config.h"
 #include "client.h"
+#include "cp.h"
 #include "log.h"
 #include "proxy.h"
 #include "target.h"
@@ -54,13 +55,8 @@ static int usage_error(const char *fmt, const char *arg)
 	return WICKET_EXIT_FAILURE;
 }
 
-struct globals {
-	const char *proxy_cmd;
-	FILE *pktlog;
-};
-
 /* Global option at argv[*i]?  Consumes its argument.  -1 on error. */
-static int parse_global(struct globals *g, int argc, char **argv, int *i)
+int parse_global(struct globals *g, int argc, char **argv, int *i)
 {
 	const char *a = argv[*i];
 	if (strcmp(a, "--proxy-command") == 0 || strcmp(a, "--packet-log") == 0) {
@@ -220,9 +216,11 @@ int main(int argc, char **argv)
 		return cmd_session(argc, argv, i, &g, true);
 	if (strcmp(cmd, "proxy") == 0)
 		return cmd_proxy(argc, argv, i, &g);
+	if (strcmp(cmd, "cp") == 0)
+		return cmd_cp(argc, argv, i, &g);
 	if (strcmp(cmd, "help") == 0) {
 		fputs(usage, stdout);
 		return 0;
 	}
-	return usage_error("unknown command '%s' (exec, shell, proxy)", cmd);
+	return usage_error("unknown command '%s' (exec, shell, cp, proxy)", cmd);
 }
