@@ -8,6 +8,7 @@
 
 #include "config.h"
 #include "client.h"
+#include "cli.h"
 #include "cp.h"
 #include "log.h"
 #include "proxy.h"
@@ -42,9 +43,7 @@ static const char usage[] =
 	"  -h, --help           this text\n"
 	"  -V, --version        print the version\n";
 
-static int usage_error(const char *fmt, const char *arg) __attribute__((format(printf, 1, 0)));
-
-static int usage_error(const char *fmt, const char *arg)
+int usage_error(const char *fmt, const char *arg)
 {
 	fputs("wicket: ", stderr);
 #pragma GCC diagnostic push
@@ -91,7 +90,7 @@ int parse_global(struct globals *g, int argc, char **argv, int *i)
 	return 0;
 }
 
-static int open_target(const char *target, struct globals *g, struct tp *tp)
+int open_target(const char *target, struct globals *g, struct tp *tp)
 {
 	char err[512];
 	if (target_open(target, g->proxy_cmd, tp, err, sizeof(err)) < 0) {
