@@ -10,7 +10,7 @@ PACKAGES=(
 	# run the demo guest
 	bubblewrap
 	# tests and benchmarks: real peers and a real terminal
-	putty-tools tmux python3
+	putty-tools tmux python3 openssh-client openssh-sftp-server
 )
 
 SUDO=
