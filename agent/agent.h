@@ -4,7 +4,10 @@
 #define WICKET_AGENT_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
+
+#include "buf.h"
 
 #define AGENT_MAX_ENV_PATTERNS 32
 
@@ -16,12 +19,22 @@ struct agent_cfg {
 	bool sftp_read_only;
 	FILE *pktlog;
 	unsigned max_channels;
+	uint32_t vsock_cids[16];	/* peers allowed on vsock listeners */
+	int nvsock_cids;
+	bool vsock_any;
 };
 
 void agent_cfg_defaults(struct agent_cfg *cfg);
 
-/* Serve one bare ssh-connection stream until it ends.  Returns 0, or 1 if
- * the connection ended with a protocol error. */
-int agent_serve(int rfd, int wfd, const struct agent_cfg *cfg);
+/*
+ * Serve one bare ssh-connection stream until it ends.  Returns 0, or 1 if
+ * it ended with a protocol error.  With @carry (ports that outlive host
+ * connections): bytes in it are processed first, we greet only after the
+ * host does, and unparsed input is left in it for the next session.
+ */
+int agent_serve(int rfd, int wfd, const struct agent_cfg *cfg, struct buf *carry);
+
+/* Serve a virtio-serial or serial port forever, one host at a time. */
+int agent_serve_port(int fd, bool is_virtio, const struct agent_cfg *cfg);
 
 #endif

@@ -10,11 +10,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "config.h"
 #include "agent.h"
 #include "log.h"
+#include "guest.h"
 #include "tp.h"
 
 #define MAX_LISTEN 16
@@ -26,8 +28,18 @@ static const char usage[] =
 	"Guest agent speaking PuTTY's bare ssh-connection protocol.\n"
 	"\n"
 	"  --stdio               serve one connection on stdin/stdout\n"
-	"  --listen ADDR         listen on ADDR; one process per connection\n"
-	"                        ADDR: unix/PATH\n"
+	"  --listen ADDR         serve ADDR (repeatable):\n"
+	"                          unix/PATH        Unix socket, one process per connection\n"
+	"                          vsock/PORT       AF_VSOCK (default port 9022); only the\n"
+	"                                           host (CID 2) unless allowed below\n"
+	"                          virtio/NAME      virtio-serial port (default name\n"
+	"                                           org.wicket.agent.0), one host at a time\n"
+	"                          serial/DEV[@BAUD] serial tty in raw mode, one host at a time\n"
+	"                        with systemd socket activation (LISTEN_FDS) no --listen\n"
+	"                        is needed\n"
+	"  --vsock-allow-cid CID also accept vsock peers with this CID (repeatable;\n"
+	"                        1 = in-guest loopback)\n"
+	"  --vsock-allow-any     accept vsock peers of any CID\n"
 	"  --accept-env PATTERN  also accept env requests matching PATTERN (fnmatch);\n"
 	"                        default: LANG LC_* TERM COLORTERM TZ\n"
 	"  --no-accept-env       accept no env requests\n"
@@ -67,14 +79,47 @@ static const char *agent_find_sftp_server(char *buf, size_t len)
 	return buf;
 }
 
-static int serve_listeners(int *lfd, int n, const struct agent_cfg *cfg)
+enum listen_kind { L_UNIX, L_VSOCK, L_PORT_VIRTIO, L_PORT_SERIAL, L_INHERITED };
+
+struct listener {
+	enum listen_kind kind;
+	int fd;
+	const char *addr;
+};
+
+static bool vsock_allowed(const struct agent_cfg *cfg, uint32_t cid)
+{
+	if (cfg->vsock_any || cid == 2 /* VMADDR_CID_HOST */)
+		return true;
+	for (int i = 0; i < cfg->nvsock_cids; i++)
+		if (cfg->vsock_cids[i] == cid)
+			return true;
+	return false;
+}
+
+static int accept_one(const struct listener *l, const struct agent_cfg *cfg)
+{
+	if (l->kind != L_VSOCK)
+		return tp_accept(l->fd);
+	uint32_t cid;
+	int fd = tp_vsock_accept(l->fd, &cid);
+	if (fd >= 0 && !vsock_allowed(cfg, cid)) {
+		log_warn("refused vsock connection from CID %u (allow it with --vsock-allow-cid)",
+			 cid);
+		close(fd);
+		return -EPERM;
+	}
+	return fd;
+}
+
+static int serve_listeners(struct listener *ls, int n, const struct agent_cfg *cfg)
 {
 	struct pollfd pfd[MAX_LISTEN];
-	/* Connection processes reap themselves through init: no zombies here. */
+	/* Connection processes are reaped by the kernel: no zombies here. */
 	signal(SIGCHLD, SIG_IGN);
 	for (;;) {
 		for (int i = 0; i < n; i++)
-			pfd[i] = (struct pollfd){ .fd = lfd[i], .events = POLLIN };
+			pfd[i] = (struct pollfd){ .fd = ls[i].fd, .events = POLLIN };
 		if (poll(pfd, (nfds_t)n, -1) < 0) {
 			if (errno == EINTR)
 				continue;
@@ -84,9 +129,9 @@ static int serve_listeners(int *lfd, int n, const struct agent_cfg *cfg)
 		for (int i = 0; i < n; i++) {
 			if (!(pfd[i].revents & POLLIN))
 				continue;
-			int fd = tp_accept(lfd[i]);
+			int fd = accept_one(&ls[i], cfg);
 			if (fd < 0) {
-				if (fd != -EAGAIN && fd != -EINTR && fd != -ECONNABORTED)
+				if (fd != -EAGAIN && fd != -EINTR && fd != -ECONNABORTED && fd != -EPERM)
 					log_warn("accept: %s", strerror(-fd));
 				continue;
 			}
@@ -98,18 +143,101 @@ static int serve_listeners(int *lfd, int n, const struct agent_cfg *cfg)
 			}
 			if (pid == 0) {
 				for (int k = 0; k < n; k++)
-					close(lfd[k]);
-				_exit(agent_serve(fd, fd, cfg));
+					close(ls[k].fd);
+				_exit(agent_serve(fd, fd, cfg, NULL));
 			}
 			close(fd);
 		}
 	}
 }
 
+/* Parse and open one --listen address. */
+static int open_listen(const char *addr, struct listener *l, char *err, size_t errlen)
+{
+	l->addr = addr;
+	if (strncmp(addr, "unix/", 5) == 0) {
+		l->kind = L_UNIX;
+		l->fd = tp_unix_listen(addr + 5, err, errlen);
+	} else if (strncmp(addr, "vsock/", 6) == 0 || strcmp(addr, "vsock") == 0) {
+		unsigned long port = TP_VSOCK_DEFAULT_PORT;
+		if (addr[5] == '/' && addr[6]) {
+			char *end;
+			port = strtoul(addr + 6, &end, 10);
+			if (*end || port > UINT32_MAX) {
+				snprintf(err, errlen, "--listen %s: bad vsock port", addr);
+				return -EINVAL;
+			}
+		}
+		l->kind = L_VSOCK;
+		l->fd = tp_vsock_listen((uint32_t)port, err, errlen);
+	} else if (strncmp(addr, "virtio/", 7) == 0 || strcmp(addr, "virtio") == 0) {
+		const char *name = addr[6] == '/' && addr[7] ? addr + 7 : TP_VIRTIO_DEFAULT_NAME;
+		char path[PATH_MAX];
+		l->kind = L_PORT_VIRTIO;
+		l->fd = tp_virtio_open(name, path, sizeof(path), err, errlen);
+	} else if (strncmp(addr, "serial/", 7) == 0 && addr[7]) {
+		char dev[PATH_MAX];
+		snprintf(dev, sizeof(dev), "%s", addr + 7);
+		unsigned long baud = 0;
+		char *at = strrchr(dev, '@');
+		if (at) {
+			char *end;
+			*at = 0;
+			baud = strtoul(at + 1, &end, 10);
+			if (*end || !baud) {
+				snprintf(err, errlen, "--listen %s: bad baud rate '%s'", addr, at + 1);
+				return -EINVAL;
+			}
+		}
+		l->kind = L_PORT_SERIAL;
+		l->fd = tp_serial_open(dev, (unsigned)baud, err, errlen);
+	} else {
+		snprintf(err, errlen,
+			 "--listen: unsupported address '%s' (unix/PATH, vsock/PORT, virtio/NAME, "
+			 "serial/DEVICE[@BAUD])",
+			 addr);
+		return -EINVAL;
+	}
+	return l->fd < 0 ? l->fd : 0;
+}
+
+/*
+ * Ports each get a supervisor process; listeners are served here.  With
+ * only ports, we wait for the supervisors (they run until killed).
+ */
+static int serve_all(struct listener *ls, int n, const struct agent_cfg *cfg)
+{
+	struct listener socks[MAX_LISTEN];
+	int nsocks = 0, nports = 0;
+	for (int i = 0; i < n; i++) {
+		if (ls[i].kind == L_PORT_VIRTIO || ls[i].kind == L_PORT_SERIAL) {
+			nports++;
+			if (n == 1)
+				return agent_serve_port(ls[i].fd, ls[i].kind == L_PORT_VIRTIO, cfg);
+			pid_t pid = fork();
+			if (pid < 0) {
+				log_err("fork: %s", strerror(errno));
+				return 1;
+			}
+			if (pid == 0)
+				_exit(agent_serve_port(ls[i].fd, ls[i].kind == L_PORT_VIRTIO, cfg));
+			close(ls[i].fd);
+		} else {
+			socks[nsocks++] = ls[i];
+		}
+	}
+	if (nsocks)
+		return serve_listeners(socks, nsocks, cfg);
+	int st = 0;
+	while (nports && wait(&st) > 0)
+		nports--;
+	return 1;
+}
+
 int main(int argc, char **argv)
 {
 	enum { OPT_STDIO = 256, OPT_LISTEN, OPT_ENV, OPT_NOENV, OPT_DENY, OPT_MAXCH, OPT_PKTLOG,
-	       OPT_SFTP, OPT_SFTP_RO };
+	       OPT_SFTP, OPT_SFTP_RO, OPT_VSOCK_CID, OPT_VSOCK_ANY };
 	static const struct option opts[] = {
 		{ "stdio", no_argument, NULL, OPT_STDIO },
 		{ "listen", required_argument, NULL, OPT_LISTEN },
@@ -120,6 +248,8 @@ int main(int argc, char **argv)
 		{ "packet-log", required_argument, NULL, OPT_PKTLOG },
 		{ "sftp-server", required_argument, NULL, OPT_SFTP },
 		{ "sftp-read-only", no_argument, NULL, OPT_SFTP_RO },
+		{ "vsock-allow-cid", required_argument, NULL, OPT_VSOCK_CID },
+		{ "vsock-allow-any", no_argument, NULL, OPT_VSOCK_ANY },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
@@ -188,6 +318,19 @@ int main(int argc, char **argv)
 		case OPT_SFTP_RO:
 			cfg.sftp_read_only = true;
 			break;
+		case OPT_VSOCK_CID: {
+			char *end;
+			unsigned long v = strtoul(optarg, &end, 10);
+			if (*end || !*optarg || v > UINT32_MAX || cfg.nvsock_cids == 16) {
+				fprintf(stderr, "wicketd: --vsock-allow-cid: bad CID '%s'\n", optarg);
+				return 2;
+			}
+			cfg.vsock_cids[cfg.nvsock_cids++] = (uint32_t)v;
+			break;
+		}
+		case OPT_VSOCK_ANY:
+			cfg.vsock_any = true;
+			break;
 		case OPT_PKTLOG:
 			cfg.pktlog = fopen(optarg, "ae");
 			if (!cfg.pktlog) {
@@ -218,31 +361,37 @@ int main(int argc, char **argv)
 		fprintf(stderr, "wicketd: unexpected argument '%s'\n%s", argv[optind], usage);
 		return 2;
 	}
-	if (use_stdio == (nlisten > 0)) {
-		fprintf(stderr, "wicketd: give exactly one of --stdio or --listen ADDR\n%s", usage);
-		return 2;
-	}
 	char sftp_path[PATH_MAX];
 	if (!cfg.sftp_server)
 		cfg.sftp_server = agent_find_sftp_server(sftp_path, sizeof(sftp_path));
-	if (use_stdio)
-		return agent_serve(0, 1, &cfg);
 
-	int lfd[MAX_LISTEN];
-	for (int i = 0; i < nlisten; i++) {
-		char err[256];
-		if (strncmp(listen[i], "unix/", 5) == 0) {
-			lfd[i] = tp_unix_listen(listen[i] + 5, err, sizeof(err));
-		} else {
-			fprintf(stderr, "wicketd: --listen: unsupported address '%s' (use unix/PATH)\n",
-				listen[i]);
-			return 2;
+	struct listener ls[MAX_LISTEN];
+	int nls = 0;
+	int nsd = use_stdio || nlisten ? 0 : tp_sd_listen_fds();
+	if (use_stdio == (nlisten > 0 || nsd > 0)) {
+		fprintf(stderr, "wicketd: give exactly one of --stdio or --listen ADDR\n%s", usage);
+		return 2;
+	}
+	if (use_stdio)
+		return agent_serve(0, 1, &cfg, NULL);
+	for (int i = 0; i < nsd && nls < MAX_LISTEN; i++) {
+		int fd = 3 + i;
+		if (!tp_is_listener(fd)) {
+			/* Accept=yes: systemd handed us one connection. */
+			return agent_serve(fd, fd, &cfg, NULL);
 		}
-		if (lfd[i] < 0) {
+		ls[nls++] = (struct listener){ .kind = L_INHERITED, .fd = fd, .addr = "systemd" };
+	}
+
+	for (int i = 0; i < nlisten; i++) {
+		char err[512];
+		int r = open_listen(listen[i], &ls[nls], err, sizeof(err));
+		if (r < 0) {
 			fprintf(stderr, "wicketd: %s\n", err);
-			return 1;
+			return r == -EINVAL ? 2 : 1;
 		}
 		log_info("listening on %s", listen[i]);
+		nls++;
 	}
-	return serve_listeners(lfd, nlisten, &cfg);
+	return serve_all(ls, nls, &cfg);
 }

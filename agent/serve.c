@@ -76,7 +76,7 @@ static short agent_want_sig(struct watch *w)
 
 static const struct watch_ops agent_sig_ops = { agent_want_sig, agent_reap };
 
-int agent_serve(int rfd, int wfd, const struct agent_cfg *cfg)
+int agent_serve(int rfd, int wfd, const struct agent_cfg *cfg, struct buf *carry)
 {
 	struct loop l;
 	loop_init(&l);
@@ -106,10 +106,15 @@ int agent_serve(int rfd, int wfd, const struct agent_cfg *cfg)
 		.software = "wicketd_" WICKET_VERSION,
 		.max_channels = cfg->max_channels,
 		.pktlog = cfg->pktlog,
+		.greet_after_peer = carry != NULL,
 	};
 	if (conn_init(&ac.c, &l, rfd, wfd, &ccfg, &agent_conn_ops, &ac) < 0) {
 		log_err("out of memory");
 		return 1;
+	}
+	if (carry && buf_used(carry)) {
+		conn_feed(&ac.c, buf_data(carry), buf_used(carry));
+		buf_reset(carry);
 	}
 	while (!ac.c.ended) {
 		int r = loop_once(&l, -1);
@@ -119,6 +124,12 @@ int agent_serve(int rfd, int wfd, const struct agent_cfg *cfg)
 		}
 		session_tick(&ac.sessions);
 		conn_service(&ac.c);
+	}
+	if (carry) {
+		/* What a broken session could not parse may hold the next greeting. */
+		buf_put(carry, buf_data(&ac.c.in), buf_used(&ac.c.in));
+		if (carry->err)
+			buf_reset(carry);
 	}
 	conn_free(&ac.c);
 	close(sfd);

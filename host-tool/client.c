@@ -38,7 +38,7 @@ struct client {
 	struct out out[2];
 	struct watch win, wsig;
 	int sigfd;
-	bool started, stdin_eof, closed, raw, stdout_broken;
+	bool started, stdin_eof, closed, lost, raw, stdout_broken;
 	bool have_status;
 	int status;
 	int signals_seen;
@@ -255,7 +255,12 @@ static bool client_request(struct chan *ch, struct sv type, bool want_reply, str
 static void client_closed(struct chan *ch)
 {
 	struct client *cl = ch->data;
-	cl->closed = true;
+	/* The connection ending takes its channels with it: that is a loss,
+	 * not the remote command finishing. */
+	if (ch->c->ended)
+		cl->lost = true;
+	else
+		cl->closed = true;
 	cl->ch = NULL;
 }
 

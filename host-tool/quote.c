@@ -22,7 +22,9 @@ void quote_argv(struct buf *out, char *const *argv, int argc)
 		if (i)
 			buf_u8(out, ' ');
 		const char *a = argv[i];
-		if (quote_safe(a)) {
+		/* The first word is always quoted: bare, it could be a reserved
+		 * word (if, for) or an assignment (A=1) to the remote shell. */
+		if (i > 0 && quote_safe(a)) {
 			buf_put(out, a, strlen(a));
 			continue;
 		}

@@ -61,7 +61,8 @@ int conn_init(struct conn *c, struct loop *l, int rfd, int wfd, const struct con
 		c->cfg.out_high = 1024 * 1024;
 	buf_init(&c->in, CONN_IN_MAX);
 	buf_init(&c->out, CONN_OUT_MAX);
-	wire_put_greeting(&c->out, c->cfg.software);
+	if (!c->cfg.greet_after_peer)
+		wire_put_greeting(&c->out, c->cfg.software);
 	c->rw = (struct watch){ .fd = rfd, .ops = &conn_read_ops, .data = c };
 	c->ww = (struct watch){ .fd = wfd, .ops = &conn_write_ops, .data = c };
 	if (loop_add(l, &c->rw) < 0 || loop_add(l, &c->ww) < 0)
@@ -390,10 +391,14 @@ size_t chan_request_begin(struct chan *ch, const char *type, bool want_reply, ui
 	struct conn *c = ch->c;
 	if (want_reply) {
 		if (ch->tag_n == CHAN_MAX_PENDING_REPLIES) {
-			c->out.err = true;
-			return 0;
+			/* Our own bug, not the peer's: end visibly rather than desync. */
+			log_err("channel %u: more than %u requests awaiting replies", ch->id,
+				CHAN_MAX_PENDING_REPLIES);
+			conn_disconnect(c, "internal error: too many outstanding requests");
+			want_reply = false;
+		} else {
+			ch->tags[(ch->tag_head + ch->tag_n++) % CHAN_MAX_PENDING_REPLIES] = tag;
 		}
-		ch->tags[(ch->tag_head + ch->tag_n++) % CHAN_MAX_PENDING_REPLIES] = tag;
 	}
 	size_t s = conn_pkt_begin(c, MSG_CHANNEL_REQUEST);
 	buf_u32(&c->out, ch->rid);
@@ -472,6 +477,10 @@ static void handle_channel_open(struct conn *c, struct rd *r)
 	uint32_t reason = OPEN_UNKNOWN_CHANNEL_TYPE;
 	if (c->ops->open)
 		reason = c->ops->open(c, ch, type, r, &msg);
+	if (!reason && !ch->ops) {
+		reason = OPEN_CONNECT_FAILED;
+		msg = "no handler for this channel";
+	}
 	if (reason) {
 		conn_send_open_failure(c, rid, reason, msg ? msg : "refused");
 		ch->ops = NULL;
@@ -764,6 +773,8 @@ static void conn_process(struct conn *c)
 			return;
 		c->greeted = true;
 		log_debug("peer software: %s", c->peer_version);
+		if (c->cfg.greet_after_peer)
+			wire_put_greeting(&c->out, c->cfg.software);
 		if (c->ops->greeted)
 			c->ops->greeted(c);
 	}
@@ -785,6 +796,16 @@ static void conn_process(struct conn *c)
 		conn_handle_packet(c, pkt);
 		c->rx_seq++;
 	}
+}
+
+void conn_feed(struct conn *c, const void *p, size_t n)
+{
+	buf_put(&c->in, p, n);
+	if (c->in.err) {
+		conn_fail(c, DISC_PROTOCOL_ERROR, "input buffer exhausted");
+		return;
+	}
+	conn_process(c);
 }
 
 static void conn_read_ready(struct watch *w, short rev)

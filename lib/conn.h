@@ -81,6 +81,12 @@ struct conn_cfg {
 	uint32_t max_channels;	 /* cap on open channels */
 	size_t out_high;	 /* output queue high-water mark */
 	FILE *pktlog;		 /* readable packet log, or NULL */
+	/*
+	 * Send our greeting only after the peer's: on a port that outlives
+	 * host connections (virtio-serial, serial) nothing we send can then
+	 * land in a previous host's stream or in a port with nobody on it.
+	 */
+	bool greet_after_peer;
 };
 
 struct conn {
@@ -106,6 +112,8 @@ struct conn {
 /* Initialise on (rfd, wfd), queue our greeting and add the watches. */
 int conn_init(struct conn *c, struct loop *l, int rfd, int wfd, const struct conn_cfg *cfg,
 	      const struct conn_ops *ops, void *data);
+/* Process bytes read elsewhere as if they had come from the stream. */
+void conn_feed(struct conn *c, const void *p, size_t n);
 /* Release memory; closes nothing (fds belong to the caller). */
 void conn_free(struct conn *c);
 

@@ -1,6 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 #include "sftp.h"
 
+#include <stdio.h>
+#include <sys/stat.h>
+#include <time.h>
+
 void sftp_attrs_get(struct rd *r, struct sftp_attrs *a)
 {
 	*a = (struct sftp_attrs){ 0 };
@@ -56,4 +60,59 @@ const char *sftp_status_name(uint32_t code)
 		"bad message", "no connection", "connection lost", "operation unsupported",
 	};
 	return code < sizeof(names) / sizeof(names[0]) ? names[code] : "unknown status";
+}
+
+static char sftp_type_char(uint32_t mode)
+{
+	switch (mode & S_IFMT) {
+	case S_IFDIR: return 'd';
+	case S_IFLNK: return 'l';
+	case S_IFCHR: return 'c';
+	case S_IFBLK: return 'b';
+	case S_IFIFO: return 'p';
+	case S_IFSOCK: return 's';
+	case S_IFREG: return '-';
+	default: return '?';
+	}
+}
+
+/* strmode(3) without the BSD trailing space: "drwxr-sr-t". */
+static void sftp_mode_string(uint32_t m, char s[11])
+{
+	s[0] = sftp_type_char(m);
+	s[1] = m & S_IRUSR ? 'r' : '-';
+	s[2] = m & S_IWUSR ? 'w' : '-';
+	s[3] = m & S_ISUID ? (m & S_IXUSR ? 's' : 'S') : (m & S_IXUSR ? 'x' : '-');
+	s[4] = m & S_IRGRP ? 'r' : '-';
+	s[5] = m & S_IWGRP ? 'w' : '-';
+	s[6] = m & S_ISGID ? (m & S_IXGRP ? 's' : 'S') : (m & S_IXGRP ? 'x' : '-');
+	s[7] = m & S_IROTH ? 'r' : '-';
+	s[8] = m & S_IWOTH ? 'w' : '-';
+	s[9] = m & S_ISVTX ? (m & S_IXOTH ? 't' : 'T') : (m & S_IXOTH ? 'x' : '-');
+	s[10] = 0;
+}
+
+void sftp_longname(char *out, size_t len, const char *name, const struct sftp_attrs *a,
+		   uint32_t nlink, const char *user, const char *group, int64_t now)
+{
+	char mode[11], ubuf[16], gbuf[16], date[32];
+	sftp_mode_string(a->flags & SSH_FILEXFER_ATTR_PERMISSIONS ? a->perm : 0, mode);
+	if (!user) {
+		snprintf(ubuf, sizeof(ubuf), "%u", (unsigned)a->uid);
+		user = ubuf;
+	}
+	if (!group) {
+		snprintf(gbuf, sizeof(gbuf), "%u", (unsigned)a->gid);
+		group = gbuf;
+	}
+	/* Like ls: time of day within the last six months, else the year. */
+	time_t t = (time_t)a->mtime;
+	struct tm tm;
+	date[0] = 0;
+	if (localtime_r(&t, &tm)) {
+		bool recent = (int64_t)t <= now && now - (int64_t)t < 365 * 24 * 3600 / 2;
+		strftime(date, sizeof(date), recent ? "%b %e %H:%M" : "%b %e  %Y", &tm);
+	}
+	snprintf(out, len, "%s %4u %-8s %-8s %8llu %s %s", mode, (unsigned)nlink, user, group,
+		 (unsigned long long)a->size, date, name);
 }

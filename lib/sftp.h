@@ -7,6 +7,7 @@
 #define WICKET_SFTP_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "buf.h"
@@ -105,5 +106,18 @@ static inline void sftp_buf_u64(struct buf *b, uint64_t v)
 
 /* Human-readable name of a status code, for messages. */
 const char *sftp_status_name(uint32_t code);
+
+/* statvfs@openssh.com f_flag bits */
+#define SSH_FXE_STATVFS_ST_RDONLY 0x1
+#define SSH_FXE_STATVFS_ST_NOSUID 0x2
+
+/*
+ * The `ls -l` line of a NAME entry ("longname"), laid out like OpenSSH's
+ * sftp-server so clients that print it verbatim (psftp, sftp's `ls -l`)
+ * line up: mode, links, user, group, size, date, name.  user/group NULL
+ * print the numeric ids; now (epoch seconds) picks the date format.
+ */
+void sftp_longname(char *out, size_t len, const char *name, const struct sftp_attrs *a,
+		   uint32_t nlink, const char *user, const char *group, int64_t now);
 
 #endif

@@ -1,0 +1,296 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * wicket-sftp-server: SFTP version 3 on stdin/stdout.  wicketd runs it as
+ * the session user for `subsystem sftp`; it also works alone
+ * (`sftp -D wicket-sftp-server`).  The protocol lives in lib/sftp_server.c,
+ * the filesystem in posix.c; this file is options and buffered I/O.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+#include "posix.h"
+#include "sftp_server.h"
+
+/* Big reads and writes: a transfer is a stream of 32-255 KiB packets, and
+ * every syscall saved shows in throughput. */
+#define READ_CHUNK (1024u * 1024u)
+#define OUT_HIGH (1024u * 1024u)
+#define PIPE_SIZE (1024 * 1024)
+
+static const char usage[] =
+	"Usage: wicket-sftp-server [OPTION...]\n"
+	"\n"
+	"SFTP version 3 server on standard input and output.\n"
+	"\n"
+	"  -R, --read-only        refuse every request that could change anything\n"
+	"  -d, --root DIR         confine the session to DIR (openat2 RESOLVE_IN_ROOT);\n"
+	"                         absolute paths are relative to DIR\n"
+	"  -P REQ,...             deny these requests\n"
+	"  -p REQ,...             allow only these requests\n"
+	"  -Q requests            list the request names -P and -p know, and exit\n"
+	"      --max-handles N    cap on open file and directory handles (default 256)\n"
+	"  -u UMASK               set the file creation mask (octal)\n"
+	"  -l LEVEL               log level on stderr: error, warn, info, debug\n"
+	"                         (OpenSSH's QUIET..DEBUG3 are accepted too)\n"
+	"  -e                     log to stderr (always; accepted for OpenSSH compatibility)\n"
+	"  -h, --help             this text\n"
+	"  -V, --version          print the version\n";
+
+static int parse_level(const char *s)
+{
+	static const struct {
+		const char *name;
+		int level;
+	} names[] = {
+		{ "quiet", LOG_ERR },	 { "fatal", LOG_ERR },	  { "error", LOG_ERR },
+		{ "err", LOG_ERR },	 { "warn", LOG_WARN },	  { "warning", LOG_WARN },
+		{ "info", LOG_INFO },	 { "verbose", LOG_INFO }, { "debug", LOG_DEBUG },
+		{ "debug1", LOG_DEBUG }, { "debug2", LOG_DEBUG }, { "debug3", LOG_DEBUG },
+	};
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strcasecmp(s, names[i].name) == 0)
+			return names[i].level;
+	if (s[0] >= '0' && s[0] <= '3' && !s[1])
+		return s[0] - '0';
+	return -1;
+}
+
+/* Larger pipes mean fewer wake-ups on both sides; harmless when not a pipe. */
+static void grow_pipe(int fd)
+{
+	int r = fcntl(fd, F_SETPIPE_SZ, PIPE_SIZE);
+	(void)r;
+}
+
+static int flush_out(struct buf *out)
+{
+	while (buf_used(out)) {
+		ssize_t n = write(STDOUT_FILENO, buf_data(out), buf_used(out));
+		if (n < 0) {
+			if (errno == EINTR || errno == EAGAIN) {
+				struct pollfd p = { .fd = STDOUT_FILENO, .events = POLLOUT };
+				poll(&p, 1, -1);
+				continue;
+			}
+			return -errno;
+		}
+		buf_consume(out, (size_t)n);
+	}
+	return 0;
+}
+
+/* Serve until the client closes stdin; returns the exit status. */
+static int serve(struct sftp_server *s)
+{
+	struct buf in, out;
+	buf_init(&in, READ_CHUNK + SFTP_MAX_PACKET + 4);
+	/* A packet is only handled below OUT_HIGH, and no reply is larger
+	 * than a packet: this cap is never reached. */
+	buf_init(&out, OUT_HIGH + 2 * SFTP_MAX_PACKET);
+	bool eof = false;
+	int status = 0;
+	for (;;) {
+		int rc = sftp_server_input(s, &in, &out, OUT_HIGH);
+		if (rc == -EMSGSIZE) {
+			log_err("packet of %u bytes exceeds the limit of %u: closing the session",
+				get_be32(buf_data(&in)), SFTP_MAX_PACKET);
+			flush_out(&out);
+			status = 1;
+			break;
+		}
+		if (rc) {
+			log_err("reply buffer overflow: closing the session");
+			status = 1;
+			break;
+		}
+		bool want_in = !eof && buf_used(&out) < OUT_HIGH;
+		bool want_out = buf_used(&out) > 0;
+		if (!want_in && !want_out)
+			break;
+		struct pollfd p[2];
+		nfds_t np = 0;
+		int iin = -1, iout = -1;
+		if (want_in) {
+			iin = (int)np;
+			p[np++] = (struct pollfd){ .fd = STDIN_FILENO, .events = POLLIN };
+		}
+		if (want_out) {
+			iout = (int)np;
+			p[np++] = (struct pollfd){ .fd = STDOUT_FILENO, .events = POLLOUT };
+		}
+		if (poll(p, np, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			log_err("poll: %s", strerror(errno));
+			status = 1;
+			break;
+		}
+		if (iout >= 0 && p[iout].revents) {
+			ssize_t n = write(STDOUT_FILENO, buf_data(&out), buf_used(&out));
+			if (n < 0 && errno != EINTR && errno != EAGAIN) {
+				log_info("write to client: %s", strerror(errno));
+				status = errno == EPIPE ? 0 : 1;
+				break;
+			}
+			if (n > 0)
+				buf_consume(&out, (size_t)n);
+		}
+		if (iin >= 0 && p[iin].revents) {
+			uint8_t *w = buf_reserve(&in, READ_CHUNK);
+			if (!w) {
+				log_err("input buffer overflow");
+				status = 1;
+				break;
+			}
+			ssize_t n = read(STDIN_FILENO, w, READ_CHUNK);
+			if (n > 0) {
+				buf_commit(&in, (size_t)n);
+			} else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
+				if (n < 0)
+					log_info("read from client: %s", strerror(errno));
+				eof = true;
+				if (buf_used(&in))
+					log_warn("client closed inside a packet (%zu bytes dropped)",
+						 buf_used(&in));
+			}
+		}
+	}
+	buf_free(&in);
+	buf_free(&out);
+	return status;
+}
+
+int main(int argc, char **argv)
+{
+	enum { OPT_MAX_HANDLES = 256 };
+	static const struct option opts[] = {
+		{ "read-only", no_argument, NULL, 'R' },
+		{ "root", required_argument, NULL, 'd' },
+		{ "max-handles", required_argument, NULL, OPT_MAX_HANDLES },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	log_set_ident("wicket-sftp-server");
+	struct sftp_server_cfg cfg = { .max_handles = SFTP_DEFAULT_MAX_HANDLES };
+	const char *root = NULL;
+	const char *allow = NULL, *deny = NULL;
+	int c;
+	while ((c = getopt_long(argc, argv, "Rd:P:p:Q:u:l:ef:hV", opts, NULL)) != -1) {
+		switch (c) {
+		case 'R':
+			cfg.read_only = true;
+			break;
+		case 'd':
+			root = optarg;
+			break;
+		case 'P':
+			deny = optarg;
+			break;
+		case 'p':
+			allow = optarg;
+			break;
+		case 'Q':
+			if (strcmp(optarg, "requests") != 0) {
+				fprintf(stderr, "wicket-sftp-server: -Q: unknown query '%s' (requests)\n",
+					optarg);
+				return 2;
+			}
+			for (size_t i = 0; sftp_server_request_name(i); i++)
+				printf("%s\n", sftp_server_request_name(i));
+			return 0;
+		case 'u': {
+			char *end;
+			unsigned long m = strtoul(optarg, &end, 8);
+			if (!*optarg || *end || m > 0777) {
+				fprintf(stderr, "wicket-sftp-server: -u: bad umask '%s'\n", optarg);
+				return 2;
+			}
+			umask((mode_t)m);
+			break;
+		}
+		case 'l':
+			log_level = parse_level(optarg);
+			if (log_level < 0) {
+				fprintf(stderr, "wicket-sftp-server: -l: unknown level '%s'\n", optarg);
+				return 2;
+			}
+			break;
+		case 'e':
+		case 'f': /* syslog facility: we always log to stderr */
+			break;
+		case OPT_MAX_HANDLES: {
+			char *end;
+			unsigned long n = strtoul(optarg, &end, 10);
+			if (!*optarg || *end || n == 0 || n > 1000000) {
+				fprintf(stderr, "wicket-sftp-server: --max-handles: bad number '%s'\n",
+					optarg);
+				return 2;
+			}
+			cfg.max_handles = (unsigned)n;
+			break;
+		}
+		case 'h':
+			fputs(usage, stdout);
+			return 0;
+		case 'V':
+			printf("wicket-sftp-server %s\n", WICKET_VERSION);
+			return 0;
+		default:
+			fputs(usage, stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "wicket-sftp-server: unexpected argument '%s'\n", argv[optind]);
+		return 2;
+	}
+	const char *bad = NULL;
+	if ((allow && sftp_server_filter(&cfg, allow, true, &bad) < 0) ||
+	    (deny && sftp_server_filter(&cfg, deny, false, &bad) < 0)) {
+		fprintf(stderr, "wicket-sftp-server: unknown request '%.*s' (see -Q requests)\n",
+			(int)strcspn(bad, ","), bad);
+		return 2;
+	}
+
+	struct px *px;
+	int rc = px_new(root, &px);
+	if (rc) {
+		if (rc == -ENOSYS)
+			log_err("--root %s: openat2(2) is not available, refusing to run unconfined",
+				root);
+		else
+			log_err("--root %s: %s", root, strerror(-rc));
+		return 1;
+	}
+	/* A client that goes away shows up as EPIPE on write, not a signal. */
+	signal(SIGPIPE, SIG_IGN);
+	grow_pipe(STDIN_FILENO);
+	grow_pipe(STDOUT_FILENO);
+
+	struct sftp_server *s = sftp_server_new(&px_ops, px, &cfg);
+	if (!s) {
+		log_err("out of memory");
+		px_free(px);
+		return 1;
+	}
+	log_info("session start%s%s%s", cfg.read_only ? " (read-only)" : "",
+		 root ? ", root " : "", root ? root : "");
+	int status = serve(s);
+	sftp_server_free(s);
+	px_free(px);
+	log_info("session end");
+	return status;
+}

@@ -1,0 +1,1255 @@
+/* SPDX-License-Identifier: MIT */
+#include "sftp_client.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "conn.h"
+#include "log.h"
+#include "loop.h"
+#include "msg.h"
+
+/* Request slots: a reply's id must name a slot holding that very id. */
+#define SFTP_SLOTS 2048u
+#define SFTP_MAX_REQUESTS 1024u
+#define SFTP_DEFAULT_REQUESTS 64u
+/* Queued request bytes (file data is not staged here, only headers). */
+#define SFTP_OBUF_MAX (8u * 1024 * 1024)
+/* Our channel window: enough for a deep READ pipeline. */
+#define SFTP_WINDOW (16u * 1024 * 1024)
+/* Directory entries are at least name + longname + attr flags. */
+#define SFTP_NAME_MIN 12u
+/* WRITE header around the data: type, id, handle string, offset, length. */
+#define SFTP_WRITE_HDR(hlen) (1u + 4 + 4 + (hlen) + 8 + 4)
+/* Poll tick so progress and deadlines advance while nothing arrives. */
+#define SFTP_TICK_MS 100
+
+enum { TAG_SUBSYSTEM = 1 };
+enum sftp_state { ST_OPENING, ST_INIT, ST_READY };
+
+struct sftp_req;
+struct reply;
+typedef void (*req_done_fn)(struct sftp *s, const struct sftp_req *q, const struct reply *r);
+
+struct sftp_req {
+	uint32_t id;
+	bool used;
+	uint8_t op;	  /* our request type: decides which replies are valid */
+	req_done_fn done;
+	void *arg;
+	uint64_t start;	  /* stream position of our first byte in obuf */
+	uint64_t at;	  /* stream position right after our bytes in obuf */
+	uint64_t off;	  /* READ/WRITE file offset */
+	uint32_t len;	  /* READ: asked; WRITE: carried */
+	/* WRITE with data from a local file, spliced into the stream at @at */
+	int fd;
+	uint32_t sent;	  /* file bytes already in the channel */
+	int rerr;	  /* local read failure while sending: errno, or -1 = file shrank */
+	struct sftp_req *wnext;
+};
+
+/* A parsed reply; views point into the packet. */
+struct reply {
+	uint8_t type;
+	uint32_t status;
+	struct sv msg;
+	struct sv handle;
+	struct sv data;
+	struct sftp_attrs attrs;
+	uint32_t count;
+	struct sv names; /* @count validated entries */
+	struct sv ext;
+};
+
+struct sftp {
+	struct loop loop;
+	struct conn c;
+	struct chan *ch;
+	struct sftp_opts o;
+	struct sftp_exts ext;
+	enum sftp_state state;
+	struct buf ibuf; /* one incomplete sftp packet */
+	struct buf obuf; /* request bytes not yet in the channel */
+	uint64_t sent;	 /* obuf bytes handed to the channel so far */
+	struct sftp_req *wq_head, *wq_tail; /* WRITEs whose file data is pending */
+	uint32_t next_id;
+	unsigned npending;
+	bool failed, closing, intr;
+	int64_t deadline; /* monotonic ms, 0 = none */
+	char err[512];
+	struct sftp_req slots[SFTP_SLOTS];
+};
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void set_err(struct sftp *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void set_err(struct sftp *s, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(s->err, sizeof(s->err), fmt, ap);
+	va_end(ap);
+}
+
+/* The session is over: remember why (first reason wins) and hang up. */
+static void sftp_fatal(struct sftp *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void sftp_fatal(struct sftp *s, const char *fmt, ...)
+{
+	if (s->failed)
+		return;
+	s->failed = true;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(s->err, sizeof(s->err), fmt, ap);
+	va_end(ap);
+	log_debug("sftp: %s", s->err);
+	conn_disconnect(&s->c, s->err);
+}
+
+const struct sftp_exts *sftp_exts(const struct sftp *s)
+{
+	return &s->ext;
+}
+
+const char *sftp_error(const struct sftp *s)
+{
+	return s->err[0] ? s->err : "unknown error";
+}
+
+bool sftp_dead(const struct sftp *s)
+{
+	return s->failed;
+}
+
+struct loop *sftp_loop(struct sftp *s)
+{
+	return &s->loop;
+}
+
+static void cancel_unsent(struct sftp *s);
+
+void sftp_interrupt(struct sftp *s)
+{
+	s->intr = true;
+	cancel_unsent(s);
+}
+
+bool sftp_interrupted(const struct sftp *s)
+{
+	return s->intr;
+}
+
+void sftp_set_deadline(struct sftp *s, int ms)
+{
+	s->deadline = now_ms() + ms;
+}
+
+static const char *status_text(uint32_t code)
+{
+	static const char *const t[] = {
+		"Success", "End of file", "No such file or directory", "Permission denied",
+		"Failure", "Bad message", "No connection", "Connection lost",
+		"Operation unsupported",
+	};
+	return code < sizeof(t) / sizeof(t[0]) ? t[code] : "Unknown error";
+}
+
+/* The server's own words for a failure (sanitised), else the code's name. */
+static void set_status_err(struct sftp *s, const struct reply *r)
+{
+	if (r->msg.n) {
+		sv_printable(r->msg, s->err, sizeof(s->err));
+		return;
+	}
+	snprintf(s->err, sizeof(s->err), "%s", status_text(r->status));
+}
+
+/* ---- output: request bytes from obuf, WRITE data straight from files ---- */
+
+/*
+ * Read @n bytes of @w's file at the current send offset into @p.  A read
+ * error or a file that shrank is zero-filled so the framing stays exact;
+ * the request is marked and fails when its reply comes.
+ */
+static void write_fill(struct sftp_req *w, uint8_t *p, size_t n)
+{
+	size_t got = 0;
+	while (got < n && !w->rerr) {
+		ssize_t r = pread(w->fd, p + got, n - got, (off_t)(w->off + w->sent + got));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			w->rerr = errno;
+		else if (r == 0)
+			w->rerr = -1;
+		else
+			got += (size_t)r;
+	}
+	if (got < n)
+		memset(p + got, 0, n - got);
+}
+
+/*
+ * One CHANNEL_DATA message: @a queued request bytes, then @f bytes of
+ * @w's file read straight into the connection's output queue.  Built here
+ * rather than with chan_send() because the lib has no "send from fd at
+ * offset, at most n bytes" call; window accounting is the same.
+ */
+static bool send_data(struct sftp *s, size_t a, struct sftp_req *w, size_t f)
+{
+	struct conn *c = &s->c;
+	struct chan *ch = s->ch;
+	size_t st = conn_pkt_begin(c, MSG_CHANNEL_DATA);
+	buf_u32(&c->out, ch->rid);
+	buf_u32(&c->out, (uint32_t)(a + f));
+	buf_put(&c->out, buf_data(&s->obuf), a);
+	if (f) {
+		uint8_t *p = buf_reserve(&c->out, f);
+		if (p) {
+			write_fill(w, p, f);
+			buf_commit(&c->out, f);
+		}
+	}
+	if (c->out.err) {
+		sftp_fatal(s, "output queue overflow");
+		return false;
+	}
+	conn_pkt_end(c, st);
+	ch->rwin -= (uint32_t)(a + f);
+	buf_consume(&s->obuf, a);
+	s->sent += a;
+	if (f) {
+		w->sent += (uint32_t)f;
+		if (w->sent == w->len) {
+			s->wq_head = w->wnext;
+			if (!s->wq_head)
+				s->wq_tail = NULL;
+		}
+	}
+	return true;
+}
+
+/* Move queued requests into the channel as far as window and queue allow. */
+static void flush_out(struct sftp *s)
+{
+	while (s->ch && !s->failed) {
+		size_t room = chan_send_room(s->ch);
+		if (!room)
+			return;
+		struct sftp_req *w = s->wq_head;
+		size_t a = buf_used(&s->obuf);
+		if (w && w->at - s->sent < a)
+			a = (size_t)(w->at - s->sent);
+		if (a > room)
+			a = room;
+		size_t f = 0;
+		if (w && s->sent + a == w->at) {
+			f = w->len - w->sent;
+			if (f > room - a)
+				f = room - a;
+		}
+		if (!a && !f)
+			return;
+		if (!send_data(s, a, w, f))
+			return;
+	}
+}
+
+/*
+ * Drop queued requests the server has not seen a byte of, so an
+ * interrupted transfer only waits for what is already on its way.  Their
+ * callbacks get a reply of type 0 ("cancelled").
+ */
+static void cancel_unsent(struct sftp *s)
+{
+	uint64_t cut = UINT64_MAX;
+	for (unsigned i = 0; i < SFTP_SLOTS; i++)
+		if (s->slots[i].used && s->slots[i].start >= s->sent && s->slots[i].start < cut)
+			cut = s->slots[i].start;
+	if (cut == UINT64_MAX)
+		return;
+	s->obuf.len = s->obuf.off + (size_t)(cut - s->sent);
+	struct sftp_req **pp = &s->wq_head;
+	s->wq_tail = NULL;
+	while (*pp) {
+		if ((*pp)->start >= cut) {
+			*pp = (*pp)->wnext;
+		} else {
+			s->wq_tail = *pp;
+			pp = &(*pp)->wnext;
+		}
+	}
+	struct reply none = { .type = 0 };
+	for (unsigned i = 0; i < SFTP_SLOTS; i++) {
+		struct sftp_req *q = &s->slots[i];
+		if (!q->used || q->start < cut)
+			continue;
+		struct sftp_req copy = *q;
+		q->used = false;
+		s->npending--;
+		copy.done(s, &copy, &none);
+	}
+}
+
+/* ---- requests ---- */
+
+static struct sftp_req *req_new(struct sftp *s, uint8_t op, req_done_fn done, void *arg)
+{
+	if (s->npending >= SFTP_SLOTS / 2 || s->state != ST_READY || s->failed)
+		return NULL;
+	struct sftp_req *q;
+	uint32_t id;
+	do {
+		id = s->next_id++;
+		q = &s->slots[id & (SFTP_SLOTS - 1)];
+	} while (q->used);
+	*q = (struct sftp_req){ .id = id, .used = true, .op = op, .done = done, .arg = arg,
+				.fd = -1 };
+	s->npending++;
+	return q;
+}
+
+/* Start a request packet in obuf: length (patched by req_end), type, id. */
+static size_t req_begin(struct sftp *s, struct sftp_req *q)
+{
+	size_t st = buf_used(&s->obuf);
+	q->start = s->sent + st;
+	buf_u32(&s->obuf, 0);
+	buf_u8(&s->obuf, q->op);
+	buf_u32(&s->obuf, q->id);
+	return st;
+}
+
+/* @extra: bytes of the packet that follow outside obuf (WRITE data). */
+static void req_end(struct sftp *s, struct sftp_req *q, size_t st, size_t extra)
+{
+	if (s->obuf.err) {
+		sftp_fatal(s, "request queue overflow");
+		return;
+	}
+	put_be32(buf_data(&s->obuf) + st, (uint32_t)(buf_used(&s->obuf) - st - 4 + extra));
+	q->at = s->sent + buf_used(&s->obuf);
+}
+
+static void buf_handle(struct buf *b, const struct sftp_handle *h)
+{
+	buf_str(b, h->b, h->len);
+}
+
+/* ---- input ---- */
+
+static bool reply_type_ok(uint8_t op, uint8_t type)
+{
+	if (type == SSH_FXP_STATUS)
+		return true;
+	switch (op) {
+	case SSH_FXP_OPEN:
+	case SSH_FXP_OPENDIR:
+		return type == SSH_FXP_HANDLE;
+	case SSH_FXP_READ:
+		return type == SSH_FXP_DATA;
+	case SSH_FXP_READDIR:
+	case SSH_FXP_REALPATH:
+	case SSH_FXP_READLINK:
+		return type == SSH_FXP_NAME;
+	case SSH_FXP_STAT:
+	case SSH_FXP_LSTAT:
+	case SSH_FXP_FSTAT:
+		return type == SSH_FXP_ATTRS;
+	case SSH_FXP_EXTENDED:
+		return type == SSH_FXP_EXTENDED_REPLY;
+	default:
+		return false;
+	}
+}
+
+static const char *fxp_name(uint8_t t)
+{
+	switch (t) {
+	case SSH_FXP_VERSION: return "VERSION";
+	case SSH_FXP_STATUS: return "STATUS";
+	case SSH_FXP_HANDLE: return "HANDLE";
+	case SSH_FXP_DATA: return "DATA";
+	case SSH_FXP_NAME: return "NAME";
+	case SSH_FXP_ATTRS: return "ATTRS";
+	case SSH_FXP_EXTENDED_REPLY: return "EXTENDED_REPLY";
+	default: return "unknown";
+	}
+}
+
+static void name_get(struct rd *r, struct sftp_name *n)
+{
+	n->name = rd_str(r);
+	n->longname = rd_str(r);
+	sftp_attrs_get(r, &n->attrs);
+}
+
+static void handle_version(struct sftp *s, struct rd *r)
+{
+	uint32_t ver = rd_u32(r);
+	if (r->err) {
+		sftp_fatal(s, "malformed sftp VERSION from the server");
+		return;
+	}
+	if (ver != SFTP_VERSION) {
+		sftp_fatal(s, "the sftp server speaks version %u, not %u", ver, SFTP_VERSION);
+		return;
+	}
+	/* Extension pairs: name, data. */
+	while (rd_left(r)) {
+		struct sv name = rd_str(r);
+		struct sv data = rd_str(r);
+		if (r->err)
+			break;
+		if (sv_eq(name, "posix-rename@openssh.com") && sv_eq(data, "1"))
+			s->ext.posix_rename = true;
+		else if (sv_eq(name, "limits@openssh.com") && sv_eq(data, "1"))
+			s->ext.limits = true;
+		else if (sv_eq(name, "fsync@openssh.com") && sv_eq(data, "1"))
+			s->ext.fsync = true;
+	}
+	if (!rd_end(r)) {
+		sftp_fatal(s, "malformed sftp VERSION from the server");
+		return;
+	}
+	s->state = ST_READY;
+}
+
+/* One sftp packet from the server: parse all of it, check it, dispatch. */
+static void dispatch(struct sftp *s, const uint8_t *p, size_t n)
+{
+	struct rd r;
+	rd_init(&r, p, n);
+	uint8_t type = rd_u8(&r);
+	if (s->state != ST_READY) {
+		if (s->state == ST_INIT && type == SSH_FXP_VERSION)
+			handle_version(s, &r);
+		else
+			sftp_fatal(s, "sftp server sent %s (type %u) before VERSION", fxp_name(type),
+				   type);
+		return;
+	}
+	uint32_t id = rd_u32(&r);
+	if (r.err) {
+		sftp_fatal(s, "truncated sftp packet from the server");
+		return;
+	}
+	struct sftp_req *q = &s->slots[id & (SFTP_SLOTS - 1)];
+	if (!q->used || q->id != id) {
+		sftp_fatal(s, "sftp server answered request id %u, which is not pending", id);
+		return;
+	}
+	if (s->sent < q->at || (q->fd >= 0 && q->sent < q->len)) {
+		sftp_fatal(s, "sftp server answered request id %u before it was sent", id);
+		return;
+	}
+	struct reply rep = { .type = type };
+	switch (type) {
+	case SSH_FXP_STATUS:
+		rep.status = rd_u32(&r);
+		/* Message and language tag are v3 additions; some servers omit them. */
+		if (rd_left(&r))
+			rep.msg = rd_str(&r);
+		if (rd_left(&r))
+			rd_str(&r);
+		break;
+	case SSH_FXP_HANDLE:
+		rep.handle = rd_str(&r);
+		if (!r.err && (rep.handle.n == 0 || rep.handle.n > SFTP_HANDLE_MAX)) {
+			sftp_fatal(s, "sftp server sent a handle of %zu bytes", rep.handle.n);
+			return;
+		}
+		break;
+	case SSH_FXP_DATA:
+		rep.data = rd_str(&r);
+		break;
+	case SSH_FXP_NAME: {
+		rep.count = rd_u32(&r);
+		if (!r.err && rep.count > rd_left(&r) / SFTP_NAME_MIN) {
+			sftp_fatal(s, "sftp NAME reply claims %u entries in %zu bytes", rep.count,
+				   rd_left(&r));
+			return;
+		}
+		size_t start = r.off;
+		for (uint32_t i = 0; i < rep.count && !r.err; i++) {
+			struct sftp_name nm;
+			name_get(&r, &nm);
+		}
+		if (!r.err)
+			rep.names = (struct sv){ p + start, r.off - start };
+		break;
+	}
+	case SSH_FXP_ATTRS:
+		sftp_attrs_get(&r, &rep.attrs);
+		break;
+	case SSH_FXP_EXTENDED_REPLY:
+		rep.ext = rd_rest(&r);
+		break;
+	default:
+		sftp_fatal(s, "sftp server sent unexpected message type %u", type);
+		return;
+	}
+	if (!rd_end(&r)) {
+		sftp_fatal(s, "malformed sftp %s reply from the server", fxp_name(type));
+		return;
+	}
+	if (!reply_type_ok(q->op, type)) {
+		sftp_fatal(s, "sftp server answered request type %u with %s", q->op,
+			   fxp_name(type));
+		return;
+	}
+	if (type == SSH_FXP_DATA && rep.data.n > q->len) {
+		sftp_fatal(s, "sftp server sent %zu bytes of DATA for a READ of %u bytes",
+			   rep.data.n, q->len);
+		return;
+	}
+	/* Free the slot first: the callback may issue the next request. */
+	struct sftp_req copy = *q;
+	q->used = false;
+	s->npending--;
+	copy.done(s, &copy, &rep);
+}
+
+/* Bytes of the sftp stream: packets complete in @p are handled in place. */
+static void feed(struct sftp *s, const uint8_t *p, size_t n)
+{
+	while (n && !s->failed) {
+		size_t have = buf_used(&s->ibuf);
+		if (!have && n >= 4) {
+			uint32_t len = get_be32(p);
+			if (len == 0 || len > SFTP_MAX_PACKET) {
+				sftp_fatal(s, "sftp packet of %u bytes from the server (limit %u)",
+					   len, SFTP_MAX_PACKET);
+				return;
+			}
+			if (n - 4 >= len) {
+				dispatch(s, p + 4, len);
+				p += 4 + len;
+				n -= 4 + len;
+				continue;
+			}
+		}
+		/* Incomplete: collect just this packet's bytes in ibuf. */
+		size_t need;
+		if (have < 4) {
+			need = 4 - have;
+		} else {
+			uint32_t len = get_be32(buf_data(&s->ibuf));
+			need = 4 + len - have;
+		}
+		size_t k = n < need ? n : need;
+		buf_put(&s->ibuf, p, k);
+		p += k;
+		n -= k;
+		have += k;
+		if (have < 4)
+			continue;
+		uint32_t len = get_be32(buf_data(&s->ibuf));
+		if (len == 0 || len > SFTP_MAX_PACKET) {
+			sftp_fatal(s, "sftp packet of %u bytes from the server (limit %u)", len,
+				   SFTP_MAX_PACKET);
+			return;
+		}
+		if (s->ibuf.err) {
+			sftp_fatal(s, "out of memory for an sftp packet");
+			return;
+		}
+		if (have == 4 + (size_t)len) {
+			dispatch(s, buf_data(&s->ibuf) + 4, len);
+			buf_reset(&s->ibuf);
+		}
+	}
+}
+
+/* ---- channel ---- */
+
+static void ch_opened(struct chan *ch)
+{
+	struct sftp *s = ch->data;
+	size_t st = chan_request_begin(ch, "subsystem", true, TAG_SUBSYSTEM);
+	buf_cstr(&s->c.out, "sftp");
+	conn_pkt_end(&s->c, st);
+}
+
+static void ch_open_failed(struct chan *ch, uint32_t reason, struct sv msg)
+{
+	struct sftp *s = ch->data;
+	char m[200];
+	sv_printable(msg, m, sizeof(m));
+	s->ch = NULL;
+	sftp_fatal(s, "%s refused a session (reason %u): %s", s->o.target, reason, m);
+}
+
+static void ch_reply(struct chan *ch, uint32_t tag, bool ok)
+{
+	struct sftp *s = ch->data;
+	if (tag != TAG_SUBSYSTEM)
+		return;
+	if (!ok) {
+		sftp_fatal(s, "%s refused the sftp subsystem", s->o.target);
+		return;
+	}
+	/* INIT has no request id: uint32 length, type, version. */
+	buf_u32(&s->obuf, 5);
+	buf_u8(&s->obuf, SSH_FXP_INIT);
+	buf_u32(&s->obuf, SFTP_VERSION);
+	s->state = ST_INIT;
+}
+
+static void ch_data(struct chan *ch, uint32_t ext, const uint8_t *p, size_t n)
+{
+	struct sftp *s = ch->data;
+	if (ext) {
+		/* The server's stderr: untrusted bytes, not for our terminal. */
+		char m[200];
+		sv_printable((struct sv){ p, n }, m, sizeof(m));
+		log_info("sftp server stderr: %s", m);
+	} else {
+		feed(s, p, n);
+	}
+	if (s->ch)
+		chan_consumed(ch, n);
+}
+
+static void ch_eof(struct chan *ch)
+{
+	struct sftp *s = ch->data;
+	if (!s->closing)
+		sftp_fatal(s, "the sftp server on %s ended the session", s->o.target);
+}
+
+static void ch_closed(struct chan *ch)
+{
+	struct sftp *s = ch->data;
+	s->ch = NULL;
+	if (!s->closing)
+		sftp_fatal(s, "the sftp server on %s closed the channel", s->o.target);
+}
+
+static const struct chan_ops sftp_chan_ops = {
+	.name = "session",
+	.opened = ch_opened,
+	.open_failed = ch_open_failed,
+	.data = ch_data,
+	.eof = ch_eof,
+	.closed = ch_closed,
+	.reply = ch_reply,
+};
+
+static void conn_ended(struct conn *c)
+{
+	struct sftp *s = c->data;
+	if (!s->closing && !s->failed) {
+		s->failed = true;
+		set_err(s, "connection to %s lost: %s", s->o.target,
+			c->reason[0] ? c->reason : "closed by the agent");
+	}
+}
+
+static const struct conn_ops sftp_conn_ops = { .ended = conn_ended };
+
+/* ---- running ---- */
+
+/* One round: send what we can, poll, handle input, send again. */
+static void pump(struct sftp *s, int timeout)
+{
+	flush_out(s);
+	if (s->c.ended) {
+		if (!s->failed)
+			conn_ended(&s->c);
+		return;
+	}
+	int r = loop_once(&s->loop, timeout);
+	if (r < 0 && !s->failed) {
+		sftp_fatal(s, "poll: %s", strerror(-r));
+		return;
+	}
+	conn_service(&s->c);
+	flush_out(s);
+	conn_service(&s->c);
+}
+
+static bool past_deadline(struct sftp *s)
+{
+	if (!s->deadline || now_ms() < s->deadline)
+		return false;
+	if (!s->failed) {
+		sftp_fatal(s, "%s", s->intr ? "interrupted" : "timed out waiting for the sftp server");
+	}
+	return true;
+}
+
+/* Run until *@flag is set; SFTP_E_FATAL when the session dies first. */
+static int wait_flag(struct sftp *s, const bool *flag)
+{
+	while (!*flag) {
+		if (s->failed || past_deadline(s))
+			return SFTP_E_FATAL;
+		pump(s, SFTP_TICK_MS);
+	}
+	return s->failed ? SFTP_E_FATAL : SFTP_OK;
+}
+
+/* ---- blocking calls ---- */
+
+struct call {
+	bool done;
+	int rc;
+	struct sftp_attrs *attrs;
+	struct sftp_handle *h;
+	char **str;
+	sftp_name_fn fn;
+	void *fnarg;
+	uint64_t lim[4];
+	bool want_status_ok; /* op answers only with STATUS */
+};
+
+static void call_done(struct sftp *s, const struct sftp_req *q, const struct reply *r)
+{
+	struct call *c = q->arg;
+	c->done = true;
+	c->rc = SFTP_OK;
+	switch (r->type) {
+	case 0:
+		c->rc = SFTP_E_INTR;
+		break;
+	case SSH_FXP_STATUS:
+		if (r->status == SSH_FX_OK && !c->want_status_ok) {
+			sftp_fatal(s, "sftp server answered request type %u with status OK and no data",
+				   q->op);
+			c->rc = SFTP_E_FATAL;
+			return;
+		}
+		c->rc = (int)(r->status > 0x7fffffffu ? SSH_FX_FAILURE : r->status);
+		if (r->status != SSH_FX_OK)
+			set_status_err(s, r);
+		break;
+	case SSH_FXP_HANDLE:
+		c->h->len = (uint32_t)r->handle.n;
+		memcpy(c->h->b, r->handle.p, r->handle.n);
+		break;
+	case SSH_FXP_ATTRS:
+		*c->attrs = r->attrs;
+		break;
+	case SSH_FXP_NAME: {
+		struct rd nr;
+		rd_init(&nr, r->names.p, r->names.n);
+		if (c->str) {
+			struct sftp_name nm;
+			name_get(&nr, &nm);
+			if (r->count != 1 || !(*c->str = sv_strdup(nm.name))) {
+				sftp_fatal(s, "sftp server sent a bad NAME reply to request type %u",
+					   q->op);
+				c->rc = SFTP_E_FATAL;
+			}
+			return;
+		}
+		for (uint32_t i = 0; i < r->count; i++) {
+			struct sftp_name nm;
+			name_get(&nr, &nm);
+			c->fn(c->fnarg, &nm);
+		}
+		break;
+	}
+	case SSH_FXP_EXTENDED_REPLY: {
+		struct rd er;
+		rd_init(&er, r->ext.p, r->ext.n);
+		for (int i = 0; i < 4; i++)
+			c->lim[i] = sftp_rd_u64(&er);
+		if (er.err) {
+			sftp_fatal(s, "malformed limits@openssh.com reply");
+			c->rc = SFTP_E_FATAL;
+		}
+		break;
+	}
+	}
+}
+
+static int call_run(struct sftp *s, struct call *c)
+{
+	int r = wait_flag(s, &c->done);
+	return r ? r : c->rc;
+}
+
+#define CALL_START(s, op, c)                                  \
+	struct sftp_req *q = req_new(s, op, call_done, c);    \
+	if (!q)                                               \
+		return SFTP_E_FATAL;                          \
+	size_t st = req_begin(s, q)
+
+int sftp_stat(struct sftp *s, const char *path, bool follow, struct sftp_attrs *a)
+{
+	struct call c = { .attrs = a };
+	CALL_START(s, follow ? SSH_FXP_STAT : SSH_FXP_LSTAT, &c);
+	buf_cstr(&s->obuf, path);
+	req_end(s, q, st, 0);
+	return call_run(s, &c);
+}
+
+int sftp_open(struct sftp *s, const char *path, uint32_t pflags, const struct sftp_attrs *a,
+	      struct sftp_handle *h)
+{
+	struct call c = { .h = h };
+	struct sftp_attrs none = { 0 };
+	CALL_START(s, SSH_FXP_OPEN, &c);
+	buf_cstr(&s->obuf, path);
+	buf_u32(&s->obuf, pflags);
+	sftp_attrs_put(&s->obuf, a ? a : &none);
+	req_end(s, q, st, 0);
+	return call_run(s, &c);
+}
+
+int sftp_opendir(struct sftp *s, const char *path, struct sftp_handle *h)
+{
+	struct call c = { .h = h };
+	CALL_START(s, SSH_FXP_OPENDIR, &c);
+	buf_cstr(&s->obuf, path);
+	req_end(s, q, st, 0);
+	return call_run(s, &c);
+}
+
+int sftp_close(struct sftp *s, const struct sftp_handle *h)
+{
+	struct call c = { .want_status_ok = true };
+	CALL_START(s, SSH_FXP_CLOSE, &c);
+	buf_handle(&s->obuf, h);
+	req_end(s, q, st, 0);
+	return call_run(s, &c);
+}
+
+int sftp_fsetstat(struct sftp *s, const struct sftp_handle *h, const struct sftp_attrs *a)
+{
+	struct call c = { .want_status_ok = true };
+	CALL_START(s, SSH_FXP_FSETSTAT, &c);
+	buf_handle(&s->obuf, h);
+	sftp_attrs_put(&s->obuf, a);
+	req_end(s, q, st, 0);
+	return call_run(s, &c);
+}
+
+int sftp_setstat(struct sftp *s, const char *path, const struct sftp_attrs *a)
+{
+	struct call c = { .want_status_ok = true };
+	CALL_START(s, SSH_FXP_SETSTAT, &c);
+	buf_cstr(&s->obuf, path);
+	sftp_attrs_put(&s->obuf, a);
+	req_end(s, q, st, 0);
+	return call_run(s, &c);
+}
+
+int sftp_mkdir(struct sftp *s, const char *path, const struct sftp_attrs *a)
+{
+	struct call c = { .want_status_ok = true };
+	CALL_START(s, SSH_FXP_MKDIR, &c);
+	buf_cstr(&s->obuf, path);
+	sftp_attrs_put(&s->obuf, a);
+	req_end(s, q, st, 0);
+	return call_run(s, &c);
+}
+
+int sftp_remove(struct sftp *s, const char *path)
+{
+	struct call c = { .want_status_ok = true };
+	CALL_START(s, SSH_FXP_REMOVE, &c);
+	buf_cstr(&s->obuf, path);
+	req_end(s, q, st, 0);
+	return call_run(s, &c);
+}
+
+static int rename_plain(struct sftp *s, const char *from, const char *to)
+{
+	struct call c = { .want_status_ok = true };
+	CALL_START(s, SSH_FXP_RENAME, &c);
+	buf_cstr(&s->obuf, from);
+	buf_cstr(&s->obuf, to);
+	req_end(s, q, st, 0);
+	return call_run(s, &c);
+}
+
+static int rename_posix(struct sftp *s, const char *from, const char *to)
+{
+	struct call c = { .want_status_ok = true };
+	CALL_START(s, SSH_FXP_EXTENDED, &c);
+	buf_cstr(&s->obuf, "posix-rename@openssh.com");
+	buf_cstr(&s->obuf, from);
+	buf_cstr(&s->obuf, to);
+	req_end(s, q, st, 0);
+	return call_run(s, &c);
+}
+
+int sftp_rename(struct sftp *s, const char *from, const char *to)
+{
+	if (s->ext.posix_rename)
+		return rename_posix(s, from, to);
+	/* v3 RENAME may refuse an existing target: then remove it and retry. */
+	int r = rename_plain(s, from, to);
+	if (r <= 0)
+		return r;
+	struct sftp_attrs a;
+	char saved[sizeof(s->err)];
+	memcpy(saved, s->err, sizeof(saved));
+	if (sftp_stat(s, to, false, &a) != SFTP_OK || (a.flags & SSH_FILEXFER_ATTR_PERMISSIONS &&
+						       (a.perm & 0170000) == 0040000)) {
+		if (!s->failed)
+			memcpy(s->err, saved, sizeof(saved));
+		return s->failed ? SFTP_E_FATAL : r;
+	}
+	int rr = sftp_remove(s, to);
+	if (rr != SFTP_OK)
+		return rr;
+	return rename_plain(s, from, to);
+}
+
+int sftp_symlink(struct sftp *s, const char *target, const char *linkpath)
+{
+	struct call c = { .want_status_ok = true };
+	CALL_START(s, SSH_FXP_SYMLINK, &c);
+	/*
+	 * OpenSSH's order (target first), which differs from the draft; every
+	 * server we talk to (OpenSSH, PuTTY, wicket-sftp-server) follows it.
+	 */
+	buf_cstr(&s->obuf, target);
+	buf_cstr(&s->obuf, linkpath);
+	req_end(s, q, st, 0);
+	return call_run(s, &c);
+}
+
+int sftp_readlink(struct sftp *s, const char *path, char **out)
+{
+	*out = NULL;
+	struct call c = { .str = out };
+	CALL_START(s, SSH_FXP_READLINK, &c);
+	buf_cstr(&s->obuf, path);
+	req_end(s, q, st, 0);
+	return call_run(s, &c);
+}
+
+int sftp_readdir(struct sftp *s, const struct sftp_handle *h, sftp_name_fn fn, void *arg)
+{
+	struct call c = { .fn = fn, .fnarg = arg };
+	CALL_START(s, SSH_FXP_READDIR, &c);
+	buf_handle(&s->obuf, h);
+	req_end(s, q, st, 0);
+	return call_run(s, &c);
+}
+
+static int query_limits(struct sftp *s)
+{
+	struct call c = { 0 };
+	CALL_START(s, SSH_FXP_EXTENDED, &c);
+	buf_cstr(&s->obuf, "limits@openssh.com");
+	req_end(s, q, st, 0);
+	int r = call_run(s, &c);
+	if (r == SFTP_OK) {
+		s->ext.max_packet = c.lim[0];
+		s->ext.max_read = c.lim[1];
+		s->ext.max_write = c.lim[2];
+	}
+	return r;
+}
+
+/* ---- pipelined transfers ---- */
+
+struct xfer {
+	struct sftp *s;
+	const struct sftp_handle *h;
+	int fd;
+	uint64_t next;	 /* next offset to ask for / send */
+	uint64_t size;
+	uint64_t start;
+	uint64_t done;	 /* bytes completed */
+	uint64_t end;	 /* highest offset written (download) */
+	uint64_t eof_at; /* lowest offset the server called EOF */
+	bool eof;
+	unsigned inflight, max;
+	uint32_t chunk;
+	int rc;
+};
+
+static unsigned xfer_depth(const struct sftp *s)
+{
+	unsigned n = s->o.requests ? s->o.requests : SFTP_DEFAULT_REQUESTS;
+	return n > SFTP_MAX_REQUESTS ? SFTP_MAX_REQUESTS : n;
+}
+
+static uint32_t chunk_limit(uint32_t chunk, uint64_t lim)
+{
+	return lim && lim < chunk ? (uint32_t)lim : chunk;
+}
+
+static void xfer_fail(struct xfer *x, int rc)
+{
+	if (!x->rc)
+		x->rc = rc;
+}
+
+static void read_done(struct sftp *s, const struct sftp_req *q, const struct reply *r);
+
+static void read_send(struct xfer *x, uint64_t off, uint32_t len)
+{
+	struct sftp *s = x->s;
+	struct sftp_req *q = req_new(s, SSH_FXP_READ, read_done, x);
+	if (!q) {
+		sftp_fatal(s, "too many sftp requests pending");
+		return;
+	}
+	q->off = off;
+	q->len = len;
+	size_t st = req_begin(s, q);
+	buf_handle(&s->obuf, x->h);
+	sftp_buf_u64(&s->obuf, off);
+	buf_u32(&s->obuf, len);
+	req_end(s, q, st, 0);
+	x->inflight++;
+}
+
+/*
+ * Keep the pipeline full up to the expected size; past it, one READ at a
+ * time until the server says EOF (the file may have grown).
+ */
+static void read_issue(struct xfer *x)
+{
+	while (!x->rc && !x->eof && !x->s->intr && !x->s->failed && x->inflight < x->max) {
+		if (x->next >= x->size && x->inflight)
+			break;
+		uint32_t len = x->chunk;
+		if (x->next < x->size && x->size - x->next < len)
+			len = (uint32_t)(x->size - x->next);
+		read_send(x, x->next, len);
+		x->next += len;
+	}
+}
+
+static void read_done(struct sftp *s, const struct sftp_req *q, const struct reply *r)
+{
+	struct xfer *x = q->arg;
+	x->inflight--;
+	if (r->type == 0)
+		return;
+	if (r->type == SSH_FXP_STATUS) {
+		if (r->status == SSH_FX_EOF) {
+			x->eof = true;
+			if (q->off < x->eof_at)
+				x->eof_at = q->off;
+		} else if (r->status == SSH_FX_OK) {
+			sftp_fatal(s, "sftp server answered READ with status OK and no data");
+		} else if (!x->rc) {
+			set_status_err(s, r);
+			xfer_fail(x, (int)(r->status > 0x7fffffffu ? SSH_FX_FAILURE : r->status));
+		}
+		read_issue(x);
+		return;
+	}
+	size_t n = r->data.n;
+	if (!x->rc && n) {
+		size_t w = 0;
+		while (w < n) {
+			ssize_t k = pwrite(x->fd, r->data.p + w, n - w, (off_t)(q->off + w));
+			if (k < 0 && errno == EINTR)
+				continue;
+			if (k <= 0) {
+				set_err(s, "%s", strerror(k < 0 ? errno : EIO));
+				xfer_fail(x, SFTP_E_LOCAL);
+				break;
+			}
+			w += (size_t)k;
+		}
+		x->done += n;
+		if (q->off + n > x->end)
+			x->end = q->off + n;
+	}
+	if (n == 0) {
+		/* Nothing at all: no progress possible there, as good as EOF. */
+		x->eof = true;
+		if (q->off < x->eof_at)
+			x->eof_at = q->off;
+	} else if (n < q->len && !x->rc && !s->intr && q->off + n < x->eof_at) {
+		/* Short read: ask for the rest of this range again. */
+		read_send(x, q->off + n, q->len - (uint32_t)n);
+	}
+	read_issue(x);
+}
+
+static int xfer_run(struct xfer *x, sftp_progress_fn fn, void *arg)
+{
+	struct sftp *s = x->s;
+	while (x->inflight) {
+		if (s->failed || past_deadline(s))
+			return SFTP_E_FATAL;
+		pump(s, SFTP_TICK_MS);
+		if (fn)
+			fn(arg, x->done);
+	}
+	if (s->failed)
+		return SFTP_E_FATAL;
+	if (x->rc)
+		return x->rc;
+	return s->intr ? SFTP_E_INTR : SFTP_OK;
+}
+
+int sftp_download(struct sftp *s, const struct sftp_handle *h, int fd, uint64_t off,
+		  uint64_t size, sftp_progress_fn fn, void *arg, uint64_t *end)
+{
+	struct xfer x = {
+		.s = s, .h = h, .fd = fd, .next = off, .size = size, .start = off, .end = off,
+		.eof_at = UINT64_MAX, .max = xfer_depth(s),
+		.chunk = chunk_limit(s->o.chunk ? s->o.chunk : SFTP_MAX_DATA, s->ext.max_read),
+	};
+	if (x.chunk > SFTP_MAX_DATA)
+		x.chunk = SFTP_MAX_DATA;
+	if (s->intr)
+		return SFTP_E_INTR;
+	read_issue(&x);
+	int r = xfer_run(&x, fn, arg);
+	*end = x.end;
+	return r;
+}
+
+static void write_done(struct sftp *s, const struct sftp_req *q, const struct reply *r);
+
+static void write_issue(struct xfer *x)
+{
+	struct sftp *s = x->s;
+	while (!x->rc && !s->intr && !s->failed && x->inflight < x->max && x->next < x->size) {
+		uint32_t len = x->chunk;
+		if (x->size - x->next < len)
+			len = (uint32_t)(x->size - x->next);
+		struct sftp_req *q = req_new(s, SSH_FXP_WRITE, write_done, x);
+		if (!q) {
+			sftp_fatal(s, "too many sftp requests pending");
+			return;
+		}
+		q->off = x->next;
+		q->len = len;
+		q->fd = x->fd;
+		size_t st = req_begin(s, q);
+		buf_handle(&s->obuf, x->h);
+		sftp_buf_u64(&s->obuf, x->next);
+		buf_u32(&s->obuf, len);
+		req_end(s, q, st, len);
+		if (s->wq_tail)
+			s->wq_tail->wnext = q;
+		else
+			s->wq_head = q;
+		s->wq_tail = q;
+		x->next += len;
+		x->inflight++;
+	}
+}
+
+static void write_done(struct sftp *s, const struct sftp_req *q, const struct reply *r)
+{
+	struct xfer *x = q->arg;
+	x->inflight--;
+	if (r->type == 0)
+		return;
+	if (q->rerr) {
+		if (!x->rc)
+			set_err(s, "%s", q->rerr < 0 ? "file shrank while being copied"
+						     : strerror(q->rerr));
+		xfer_fail(x, SFTP_E_LOCAL);
+	} else if (r->status != SSH_FX_OK) {
+		if (!x->rc)
+			set_status_err(s, r);
+		xfer_fail(x, (int)(r->status > 0x7fffffffu ? SSH_FX_FAILURE : r->status));
+	} else {
+		x->done += q->len;
+	}
+	write_issue(x);
+}
+
+int sftp_upload(struct sftp *s, const struct sftp_handle *h, int fd, uint64_t off, uint64_t size,
+		sftp_progress_fn fn, void *arg)
+{
+	uint32_t chunk = s->o.chunk ? s->o.chunk : SFTP_MAX_DATA;
+	if (chunk > SFTP_MAX_DATA)
+		chunk = SFTP_MAX_DATA;
+	chunk = chunk_limit(chunk, s->ext.max_write);
+	uint64_t hdr = 4 + SFTP_WRITE_HDR(h->len);
+	if (s->ext.max_packet && s->ext.max_packet > hdr)
+		chunk = chunk_limit(chunk, s->ext.max_packet - hdr);
+	struct xfer x = { .s = s, .h = h, .fd = fd, .next = off, .size = size, .start = off,
+			  .max = xfer_depth(s), .chunk = chunk };
+	if (s->intr)
+		return SFTP_E_INTR;
+	write_issue(&x);
+	return xfer_run(&x, fn, arg);
+}
+
+/* ---- set-up and tear-down ---- */
+
+struct sftp *sftp_connect(struct tp *tp, const struct sftp_opts *o, char *err, size_t errlen)
+{
+	struct sftp *s = calloc(1, sizeof(*s));
+	if (!s) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	s->o = *o;
+	loop_init(&s->loop);
+	buf_init(&s->ibuf, SFTP_MAX_PACKET + 4);
+	buf_init(&s->obuf, SFTP_OBUF_MAX);
+	fcntl(tp->rfd, F_SETFL, fcntl(tp->rfd, F_GETFL) | O_NONBLOCK);
+	if (tp->wfd != tp->rfd)
+		fcntl(tp->wfd, F_SETFL, fcntl(tp->wfd, F_GETFL) | O_NONBLOCK);
+	struct conn_cfg cfg = { .software = "wicket_" WICKET_VERSION, .window = SFTP_WINDOW,
+				.pktlog = o->pktlog, .out_high = 2u * 1024 * 1024 };
+	if (conn_init(&s->c, &s->loop, tp->rfd, tp->wfd, &cfg, &sftp_conn_ops, s) < 0) {
+		snprintf(err, errlen, "out of memory");
+		sftp_free(s);
+		return NULL;
+	}
+	s->ch = chan_open(&s->c, "session", &sftp_chan_ops, s);
+	if (!s->ch) {
+		snprintf(err, errlen, "cannot open a channel to %s", o->target);
+		sftp_free(s);
+		return NULL;
+	}
+	while (s->state != ST_READY && !s->failed)
+		pump(s, -1);
+	if (!s->failed && s->ext.limits)
+		query_limits(s);
+	if (s->failed) {
+		snprintf(err, errlen, "%s", s->err);
+		sftp_free(s);
+		return NULL;
+	}
+	log_debug("sftp: ready (posix-rename %d, limits %d: packet %llu read %llu write %llu)",
+		  s->ext.posix_rename, s->ext.limits, (unsigned long long)s->ext.max_packet,
+		  (unsigned long long)s->ext.max_read, (unsigned long long)s->ext.max_write);
+	return s;
+}
+
+void sftp_free(struct sftp *s)
+{
+	if (!s)
+		return;
+	s->closing = true;
+	if (!s->c.ended && s->c.loop) {
+		if (s->ch) {
+			chan_send_eof(s->ch);
+			chan_send_close(s->ch);
+		}
+		conn_disconnect(&s->c, "copy finished");
+		conn_service(&s->c);
+		conn_abort(&s->c);
+	}
+	conn_free(&s->c);
+	loop_free(&s->loop);
+	buf_free(&s->ibuf);
+	buf_free(&s->obuf);
+	free(s);
+}

@@ -1,0 +1,566 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""wicket cp: copies both ways against wicketd's sftp server (and OpenSSH's
+and psusan's), -p, --resume, failures, interruption, ENOSPC, and a
+malicious sftp server (evil_sftp.py).
+
+How resume is detected: the partial destination holds the first K bytes of
+the source with one byte flipped.  A real resume keeps that prefix (the
+flipped byte survives, the rest is appended); a full re-copy would restore
+the source's byte.
+
+`python3 test_cp.py --relay SOCKET BYTES_PER_SEC` is a helper mode used as
+wicket's --proxy-command: it relays stdin/stdout to the agent's socket,
+throttling our upload direction so a copy can be interrupted mid-way."""
+
+import glob
+import os
+import random
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import threading
+import time
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from taplib import (WICKETD, Agent, Failure, Skip, expect, expect_eq, run, tap,  # noqa: E402
+                    wait_until, wicket)
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+EVIL = os.path.join(HERE, "evil_sftp.py")
+OPENSSH_SFTP = "/usr/lib/openssh/sftp-server"
+BIG = 50 * 1024 * 1024
+
+S = {}  # state from setup
+
+
+def relay_main(path, rate):
+    """stdin -> socket throttled to rate bytes/s; socket -> stdout as fast as possible."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(path)
+
+    def down():
+        while True:
+            d = s.recv(1 << 16)
+            if not d:
+                break
+            os.write(1, d)
+        os._exit(0)
+    threading.Thread(target=down, daemon=True).start()
+    t0 = time.monotonic()
+    sent = 0
+    while True:
+        d = os.read(0, 16384)
+        if not d:
+            s.shutdown(socket.SHUT_WR)
+            break
+        s.sendall(d)
+        sent += len(d)
+        ahead = sent / rate - (time.monotonic() - t0)
+        if ahead > 0:
+            time.sleep(ahead)
+    threading.Event().wait()
+
+
+def server_kind():
+    own = os.path.join(os.path.dirname(WICKETD), "wicket-sftp-server")
+    if os.access(own, os.X_OK):
+        return "wicket", []
+    if os.access(OPENSSH_SFTP, os.X_OK):
+        return "openssh", ["--sftp-server", OPENSSH_SFTP]
+    return None, []
+
+
+def setup():
+    os.umask(0o022)
+    S["tmp"] = tap.tmpdir("wicket-cp-")
+    kind, extra = server_kind()
+    S["kind"] = kind
+    if kind:
+        S["agent"] = Agent(S["tmp"], extra=extra)
+        S["t"] = S["agent"].target
+    if os.access(OPENSSH_SFTP, os.X_OK):
+        S["ossh"] = Agent(S["tmp"], name="openssh.sock", extra=["--sftp-server", OPENSSH_SFTP])
+
+
+def need_agent():
+    if not S.get("kind"):
+        raise Skip("no sftp server: neither wicket-sftp-server nor %s" % OPENSSH_SFTP)
+    return S["t"]
+
+
+def fresh(name):
+    d = os.path.join(S["tmp"], name)
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(d)
+    return d
+
+
+def rnd(n, seed):
+    r = random.Random(seed)
+    return r.randbytes(n) if hasattr(r, "randbytes") else os.urandom(n)
+
+
+def write(path, data, mode=None):
+    with open(path, "wb") as f:
+        f.write(data)
+    if mode is not None:
+        os.chmod(path, mode)
+
+
+def make_tree(root, symlinks=True, big=BIG):
+    os.makedirs(root)
+    write(os.path.join(root, "a file with spaces.txt"), b"hello, world\n")
+    os.makedirs(os.path.join(root, "dir with space", "deeper"))
+    write(os.path.join(root, "dir with space", "inner file"), b"inner\n" * 1000)
+    write(os.path.join(root, "dir with space", "deeper", "leaf"), b"leaf")
+    os.makedirs(os.path.join(root, "empty dir"))
+    write(os.path.join(root, "zero"), b"")
+    write(os.path.join(root, "big.bin"), rnd(big, 1))
+    if symlinks:
+        os.symlink("a file with spaces.txt", os.path.join(root, "link"))
+        os.symlink("/nonexistent/dangling target", os.path.join(root, "dangling"))
+
+
+def compare_trees(a, b):
+    r = run(["diff", "-r", "--no-dereference", a, b], timeout=120)
+    expect_eq(r.rc, 0, "diff -r %s %s\n%s" % (a, b, r.describe()))
+    for dirpath, dirs, files in os.walk(a):
+        rel = os.path.relpath(dirpath, a)
+        for n in dirs + files:
+            pa = os.path.join(dirpath, n)
+            pb = os.path.join(b, rel, n)
+            sa, sb = os.lstat(pa), os.lstat(pb)
+            expect_eq(stat.S_IFMT(sb.st_mode), stat.S_IFMT(sa.st_mode), "type of " + pb)
+            if stat.S_ISLNK(sa.st_mode):
+                expect_eq(os.readlink(pb), os.readlink(pa), "symlink target of " + pb)
+    leftovers = [p for p in glob.glob(os.path.join(b, "**", ".*wicket-*"), recursive=True)]
+    expect(not leftovers, "temporary files left behind: %s" % leftovers)
+
+
+def cp(*args, timeout=180, proxy=None):
+    g = ["--proxy-command", proxy] if proxy else []
+    return run(wicket(*g, "cp", *args), timeout=timeout)
+
+
+def ok(r, what):
+    expect_eq(r.rc, 0, what + "\n" + r.describe())
+
+
+# ---------------------------------------------------------------- copies
+
+
+@tap.check("upload a tree (spaces, empty dir, symlinks, 0-byte, 50 MB): diff -r clean")
+def _():
+    t = need_agent()
+    d = fresh("up")
+    make_tree(os.path.join(d, "src"))
+    ok(cp("-r", os.path.join(d, "src"), "%s:%s" % (t, os.path.join(d, "dst"))), "upload")
+    compare_trees(os.path.join(d, "src"), os.path.join(d, "dst"))
+    # Into an existing directory: lands as dst/src.
+    ok(cp("-rq", os.path.join(d, "src"), "%s:%s/" % (t, os.path.join(d, "dst"))), "upload into dir")
+    compare_trees(os.path.join(d, "src"), os.path.join(d, "dst", "src"))
+
+
+@tap.check("download a tree (spaces, empty dir, symlinks, 0-byte, 50 MB): diff -r clean")
+def _():
+    t = need_agent()
+    d = fresh("down")
+    make_tree(os.path.join(d, "src"))
+    ok(cp("-r", "%s:%s" % (t, os.path.join(d, "src")), os.path.join(d, "dst")), "download")
+    compare_trees(os.path.join(d, "src"), os.path.join(d, "dst"))
+    os.makedirs(os.path.join(d, "into"))
+    ok(cp("-r", "%s:%s" % (t, os.path.join(d, "src")), os.path.join(d, "into")), "download into dir")
+    compare_trees(os.path.join(d, "src"), os.path.join(d, "into", "src"))
+
+
+@tap.check("single files, several sources into a directory, a new name, remote relative paths")
+def _():
+    t = need_agent()
+    d = fresh("files")
+    write(os.path.join(d, "f1"), b"one\n")
+    write(os.path.join(d, "f2"), b"two\n")
+    os.makedirs(os.path.join(d, "up"))
+    ok(cp(os.path.join(d, "f1"), os.path.join(d, "f2"), "%s:%s" % (t, os.path.join(d, "up"))),
+       "two files up")
+    expect_eq(open(os.path.join(d, "up", "f2"), "rb").read(), b"two\n", "up/f2")
+    ok(cp(os.path.join(d, "f1"), "%s:%s" % (t, os.path.join(d, "renamed"))), "to a new name")
+    expect_eq(open(os.path.join(d, "renamed"), "rb").read(), b"one\n", "renamed")
+    ok(cp(os.path.join(d, "f2"), "%s:%s" % (t, os.path.join(d, "renamed"))), "overwrite")
+    expect_eq(open(os.path.join(d, "renamed"), "rb").read(), b"two\n", "overwritten")
+    os.makedirs(os.path.join(d, "down"))
+    ok(cp("%s:%s" % (t, os.path.join(d, "f1")), "%s:%s" % (t, os.path.join(d, "f2")),
+          os.path.join(d, "down")), "two files down")
+    expect_eq(sorted(os.listdir(os.path.join(d, "down"))), ["f1", "f2"], "down/")
+    # A local name with ':' written as ./a:b stays local.
+    write(os.path.join(d, "a:b"), b"colon\n")
+    r = run(wicket("cp", "./a:b", "%s:%s" % (t, os.path.join(d, "up"))), cwd=d, timeout=60)
+    ok(r, "./a:b upload")
+    expect_eq(open(os.path.join(d, "up", "a:b"), "rb").read(), b"colon\n", "up/a:b")
+
+
+@tap.check("interop: both ways against OpenSSH's sftp-server (wicketd --sftp-server)")
+def _():
+    if "ossh" not in S:
+        raise Skip("%s is not installed" % OPENSSH_SFTP)
+    t = S["ossh"].target
+    d = fresh("ossh")
+    make_tree(os.path.join(d, "src"), big=3 << 20)
+    ok(cp("-rq", os.path.join(d, "src"), "%s:%s" % (t, os.path.join(d, "up"))), "upload")
+    compare_trees(os.path.join(d, "src"), os.path.join(d, "up"))
+    ok(cp("-rq", "%s:%s" % (t, os.path.join(d, "src")), os.path.join(d, "down")), "download")
+    compare_trees(os.path.join(d, "src"), os.path.join(d, "down"))
+
+
+@tap.check("interop: both ways through psusan's sftp server (no symlink support there)")
+def _():
+    if not shutil.which("psusan"):
+        raise Skip("psusan (putty-tools) is not installed")
+    d = fresh("psusan")
+    make_tree(os.path.join(d, "src"), symlinks=False, big=3 << 20)
+    ok(cp("-rq", os.path.join(d, "src"), "x:" + os.path.join(d, "up"), proxy="psusan"), "upload")
+    compare_trees(os.path.join(d, "src"), os.path.join(d, "up"))
+    ok(cp("-rq", "x:" + os.path.join(d, "src"), os.path.join(d, "down"), proxy="psusan"),
+       "download")
+    compare_trees(os.path.join(d, "src"), os.path.join(d, "down"))
+
+
+# ---------------------------------------------------------------- -p
+
+
+def attrs_of(p):
+    st = os.lstat(p)
+    return stat.S_IMODE(st.st_mode), int(st.st_mtime)
+
+
+@tap.check("-p keeps mode and mtime (files and directories, both ways); without -p: mode & ~umask")
+def _():
+    t = need_agent()
+    d = fresh("preserve")
+    src = os.path.join(d, "src")
+    os.makedirs(os.path.join(src, "sub"))
+    write(os.path.join(src, "f"), b"x" * 1000, 0o640)
+    write(os.path.join(src, "sub", "g"), b"y", 0o751)
+    write(os.path.join(src, "open"), b"z", 0o666)
+    os.chmod(os.path.join(src, "sub"), 0o750)
+    for p, when in (("f", 1000000000), ("sub/g", 1100000000), ("sub", 1200000000),
+                    ("open", 1300000000)):
+        os.utime(os.path.join(src, p), (when, when))
+    os.utime(src, (1250000000, 1250000000))
+    ok(cp("-rpq", src, "%s:%s" % (t, os.path.join(d, "up"))), "upload -p")
+    ok(cp("-rpq", "%s:%s" % (t, src), os.path.join(d, "down")), "download -p")
+    for top in ("up", "down"):
+        for p in ("f", "sub/g", "sub", "open", ""):
+            expect_eq(attrs_of(os.path.join(d, top, p)), attrs_of(os.path.join(src, p)),
+                      "(mode, mtime) of %s/%s vs source" % (top, p))
+    ok(cp("-q", "%s:%s" % (t, os.path.join(src, "open")), os.path.join(d, "plain")),
+       "download without -p")
+    mode, mtime = attrs_of(os.path.join(d, "plain"))
+    expect_eq(oct(mode), oct(0o644), "mode of a 0666 file downloaded with umask 022")
+    expect(mtime != 1300000000, "mtime kept without -p")
+
+
+# ---------------------------------------------------------------- resume
+
+RESUME_SRC = 3 * 1024 * 1024 + 17
+
+
+def resume_cases():
+    return [0, 1, 1024, 1024 * 1024, RESUME_SRC - 1]
+
+
+def flipped_prefix(data, k):
+    p = bytearray(data[:k])
+    if k:
+        p[k // 2] ^= 0xff
+    return bytes(p)
+
+
+def check_resume(direction):
+    t = need_agent()
+    d = fresh("resume-" + direction)
+    data = rnd(RESUME_SRC, 7)
+    src = os.path.join(d, "source.bin")
+    write(src, data)
+    bad = []
+    for k in resume_cases():
+        dst = os.path.join(d, "dst-%d" % k)
+        prefix = flipped_prefix(data, k)
+        write(dst, prefix)
+        if direction == "up":
+            r = cp("-q", "--resume", src, "%s:%s" % (t, dst))
+        else:
+            r = cp("-q", "--resume", "%s:%s" % (t, src), dst)
+        if r.rc != 0:
+            bad.append("size %d: %s" % (k, r.describe()))
+            continue
+        got = open(dst, "rb").read()
+        if got != prefix + data[k:]:
+            how = "re-copied from 0 (prefix not kept)" if got == data else "content wrong"
+            bad.append("size %d: %s (got %d bytes)" % (k, how, len(got)))
+        left = glob.glob(os.path.join(d, ".*wicket-*"))
+        if left:
+            bad.append("size %d: left %s" % (k, left))
+    expect(not bad, "resume failures:\n" + "\n".join(bad))
+
+
+@tap.check("--resume upload at prefix sizes 0, 1, 1 KiB, 1 MiB, size-1: prefix kept, rest appended")
+def _():
+    check_resume("up")
+
+
+@tap.check("--resume download at prefix sizes 0, 1, 1 KiB, 1 MiB, size-1: prefix kept, rest appended")
+def _():
+    check_resume("down")
+
+
+@tap.check("--resume continues from a leftover .NAME.wicket-part temp file (both ways)")
+def _():
+    t = need_agent()
+    d = fresh("resume-part")
+    data = rnd(1 << 20, 9)
+    src = os.path.join(d, "s.bin")
+    write(src, data)
+    for direction in ("up", "down"):
+        dst = os.path.join(d, "f-" + direction)
+        part = os.path.join(d, ".f-%s.wicket-part" % direction)
+        prefix = flipped_prefix(data, 4096)
+        write(part, prefix)
+        if direction == "up":
+            r = cp("-q", "--resume", src, "%s:%s" % (t, dst))
+        else:
+            r = cp("-q", "--resume", "%s:%s" % (t, src), dst)
+        ok(r, direction)
+        expect_eq(open(dst, "rb").read() == prefix + data[4096:], True,
+                  "%s: result is the kept prefix + the rest" % direction)
+        expect(not os.path.exists(part), "%s: %s still there" % (direction, part))
+
+
+# ---------------------------------------------------------------- failures
+
+
+@tap.check("copying to a nonexistent remote directory: exit 1, message names it")
+def _():
+    t = need_agent()
+    d = fresh("nodir")
+    write(os.path.join(d, "f"), b"f")
+    missing = os.path.join(d, "no-such-dir")
+    r = cp(os.path.join(d, "f"), "%s:%s/f" % (t, missing))
+    expect_eq(r.rc, 1, "exit status\n" + r.describe())
+    expect(missing.encode() in r.err and b"wicket: cp: " in r.err, "message\n" + r.describe())
+    r = cp(os.path.join(d, "f"), "%s:%s/" % (t, missing))
+    expect_eq(r.rc, 1, "exit status (trailing slash)\n" + r.describe())
+    expect(missing.encode() in r.err, "message (trailing slash)\n" + r.describe())
+    expect(not os.path.exists(missing), "created %s" % missing)
+
+
+@tap.check("one failing source does not stop the others (exit 1); a directory without -r is named")
+def _():
+    t = need_agent()
+    d = fresh("partial")
+    write(os.path.join(d, "good"), b"good")
+    os.makedirs(os.path.join(d, "adir"))
+    os.makedirs(os.path.join(d, "out"))
+    r = cp(os.path.join(d, "missing"), os.path.join(d, "adir"), os.path.join(d, "good"),
+           "%s:%s" % (t, os.path.join(d, "out")))
+    expect_eq(r.rc, 1, "exit status\n" + r.describe())
+    expect(b"missing: No such file or directory" in r.err, "missing source named\n" + r.describe())
+    expect(b"adir: is a directory" in r.err, "directory named\n" + r.describe())
+    expect_eq(os.listdir(os.path.join(d, "out")), ["good"], "what got copied")
+    r = cp("%s:%s" % (t, os.path.join(d, "nope")), os.path.join(d, "x"))
+    expect_eq(r.rc, 1, "missing remote source\n" + r.describe())
+    expect(b"nope" in r.err, "missing remote source named\n" + r.describe())
+
+
+@tap.check("usage errors exit 255 naming the problem (local-only, remote-to-remote, bad option)")
+def _():
+    t = need_agent()
+    for args, word in ((["a", "b"], b"no remote operand"),
+                       (["%s:/a" % t, "%s:/b" % t], b"two remote operands"),
+                       (["-z", "a", "%s:/b" % t], b"-z"),
+                       (["a"], b"needs a source and a destination"),
+                       (["unix/x:/a", "unix/y:/b", "c"], b"same target")):
+        r = cp(*args, timeout=30)
+        expect_eq(r.rc, 255, "exit status of %s\n%s" % (args, r.describe()))
+        expect(word in r.err, "message for %s\n%s" % (args, r.describe()))
+    r = cp("/etc/hostname", "unix/%s/none.sock:/tmp/x" % S["tmp"], timeout=30)
+    expect_eq(r.rc, 255, "unreachable target\n" + r.describe())
+
+
+def slow_upload(d, big_name, rate=4 << 20):
+    """Start an upload through a throttled relay; returns (Popen, remote dir)."""
+    t = need_agent()
+    src = os.path.join(d, big_name)
+    with open(src, "wb") as f:
+        f.truncate(200 * 1024 * 1024)
+    rdir = os.path.join(d, "remote")
+    os.makedirs(rdir)
+    relay = "%s %s --relay %s %d" % (sys.executable, os.path.abspath(__file__),
+                                      t[len("unix/"):], rate)
+    p = subprocess.Popen(wicket("--proxy-command", relay, "cp", src, "x:" + rdir),
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, start_new_session=True)
+    tap.at_cleanup(lambda: os.killpg(p.pid, signal.SIGKILL) if p.poll() is None else None)
+
+    def temp_seen():
+        if p.poll() is not None:
+            raise Failure("wicket ended early: %s %r" % (p.returncode, p.stderr.read()))
+        return glob.glob(os.path.join(rdir, "." + big_name + ".wicket-*"))
+    wait_until(temp_seen, timeout=30, what="the temporary upload file")
+    time.sleep(0.5)
+    return p, rdir
+
+
+@tap.check("kill -9 of wicket mid-upload leaves no file under the final name")
+def _():
+    d = fresh("kill9")
+    p, rdir = slow_upload(d, "huge")
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait(timeout=10)
+    time.sleep(0.5)
+    expect(not os.path.exists(os.path.join(rdir, "huge")), "final name exists after kill -9")
+    try:
+        os.killpg(p.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+@tap.check("SIGTERM mid-upload: wicket dies of the signal and removes its temp file")
+def _():
+    d = fresh("sigterm")
+    p, rdir = slow_upload(d, "huge")
+    os.kill(p.pid, signal.SIGTERM)
+    try:
+        p.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        raise Failure("wicket did not exit within 15 s of SIGTERM")
+    expect_eq(p.returncode, -signal.SIGTERM, "wait status")
+    time.sleep(0.5)
+    expect_eq(os.listdir(rdir), [], "remote directory after SIGTERM")
+
+
+def mount_small_tmpfs(path):
+    os.makedirs(path)
+    r = run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", path], timeout=30)
+    if r.rc != 0:
+        raise Skip("cannot mount a tmpfs here: %s" % r.err.decode(errors="replace").strip())
+    tap.at_cleanup(lambda: run(["umount", "-l", path], timeout=30))
+
+
+@tap.check("ENOSPC uploading into a 1 MiB tmpfs: exit 1, 'No space left on device', no final file")
+def _():
+    t = need_agent()
+    d = fresh("enospc")
+    small = os.path.join(d, "small")
+    mount_small_tmpfs(small)
+    write(os.path.join(d, "three-mb"), rnd(3 << 20, 3))
+    r = cp(os.path.join(d, "three-mb"), "%s:%s" % (t, small))
+    expect_eq(r.rc, 1, "exit status\n" + r.describe())
+    expect_eq(os.listdir(small), [], "files left in the full tmpfs")
+    if S["kind"] == "openssh":
+        raise Skip("OpenSSH's sftp-server reports only 'Failure' (checked exit and no file)")
+    expect(b"No space left on device" in r.err, "server's message\n" + r.describe())
+
+
+@tap.check("ENOSPC downloading into a 1 MiB tmpfs: exit 1, 'No space left on device', no file")
+def _():
+    t = need_agent()
+    d = fresh("enospc-down")
+    small = os.path.join(d, "small")
+    mount_small_tmpfs(small)
+    write(os.path.join(d, "three-mb"), rnd(3 << 20, 4))
+    r = cp("%s:%s" % (t, os.path.join(d, "three-mb")), small)
+    expect_eq(r.rc, 1, "exit status\n" + r.describe())
+    expect(b"No space left on device" in r.err, "message\n" + r.describe())
+    expect_eq(os.listdir(small), [], "files left in the full tmpfs")
+
+
+# ---------------------------------------------------------------- progress
+
+
+@tap.check("progress bar on a tty (name, 100%, rate); silent without a tty and with -q")
+def _():
+    t = need_agent()
+    if not shutil.which("script"):
+        raise Skip("script (util-linux) is not installed")
+    d = fresh("progress")
+    write(os.path.join(d, "payload.bin"), rnd(8 << 20, 5))
+    cmd = " ".join("'%s'" % a for a in wicket("cp", os.path.join(d, "payload.bin"),
+                                               "%s:%s/copy" % (t, d)))
+    r = run(["script", "-qec", cmd, "/dev/null"], timeout=60)
+    ok(r, "cp on a tty")
+    expect(b"payload.bin" in r.out and b"100%" in r.out and b"/s" in r.out,
+           "progress line on the tty\n" + r.describe())
+    r = run(["script", "-qec", cmd.replace("' 'cp'", "' 'cp' '-q'"), "/dev/null"], timeout=60)
+    ok(r, "cp -q on a tty")
+    expect(b"100%" not in r.out, "-q still drew progress\n" + r.describe())
+    r = cp(os.path.join(d, "payload.bin"), "%s:%s/copy2" % (t, d))
+    ok(r, "cp without a tty")
+    expect_eq(r.err, b"", "stderr without a tty")
+
+
+# ---------------------------------------------------------------- hostile server
+
+
+def evil(mode, *args, outside="/nonexistent-wicket-outside"):
+    cmd = "%s %s --mode %s --outside %s" % (sys.executable, EVIL, mode, outside)
+    return cp(*args, timeout=60, proxy=cmd)
+
+
+@tap.check("malicious server: READDIR names ../escape, /etc/x, newline... refused, nothing outside DEST")
+def _():
+    d = fresh("evil")
+    parent = os.path.join(d, "parent")
+    dest = os.path.join(parent, "DEST")
+    outside = os.path.join(d, "outside")
+    os.makedirs(dest)
+    os.makedirs(outside)
+    etc_x = os.path.exists("/etc/x") and os.lstat("/etc/x")
+    r = evil("names", "-r", "x:/dir", dest, outside=outside)
+    expect(r.rc not in (0, None) and r.rc > 0, "exit status\n" + r.describe())
+    expect(b"refusing suspicious name from remote" in r.err, "message\n" + r.describe())
+    for n in (b"../escape", b"/etc/x", b"new\\x0aline", b"nul\\x00byte"):
+        expect(n in r.err, "%r not named in the message\n%s" % (n, r.describe()))
+    expect(b"\x1b" not in r.err and b"new\nline" not in r.err,
+           "raw control bytes reached stderr\n" + r.describe())
+    expect_eq(sorted(os.listdir(parent)), ["DEST"], "parent of DEST")
+    expect_eq(os.listdir(outside), [], "directory the evil symlink points to")
+    expect_eq(os.path.exists("/etc/x") and os.lstat("/etc/x"), etc_x, "/etc/x")
+    found = []
+    for dirpath, dirs, files in os.walk(dest):
+        found += [os.path.relpath(os.path.join(dirpath, n), dest) for n in dirs + files]
+    expect("dir/good" in found, "the good file was not copied: %s" % found)
+    for f in found:
+        expect("escape" not in f and "\n" not in f and "red" not in f, "wrote %r" % f)
+    expect_eq(open(os.path.join(dest, "dir", "good"), "rb").read(), b"good file content\n",
+              "content of the good file")
+
+
+@tap.check("malicious server: DATA longer than requested -> protocol error (255), no crash, no file")
+def _():
+    d = fresh("evil-data")
+    r = evil("bigdata", "x:/file", os.path.join(d, "f"))
+    expect_eq(r.rc, 255, "exit status\n" + r.describe())
+    expect(b"DATA" in r.err, "message\n" + r.describe())
+    expect_eq(os.listdir(d), [], "files left")
+
+
+@tap.check("malicious server: absurd NAME count, 256 MiB packet, unknown request id -> 255")
+def _():
+    d = fresh("evil-misc")
+    for mode, word in (("hugecount", b"entries"), ("hugepkt", b"packet of 268435456"),
+                       ("badid", b"not pending")):
+        r = evil(mode, "-r", "x:/dir", d)
+        expect_eq(r.rc, 255, "%s: exit status\n%s" % (mode, r.describe()))
+        expect(word in r.err, "%s: message\n%s" % (mode, r.describe()))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "--relay":
+        relay_main(sys.argv[2], int(sys.argv[3]))
+        sys.exit(0)
+    tap.main(setup)

@@ -1,0 +1,1362 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * lib/conn: the connection layer driven end to end.  Two struct conn share
+ * one loop over a socketpair ("server" accepts session channels, "client"
+ * opens them); hostile input is injected by writing raw bare-framing bytes
+ * into the socket from the test and parsing what the conn writes back.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "conn.h"
+#include "log.h"
+#include "loop.h"
+#include "msg.h"
+#include "tap.h"
+#include "wire.h"
+
+#define RXMAX (256u * 1024u)
+#define MAXCH 8
+#define MAXREQ 8
+
+static int seq_counter; /* orders callbacks across channels and conns */
+
+struct tchan {
+	struct chan *ch;
+	int opened, open_failed, closed, eofs;
+	int closed_seq, eof_seq;
+	uint32_t fail_reason;
+	char fail_msg[128];
+	bool auto_consume;
+	uint8_t rx[RXMAX];
+	size_t rxn;
+	uint8_t rx_ext[RXMAX];
+	size_t rx_extn;
+	uint32_t last_ext;
+	size_t chunks, max_chunk, eof_at_rx;
+	/* Requests received and the answers to give. */
+	int nreq;
+	bool answers[MAXREQ];
+	char req_type[MAXREQ][32];
+	bool req_want[MAXREQ];
+	char req_arg[MAXREQ][32];
+	/* Replies received to our requests. */
+	int nreply;
+	uint32_t reply_tag[MAXREQ];
+	bool reply_ok[MAXREQ];
+};
+
+struct side {
+	struct conn c;
+	bool inited;
+	int greeted, ended, ended_seq;
+	bool auto_consume;
+	int nacc;
+	struct tchan acc[MAXCH]; /* channels the peer opened to us */
+	int global_reqs;
+};
+
+struct fx {
+	struct loop l;
+	int sp[2];
+	struct side srv, cli;
+	bool raw; /* no client conn: sp[1] is driven by the test */
+	/* Raw peer input. */
+	struct buf rin;
+	bool rgreeted;
+	char rgreeting[128];
+};
+
+/* ---- callbacks ---- */
+
+static void t_opened(struct chan *ch)
+{
+	struct tchan *t = ch->data;
+	t->opened++;
+}
+
+static void t_open_failed(struct chan *ch, uint32_t reason, struct sv msg)
+{
+	struct tchan *t = ch->data;
+	t->open_failed++;
+	t->fail_reason = reason;
+	sv_printable(msg, t->fail_msg, sizeof(t->fail_msg));
+	t->ch = NULL;
+}
+
+static void t_data(struct chan *ch, uint32_t ext, const uint8_t *p, size_t n)
+{
+	struct tchan *t = ch->data;
+	uint8_t *dst = ext ? t->rx_ext : t->rx;
+	size_t *dn = ext ? &t->rx_extn : &t->rxn;
+	if (*dn + n <= RXMAX)
+		memcpy(dst + *dn, p, n);
+	*dn += n;
+	t->last_ext = ext;
+	t->chunks++;
+	if (n > t->max_chunk)
+		t->max_chunk = n;
+	if (t->auto_consume)
+		chan_consumed(ch, n);
+}
+
+static void t_eof(struct chan *ch)
+{
+	struct tchan *t = ch->data;
+	t->eofs++;
+	t->eof_seq = ++seq_counter;
+	t->eof_at_rx = t->rxn;
+}
+
+static void t_closed(struct chan *ch)
+{
+	struct tchan *t = ch->data;
+	t->closed++;
+	t->closed_seq = ++seq_counter;
+	t->ch = NULL;
+}
+
+static bool t_request(struct chan *ch, struct sv type, bool want_reply, struct rd *args)
+{
+	struct tchan *t = ch->data;
+	int i = t->nreq++;
+	if (i >= MAXREQ)
+		return false;
+	sv_printable(type, t->req_type[i], sizeof(t->req_type[i]));
+	t->req_want[i] = want_reply;
+	struct sv a = rd_rest(args);
+	sv_printable(a, t->req_arg[i], sizeof(t->req_arg[i]));
+	return t->answers[i];
+}
+
+static void t_reply(struct chan *ch, uint32_t tag, bool okv)
+{
+	struct tchan *t = ch->data;
+	int i = t->nreply++;
+	if (i >= MAXREQ)
+		return;
+	t->reply_tag[i] = tag;
+	t->reply_ok[i] = okv;
+}
+
+static const struct chan_ops tops = {
+	.name = "test",
+	.opened = t_opened,
+	.open_failed = t_open_failed,
+	.data = t_data,
+	.eof = t_eof,
+	.closed = t_closed,
+	.request = t_request,
+	.reply = t_reply,
+};
+
+static uint32_t s_open(struct conn *c, struct chan *ch, struct sv type, struct rd *args,
+		       const char **msg)
+{
+	struct side *s = c->data;
+	(void)args;
+	if (!sv_eq(type, "session")) {
+		*msg = "only session here";
+		return OPEN_UNKNOWN_CHANNEL_TYPE;
+	}
+	if (s->nacc >= MAXCH) {
+		*msg = "test pool full";
+		return OPEN_RESOURCE_SHORTAGE;
+	}
+	struct tchan *t = &s->acc[s->nacc++];
+	t->ch = ch;
+	t->auto_consume = s->auto_consume;
+	ch->ops = &tops;
+	ch->data = t;
+	return 0;
+}
+
+static bool s_global(struct conn *c, struct sv name, bool want_reply, struct rd *args)
+{
+	struct side *s = c->data;
+	(void)want_reply;
+	(void)args;
+	s->global_reqs++;
+	return sv_eq(name, "yes@test");
+}
+
+static void s_greeted(struct conn *c)
+{
+	struct side *s = c->data;
+	s->greeted++;
+}
+
+static void s_ended(struct conn *c)
+{
+	struct side *s = c->data;
+	s->ended++;
+	s->ended_seq = ++seq_counter;
+}
+
+static const struct conn_ops sops = {
+	.open = s_open,
+	.global_request = s_global,
+	.greeted = s_greeted,
+	.ended = s_ended,
+};
+
+/* ---- fixture ---- */
+
+static void set_nonblock(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+	fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+}
+
+static struct fx *fx_new(const struct conn_cfg *scfg, const struct conn_cfg *ccfg)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	if (!f)
+		bail_out("out of memory");
+	loop_init(&f->l);
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, f->sp) < 0)
+		bail_out("socketpair failed");
+	set_nonblock(f->sp[0]);
+	f->srv.auto_consume = true;
+	f->cli.auto_consume = true;
+	struct conn_cfg sc = { .software = "test-server" };
+	if (scfg)
+		sc = *scfg;
+	if (conn_init(&f->srv.c, &f->l, f->sp[0], f->sp[0], &sc, &sops, &f->srv) < 0)
+		bail_out("conn_init server failed");
+	f->srv.inited = true;
+	if (!ccfg) {
+		f->raw = true;
+		buf_init(&f->rin, 4u * 1024 * 1024);
+		return f;
+	}
+	set_nonblock(f->sp[1]);
+	struct conn_cfg cc = *ccfg;
+	if (conn_init(&f->cli.c, &f->l, f->sp[1], f->sp[1], &cc, &sops, &f->cli) < 0)
+		bail_out("conn_init client failed");
+	f->cli.inited = true;
+	return f;
+}
+
+static void fx_free(struct fx *f)
+{
+	if (f->srv.inited)
+		conn_free(&f->srv.c);
+	if (f->cli.inited)
+		conn_free(&f->cli.c);
+	buf_free(&f->rin);
+	loop_free(&f->l);
+	close(f->sp[0]);
+	close(f->sp[1]);
+	free(f);
+}
+
+static void pump_once(struct fx *f, int timeout)
+{
+	loop_once(&f->l, timeout);
+	conn_service(&f->srv.c);
+	if (f->cli.inited)
+		conn_service(&f->cli.c);
+}
+
+/* Pump until @cond holds (bounded); the caller asserts @cond afterwards. */
+#define PUMP_UNTIL(f, cond)                                             \
+	do {                                                            \
+		for (int pump_i_ = 0; pump_i_ < 300 && !(cond); pump_i_++) \
+			pump_once((f), 20);                             \
+	} while (0)
+
+/* Let whatever is in flight settle. */
+static void pump_idle(struct fx *f, int rounds)
+{
+	for (int i = 0; i < rounds; i++)
+		pump_once(f, 5);
+}
+
+static struct chan *cli_open(struct fx *f, struct tchan *t, const char *type)
+{
+	memset(t, 0, sizeof(*t));
+	t->auto_consume = true;
+	t->ch = chan_open(&f->cli.c, type, &tops, t);
+	return t->ch;
+}
+
+/* Open a session from the client and wait for both sides to see it. */
+static bool open_session(struct fx *f, struct tchan *t)
+{
+	if (!cli_open(f, t, "session"))
+		return false;
+	int before = f->srv.nacc;
+	PUMP_UNTIL(f, t->opened || t->open_failed);
+	return t->opened == 1 && f->srv.nacc == before + 1 && f->srv.acc[before].opened == 1;
+}
+
+/* ---- raw peer ---- */
+
+static void raw_write(struct fx *f, const void *p, size_t n)
+{
+	const uint8_t *b = p;
+	while (n) {
+		ssize_t w = send(f->sp[1], b, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0 && errno == EAGAIN) {
+			pump_once(f, 5);
+			continue;
+		}
+		if (w <= 0)
+			bail_out("raw write failed");
+		b += w;
+		n -= (size_t)w;
+	}
+}
+
+static void raw_greet(struct fx *f)
+{
+	static const char g[] = "SSHCONNECTION@putty.projects.tartarus.org-2.0-test\r\n";
+	raw_write(f, g, sizeof(g) - 1);
+}
+
+/* Send @pk (payload incl. message number) as one packet, then free it. */
+static void raw_send(struct fx *f, struct buf *pk)
+{
+	uint8_t hdr[4];
+	put_be32(hdr, (uint32_t)buf_used(pk));
+	raw_write(f, hdr, 4);
+	raw_write(f, buf_data(pk), buf_used(pk));
+	buf_free(pk);
+}
+
+static struct buf pk_begin(uint8_t type)
+{
+	struct buf b;
+	buf_init(&b, 1u << 20);
+	buf_u8(&b, type);
+	return b;
+}
+
+static void raw_recv(struct fx *f)
+{
+	for (;;) {
+		uint8_t *w = buf_reserve(&f->rin, 65536);
+		if (!w)
+			return;
+		ssize_t n = recv(f->sp[1], w, 65536, MSG_DONTWAIT);
+		if (n <= 0)
+			return;
+		buf_commit(&f->rin, (size_t)n);
+	}
+}
+
+/* Try to take one packet out of the raw input (own parser, not lib/wire). */
+static bool raw_take(struct fx *f, struct buf *out)
+{
+	if (!f->rgreeted) {
+		const uint8_t *d = buf_data(&f->rin);
+		const uint8_t *nl = memchr(d, '\n', buf_used(&f->rin));
+		if (!nl)
+			return false;
+		size_t ln = (size_t)(nl - d) + 1;
+		size_t cp = ln < sizeof(f->rgreeting) - 1 ? ln : sizeof(f->rgreeting) - 1;
+		memcpy(f->rgreeting, d, cp);
+		f->rgreeting[cp] = 0;
+		buf_consume(&f->rin, ln);
+		f->rgreeted = true;
+	}
+	if (buf_used(&f->rin) < 4)
+		return false;
+	uint32_t len = get_be32(buf_data(&f->rin));
+	if (buf_used(&f->rin) - 4 < len)
+		return false;
+	buf_reset(out);
+	buf_put(out, buf_data(&f->rin) + 4, len);
+	buf_consume(&f->rin, 4 + (size_t)len);
+	return true;
+}
+
+/* Next packet the server conn wrote to us, pumping the loop as needed. */
+static bool raw_next(struct fx *f, struct buf *out)
+{
+	for (int i = 0; i < 200; i++) {
+		raw_recv(f);
+		if (raw_take(f, out))
+			return true;
+		pump_once(f, 10);
+	}
+	raw_recv(f);
+	return raw_take(f, out);
+}
+
+static int pk_type(const struct buf *p)
+{
+	return buf_used(p) ? buf_data(p)[0] : -1;
+}
+
+/* Open a session from the raw side; return the server's channel id or -1. */
+static long raw_open(struct fx *f, uint32_t our_id, uint32_t win, uint32_t maxpkt)
+{
+	struct buf pk = pk_begin(MSG_CHANNEL_OPEN);
+	buf_cstr(&pk, "session");
+	buf_u32(&pk, our_id);
+	buf_u32(&pk, win);
+	buf_u32(&pk, maxpkt);
+	raw_send(f, &pk);
+	struct buf in;
+	buf_init(&in, 1u << 20);
+	long id = -1;
+	if (raw_next(f, &in) && pk_type(&in) == MSG_CHANNEL_OPEN_CONFIRMATION) {
+		struct rd r;
+		rd_init(&r, buf_data(&in), buf_used(&in));
+		rd_u8(&r);
+		uint32_t recip = rd_u32(&r);
+		uint32_t sid = rd_u32(&r);
+		rd_u32(&r);
+		rd_u32(&r);
+		if (rd_end(&r) && recip == our_id)
+			id = sid;
+	}
+	buf_free(&in);
+	return id;
+}
+
+/*
+ * Read packets until a DISCONNECT; check it has code @code and a reason
+ * containing @needle.  Returns true when all of that holds.
+ */
+static bool raw_expect_disconnect(struct fx *f, uint32_t code, const char *needle,
+				  const char *what)
+{
+	struct buf in;
+	buf_init(&in, 1u << 20);
+	bool got = false;
+	int others = 0;
+	while (raw_next(f, &in)) {
+		if (pk_type(&in) == MSG_DISCONNECT) {
+			got = true;
+			break;
+		}
+		others++;
+	}
+	if (!ok(got, "%s: DISCONNECT (type 1) arrived", what)) {
+		buf_free(&in);
+		return false;
+	}
+	struct rd r;
+	rd_init(&r, buf_data(&in), buf_used(&in));
+	rd_u8(&r);
+	uint32_t c = rd_u32(&r);
+	struct sv why = rd_str(&r);
+	struct sv lang = rd_str(&r);
+	(void)lang;
+	char txt[256];
+	sv_printable(why, txt, sizeof(txt));
+	bool good = ok(rd_end(&r), "%s: DISCONNECT is well formed", what);
+	good &= is_int(c, code, "%s: reason code %u", what, code);
+	good &= ok(strstr(txt, needle) != NULL, "%s: reason [%s] mentions [%s]", what, txt, needle);
+	buf_free(&in);
+	return good;
+}
+
+/* ---- tests over two conns ---- */
+
+static const struct conn_cfg cli_cfg_default = { .software = "test-client" };
+
+static void test_open_confirm(void)
+{
+	struct fx *f = fx_new(NULL, &cli_cfg_default);
+	struct tchan *ct = calloc(1, sizeof(*ct));
+	ok(open_session(f, ct), "session channel opened and confirmed");
+	is_int(ct->opened, 1, "client opened() called once");
+	is_int(f->srv.nacc, 1, "server accepted one channel");
+	is_int(f->srv.acc[0].opened, 1, "server-side opened() called once");
+	is_int(f->srv.greeted, 1, "server saw the client's greeting once");
+	is_int(f->cli.greeted, 1, "client saw the server's greeting once");
+	is_str(f->srv.c.peer_version, "test-client", "server recorded the client version");
+	is_str(f->cli.c.peer_version, "test-server", "client recorded the server version");
+	struct chan *cch = ct->ch, *sch = f->srv.acc[0].ch;
+	ok(cch && sch, "both channel objects exist");
+	if (cch && sch) {
+		is_int(cch->state, CH_OPEN, "client channel state OPEN");
+		is_int(cch->rid, sch->id, "client knows the server's channel id");
+		is_int(sch->rid, cch->id, "server knows the client's channel id");
+		is_int(cch->rwin, sch->lwin, "client's send window is the server's advertised window");
+		is_int(cch->rmaxpkt, sch->lmaxpkt, "client's max packet is the server's advertised one");
+		is_int(sch->rwin, 4u * 1024 * 1024, "default window 4 MiB");
+		ok(chan_send_room(cch) > 0, "room to send on an open channel");
+	}
+	is_int(f->srv.c.nopen, 1, "server nopen 1");
+	is_int(f->cli.c.nopen, 1, "client nopen 1");
+	ok(!f->srv.c.dead && !f->cli.c.dead, "no one disconnected");
+	free(ct);
+	fx_free(f);
+}
+
+static void test_open_unknown(void)
+{
+	struct fx *f = fx_new(NULL, &cli_cfg_default);
+	struct tchan *ct = calloc(1, sizeof(*ct));
+	ok(cli_open(f, ct, "x11-bogus@test") != NULL, "chan_open of an unknown type queued");
+	ok(chan_send_room(ct->ch) == 0, "no room before confirmation");
+	PUMP_UNTIL(f, ct->open_failed || ct->opened);
+	is_int(ct->open_failed, 1, "open_failed() called once");
+	is_int(ct->opened, 0, "opened() not called");
+	is_int(ct->fail_reason, OPEN_UNKNOWN_CHANNEL_TYPE, "reason 3 (unknown channel type)");
+	is_str(ct->fail_msg, "only session here", "failure message carried over");
+	is_int(ct->closed, 0, "closed() not called for a refused open");
+	is_int(f->cli.c.nopen, 0, "client slot freed");
+	ok(f->cli.c.nch > 0 && f->cli.c.ch[0] == NULL, "client channel table entry cleared");
+	is_int(f->srv.c.nopen, 0, "server holds no channel for the refusal");
+	is_int(f->srv.nacc, 0, "server open handler accepted nothing");
+	ok(!f->srv.c.dead && !f->cli.c.dead, "refusal is not a protocol error");
+
+	/* The connection keeps working and the id is reused. */
+	ok(open_session(f, ct), "session opens after a refusal");
+	ok(ct->ch && ct->ch->id == 0, "freed id 0 reused");
+	free(ct);
+	fx_free(f);
+
+	/* No open handler at all: still reason 3. */
+	static const struct conn_ops noopen = { .ended = s_ended };
+	struct fx *g = fx_new(NULL, &cli_cfg_default);
+	g->srv.c.ops = &noopen;
+	struct tchan *t2 = calloc(1, sizeof(*t2));
+	cli_open(g, t2, "session");
+	PUMP_UNTIL(g, t2->open_failed || t2->opened);
+	is_int(t2->fail_reason, OPEN_UNKNOWN_CHANNEL_TYPE, "no open handler: reason 3");
+	free(t2);
+	fx_free(g);
+
+	/* Channel cap: the second open gets RESOURCE_SHORTAGE. */
+	struct conn_cfg sc = { .software = "s", .max_channels = 1 };
+	struct fx *h = fx_new(&sc, &cli_cfg_default);
+	struct tchan *a = calloc(1, sizeof(*a)), *b = calloc(1, sizeof(*b));
+	ok(open_session(h, a), "first channel under a cap of 1");
+	cli_open(h, b, "session");
+	PUMP_UNTIL(h, b->open_failed || b->opened);
+	is_int(b->fail_reason, OPEN_RESOURCE_SHORTAGE, "over the cap: reason 4");
+	is_int(h->srv.c.nopen, 1, "server still has exactly one channel");
+	free(a);
+	free(b);
+	fx_free(h);
+}
+
+static void fill_pattern(uint8_t *p, size_t n, unsigned seed)
+{
+	for (size_t i = 0; i < n; i++) {
+		seed = seed * 1664525u + 1013904223u;
+		p[i] = (uint8_t)(seed >> 24);
+	}
+}
+
+static void test_data_both_ways(void)
+{
+	struct fx *f = fx_new(NULL, &cli_cfg_default);
+	struct tchan *ct = calloc(1, sizeof(*ct));
+	if (!ok(open_session(f, ct), "open for data test")) {
+		free(ct);
+		fx_free(f);
+		return;
+	}
+	struct tchan *st = &f->srv.acc[0];
+	static uint8_t up[100000], down[70000], err[3000];
+	fill_pattern(up, sizeof(up), 1);
+	fill_pattern(down, sizeof(down), 2);
+	fill_pattern(err, sizeof(err), 3);
+
+	size_t sent = 0;
+	for (int i = 0; i < 500 && sent < sizeof(up); i++) {
+		sent += chan_send(ct->ch, 0, up + sent, sizeof(up) - sent);
+		pump_once(f, 5);
+	}
+	is_int(sent, sizeof(up), "client queued all %zu bytes", sizeof(up));
+	PUMP_UNTIL(f, st->rxn >= sizeof(up));
+	is_mem(st->rx, st->rxn, up, sizeof(up), "client->server data intact");
+
+	sent = chan_send(st->ch, 0, down, sizeof(down));
+	is_int(sent, sizeof(down), "server queued all bytes at once");
+	size_t esent = chan_send(st->ch, SSH_EXTENDED_DATA_STDERR, err, sizeof(err));
+	is_int(esent, sizeof(err), "server queued stderr bytes");
+	PUMP_UNTIL(f, ct->rxn >= sizeof(down) && ct->rx_extn >= sizeof(err));
+	is_mem(ct->rx, ct->rxn, down, sizeof(down), "server->client data intact");
+	is_mem(ct->rx_ext, ct->rx_extn, err, sizeof(err), "server->client stderr intact");
+	is_int(ct->last_ext, SSH_EXTENDED_DATA_STDERR, "extended data type 1 delivered");
+	is_int(st->rx_extn, 0, "no stray extended data at the server");
+	ok(!f->srv.c.dead && !f->cli.c.dead, "no protocol error in bulk transfer");
+
+	/* Zero-length send is a no-op. */
+	is_int(chan_send(ct->ch, 0, "", 0), 0, "chan_send of 0 bytes returns 0");
+	free(ct);
+	fx_free(f);
+}
+
+static void test_window(void)
+{
+	struct conn_cfg sc = { .software = "s", .window = 1000 };
+	struct fx *f = fx_new(&sc, &cli_cfg_default);
+	f->srv.auto_consume = false;
+	struct tchan *ct = calloc(1, sizeof(*ct));
+	if (!ok(open_session(f, ct), "open with a 1000-byte window")) {
+		free(ct);
+		fx_free(f);
+		return;
+	}
+	struct tchan *st = &f->srv.acc[0];
+	struct chan *cch = ct->ch, *sch = st->ch;
+	static uint8_t data[3000];
+	fill_pattern(data, sizeof(data), 7);
+
+	is_int(chan_send_room(cch), 1000, "room equals the peer's window");
+	size_t n = chan_send(cch, 0, data, 1500);
+	is_int(n, 1000, "chan_send returns less than asked: exactly the window");
+	is_int(chan_send_room(cch), 0, "chan_send_room hits 0");
+	is_int(cch->rwin, 0, "client send window 0");
+	is_int(chan_send(cch, 0, data + 1000, 500), 0, "further chan_send sends nothing");
+	PUMP_UNTIL(f, st->rxn >= 1000);
+	pump_idle(f, 5);
+	is_int(st->rxn, 1000, "server received exactly the window");
+	is_int(sch->lwin, 0, "server's receive window used up");
+	is_int(chan_send_room(cch), 0, "no room while the receiver has not consumed");
+	ok(!f->srv.c.dead, "sender respected the window (no disconnect)");
+
+	chan_consumed(sch, 499);
+	pump_idle(f, 5);
+	ok(chan_send_room(cch) <= 499, "after consuming 499, room %zu <= 499",
+	   chan_send_room(cch));
+	ok(sch->lwin + sch->lunacked == 499, "server: window + unacked = consumed (%u + %u)",
+	   sch->lwin, sch->lunacked);
+	chan_consumed(sch, 501);
+	PUMP_UNTIL(f, chan_send_room(cch) == 1000);
+	is_int(chan_send_room(cch), 1000, "window adjust reopened the full window");
+	is_int(sch->lwin, 1000, "server's window topped up to 1000");
+	is_int(sch->lunacked, 0, "nothing left unacknowledged");
+
+	n = chan_send(cch, 0, data + 1000, 2000);
+	is_int(n, 1000, "second round sends exactly one more window");
+	PUMP_UNTIL(f, st->rxn >= 2000);
+	chan_consumed(sch, 1000);
+	PUMP_UNTIL(f, chan_send_room(cch) == 1000);
+	n = chan_send(cch, 0, data + 2000, 1000);
+	is_int(n, 1000, "third round");
+	PUMP_UNTIL(f, st->rxn >= 3000);
+	is_mem(st->rx, st->rxn, data, sizeof(data), "3000 bytes intact through window stalls");
+	ok(!f->srv.c.dead && !f->cli.c.dead, "no protocol error");
+
+	/* The window counts extended data too. */
+	chan_consumed(sch, 1000);
+	PUMP_UNTIL(f, chan_send_room(cch) == 1000);
+	n = chan_send(cch, 1, data, 600);
+	is_int(n, 600, "600 stderr bytes");
+	is_int(chan_send_room(cch), 400, "extended data reduces the window too");
+	free(ct);
+	fx_free(f);
+}
+
+static void test_maxpkt(void)
+{
+	struct conn_cfg sc = { .software = "s", .maxpkt = 100 };
+	struct conn_cfg cc = { .software = "c", .maxpkt = 37 };
+	struct fx *f = fx_new(&sc, &cc);
+	struct tchan *ct = calloc(1, sizeof(*ct));
+	if (!ok(open_session(f, ct), "open with small max packets")) {
+		free(ct);
+		fx_free(f);
+		return;
+	}
+	struct tchan *st = &f->srv.acc[0];
+	is_int(ct->ch->rmaxpkt, 100, "client sees the server's max packet 100");
+	is_int(st->ch->rmaxpkt, 37, "server sees the client's max packet 37");
+	ok(chan_send_room(ct->ch) <= 100, "room capped by max packet (%zu)",
+	   chan_send_room(ct->ch));
+
+	static uint8_t data[1000];
+	fill_pattern(data, sizeof(data), 9);
+	is_int(chan_send(ct->ch, 0, data, sizeof(data)), 1000, "client queued 1000 bytes");
+	PUMP_UNTIL(f, st->rxn >= 1000);
+	is_mem(st->rx, st->rxn, data, 1000, "data intact in small packets");
+	ok(st->max_chunk <= 100, "no packet over the peer's max (largest %zu)", st->max_chunk);
+	is_int(st->chunks, 10, "1000 bytes in 10 packets of 100");
+
+	is_int(chan_send(st->ch, 0, data, sizeof(data)), 1000, "server queued 1000 bytes");
+	is_int(chan_send(st->ch, 1, data, 100), 100, "server queued 100 stderr bytes");
+	PUMP_UNTIL(f, ct->rxn >= 1000 && ct->rx_extn >= 100);
+	is_mem(ct->rx, ct->rxn, data, 1000, "reverse data intact");
+	ok(ct->max_chunk <= 37, "no packet over 37 (largest %zu)", ct->max_chunk);
+	is_int(ct->chunks, 28 + 3, "ceil(1000/37) + ceil(100/37) packets");
+	ok(!f->srv.c.dead && !f->cli.c.dead, "peers accepted every packet");
+	free(ct);
+	fx_free(f);
+}
+
+static void test_eof_close(void)
+{
+	struct fx *f = fx_new(NULL, &cli_cfg_default);
+	struct tchan *ct = calloc(1, sizeof(*ct));
+	if (!ok(open_session(f, ct), "open for EOF/CLOSE test")) {
+		free(ct);
+		fx_free(f);
+		return;
+	}
+	struct tchan *st = &f->srv.acc[0];
+	uint32_t sid = st->ch->id, cid = ct->ch->id;
+	is_int(chan_send(ct->ch, 0, "abc", 3), 3, "data before EOF");
+	chan_send_eof(ct->ch);
+	ok(ct->ch->sent_eof, "EOF marked sent");
+	is_int(chan_send_room(ct->ch), 0, "chan_send_room 0 after our EOF");
+	is_int(chan_send(ct->ch, 0, "late", 4), 0, "data after EOF refused");
+	chan_send_eof(ct->ch); /* second EOF must be a no-op */
+	PUMP_UNTIL(f, st->eofs > 0);
+	pump_idle(f, 3);
+	is_int(st->eofs, 1, "server eof() once (duplicate EOF not sent)");
+	is_int(st->eof_at_rx, 3, "EOF after the data it followed");
+	is_mem(st->rx, st->rxn, "abc", 3, "no data after EOF reached the server");
+	ok(st->ch && st->ch->rcvd_eof, "server channel saw EOF");
+
+	/* Half-close: the other direction still works. */
+	is_int(chan_send(st->ch, 0, "reply", 5), 5, "server can still send after peer EOF");
+	PUMP_UNTIL(f, ct->rxn >= 5);
+	is_mem(ct->rx, ct->rxn, "reply", 5, "reply after EOF arrived");
+
+	/* Server ends its side: EOF then CLOSE. */
+	chan_send_eof(st->ch);
+	chan_send_close(st->ch);
+	is_int(chan_send_room(st->ch), 0, "no room after our CLOSE");
+	PUMP_UNTIL(f, ct->closed && st->closed);
+	pump_idle(f, 5);
+	is_int(ct->eofs, 1, "client eof() once");
+	is_int(ct->closed, 1, "client closed() exactly once");
+	is_int(st->closed, 1, "server closed() exactly once (CLOSE answered)");
+	ok(ct->eof_seq < ct->closed_seq, "client: eof() before closed()");
+	is_int(f->cli.c.nopen, 0, "client slot freed");
+	is_int(f->srv.c.nopen, 0, "server slot freed");
+	ok(f->cli.c.ch[cid] == NULL, "client table entry cleared");
+	ok(f->srv.c.ch[sid] == NULL, "server table entry cleared");
+	ok(!f->srv.c.dead && !f->cli.c.dead, "clean channel close, connection lives on");
+	is_int(f->srv.ended + f->cli.ended, 0, "no conn ended");
+
+	/* Simultaneous CLOSE from both ends. */
+	ok(open_session(f, ct), "second channel");
+	st = &f->srv.acc[1];
+	chan_send_close(ct->ch);
+	chan_send_close(st->ch);
+	chan_send_close(st->ch); /* repeated: no-op */
+	PUMP_UNTIL(f, ct->closed && st->closed);
+	pump_idle(f, 5);
+	is_int(ct->closed, 1, "crossing CLOSEs: client closed() once");
+	is_int(st->closed, 1, "crossing CLOSEs: server closed() once");
+	ok(!f->srv.c.dead && !f->cli.c.dead, "crossing CLOSEs are not a protocol error");
+	is_int(f->srv.c.nopen + f->cli.c.nopen, 0, "all slots freed");
+
+	/* Closing without EOF first; data in flight when we closed is dropped. */
+	ok(open_session(f, ct), "third channel");
+	st = &f->srv.acc[2];
+	chan_send(ct->ch, 0, "xyz", 3);
+	chan_send_close(st->ch);
+	PUMP_UNTIL(f, ct->closed && st->closed);
+	pump_idle(f, 3);
+	is_int(st->closed, 1, "server closed() once");
+	is_int(st->eofs, 0, "no EOF callback when none was sent");
+	ok(!f->srv.c.dead && !f->cli.c.dead, "data crossing a CLOSE is no error");
+	free(ct);
+	fx_free(f);
+}
+
+static void test_requests(void)
+{
+	struct fx *f = fx_new(NULL, &cli_cfg_default);
+	struct tchan *ct = calloc(1, sizeof(*ct));
+	if (!ok(open_session(f, ct), "open for request test")) {
+		free(ct);
+		fx_free(f);
+		return;
+	}
+	struct tchan *st = &f->srv.acc[0];
+	st->answers[0] = true;
+	st->answers[1] = true; /* no reply wanted */
+	st->answers[2] = false;
+	st->answers[3] = true;
+	struct conn *c = &f->cli.c;
+	size_t s = chan_request_begin(ct->ch, "one@test", true, 101);
+	buf_cstr(&c->out, "arg1");
+	conn_pkt_end(c, s);
+	s = chan_request_begin(ct->ch, "quiet@test", false, 999);
+	conn_pkt_end(c, s);
+	s = chan_request_begin(ct->ch, "two@test", true, 102);
+	conn_pkt_end(c, s);
+	s = chan_request_begin(ct->ch, "three@test", true, 103);
+	buf_u32(&c->out, 7);
+	conn_pkt_end(c, s);
+	PUMP_UNTIL(f, ct->nreply >= 3);
+	pump_idle(f, 3);
+	is_int(st->nreq, 4, "server saw 4 requests");
+	is_str(st->req_type[0], "one@test", "request 1 type");
+	is_str(st->req_type[1], "quiet@test", "request 2 type");
+	is_str(st->req_type[2], "two@test", "request 3 type");
+	is_str(st->req_type[3], "three@test", "request 4 type");
+	ok(st->req_want[0] && !st->req_want[1] && st->req_want[2] && st->req_want[3],
+	   "want-reply flags as sent");
+	is_mem(st->req_arg[0], strlen(st->req_arg[0]), "????arg1", 8,
+	       "args positioned after want-reply (string arg1)");
+	is_int(ct->nreply, 3, "exactly 3 replies (none for the no-reply request)");
+	is_int(ct->reply_tag[0], 101, "reply 1 tag 101");
+	is_int(ct->reply_ok[0], true, "reply 1 success");
+	is_int(ct->reply_tag[1], 102, "reply 2 tag 102");
+	is_int(ct->reply_ok[1], false, "reply 2 failure");
+	is_int(ct->reply_tag[2], 103, "reply 3 tag 103");
+	is_int(ct->reply_ok[2], true, "reply 3 success");
+	is_int(ct->ch->tag_n, 0, "no replies outstanding");
+	ok(!f->srv.c.dead && !f->cli.c.dead, "no protocol error");
+
+	/* Many outstanding requests wrap the tag ring correctly. */
+	for (int round = 0; round < 3; round++) {
+		for (int i = 0; i < 20; i++) {
+			s = chan_request_begin(ct->ch, "bulk@test", true, (uint32_t)(1000 + round * 20 + i));
+			conn_pkt_end(c, s);
+		}
+		ct->nreply = 0;
+		PUMP_UNTIL(f, ct->nreply >= 20);
+	}
+	ok(ct->nreply == 20 && ct->reply_tag[0] == 1040 && ct->reply_tag[7] == 1047,
+	   "tags still in order after the ring wrapped (first %u)", ct->reply_tag[0]);
+	ok(!f->srv.c.dead && !f->cli.c.dead, "no protocol error after 60 more requests");
+	free(ct);
+	fx_free(f);
+}
+
+static void test_disconnect_two_conns(void)
+{
+	struct fx *f = fx_new(NULL, &cli_cfg_default);
+	struct tchan *ct = calloc(1, sizeof(*ct));
+	if (!ok(open_session(f, ct), "open before disconnect")) {
+		free(ct);
+		fx_free(f);
+		return;
+	}
+	struct tchan *st = &f->srv.acc[0];
+	conn_disconnect(&f->cli.c, "test over");
+	ok(f->cli.c.dead, "client dead after conn_disconnect");
+	is_str(f->cli.c.reason, "test over", "client reason set");
+	ok(chan_open(&f->cli.c, "session", &tops, ct) == NULL, "no chan_open after disconnect");
+	PUMP_UNTIL(f, f->srv.ended && f->cli.ended);
+	is_int(f->srv.ended, 1, "server ended() once");
+	is_int(f->cli.ended, 1, "client ended() once");
+	ok(strstr(f->srv.c.reason, "test over") != NULL, "server reason carries the text: %s",
+	   f->srv.c.reason);
+	ok(strstr(f->srv.c.reason, "11") != NULL, "server reason carries code 11: %s",
+	   f->srv.c.reason);
+	is_int(st->closed, 1, "server channel closed() once on disconnect");
+	is_int(ct->closed, 1, "client channel closed() once on disconnect");
+	ok(st->closed_seq < f->srv.ended_seq, "server: closed() before ended()");
+	ok(ct->closed_seq < f->cli.ended_seq, "client: closed() before ended()");
+	is_int(f->srv.c.nopen + f->cli.c.nopen, 0, "no channels left");
+	pump_idle(f, 3);
+	is_int(f->srv.ended + f->cli.ended, 2, "ended() not repeated");
+	free(ct);
+	fx_free(f);
+}
+
+static void test_global_request(void)
+{
+	struct fx *f = fx_new(NULL, NULL);
+	raw_greet(f);
+	struct buf pk = pk_begin(MSG_GLOBAL_REQUEST);
+	buf_cstr(&pk, "yes@test");
+	buf_bool(&pk, true);
+	raw_send(f, &pk);
+	pk = pk_begin(MSG_GLOBAL_REQUEST);
+	buf_cstr(&pk, "no@test");
+	buf_bool(&pk, true);
+	raw_send(f, &pk);
+	pk = pk_begin(MSG_GLOBAL_REQUEST);
+	buf_cstr(&pk, "quiet@test");
+	buf_bool(&pk, false);
+	raw_send(f, &pk);
+	struct buf in;
+	buf_init(&in, 1u << 20);
+	ok(raw_next(f, &in) && pk_type(&in) == MSG_REQUEST_SUCCESS && buf_used(&in) == 1,
+	   "global request 1: REQUEST_SUCCESS");
+	ok(raw_next(f, &in) && pk_type(&in) == MSG_REQUEST_FAILURE && buf_used(&in) == 1,
+	   "global request 2: REQUEST_FAILURE");
+	pump_idle(f, 3);
+	raw_recv(f);
+	ok(!raw_take(f, &in), "no reply for want_reply=false");
+	is_int(f->srv.global_reqs, 3, "handler saw 3 global requests");
+	is_str(f->rgreeting, "SSHCONNECTION@putty.projects.tartarus.org-2.0-test-server\r\n",
+	       "conn's greeting line");
+	buf_free(&in);
+	fx_free(f);
+}
+
+static void test_send_from_fd(void)
+{
+	struct conn_cfg sc = { .software = "s", .maxpkt = 100, .window = 250 };
+	struct fx *f = fx_new(&sc, &cli_cfg_default);
+	f->srv.auto_consume = false;
+	struct tchan *ct = calloc(1, sizeof(*ct));
+	int p[2];
+	if (!ok(open_session(f, ct), "open for chan_send_from_fd") || pipe(p) < 0) {
+		free(ct);
+		fx_free(f);
+		return;
+	}
+	set_nonblock(p[0]);
+	struct tchan *st = &f->srv.acc[0];
+	static uint8_t data[400];
+	fill_pattern(data, sizeof(data), 11);
+	ssize_t w = write(p[1], data, sizeof(data));
+	is_int(w, sizeof(data), "400 bytes into the pipe");
+	ssize_t r1 = chan_send_from_fd(ct->ch, 0, p[0]);
+	is_int(r1, 100, "first read capped at the peer's max packet");
+	ssize_t r2 = chan_send_from_fd(ct->ch, SSH_EXTENDED_DATA_STDERR, p[0]);
+	is_int(r2, 100, "second read (stderr) capped at max packet");
+	ssize_t r3 = chan_send_from_fd(ct->ch, 0, p[0]);
+	is_int(r3, 50, "third read capped by the remaining window");
+	is_int(chan_send_from_fd(ct->ch, 0, p[0]), -EAGAIN, "no window: -EAGAIN");
+	PUMP_UNTIL(f, st->rxn + st->rx_extn >= 250);
+	is_mem(st->rx, 100, data, 100, "fd data part 1");
+	ok(st->rxn == 150 && memcmp(st->rx + 100, data + 200, 50) == 0, "fd data part 3");
+	is_mem(st->rx_ext, st->rx_extn, data + 100, 100, "fd stderr data");
+	ok(!f->srv.c.dead, "fd-sourced packets accepted by the peer");
+	chan_consumed(st->ch, 250);
+	PUMP_UNTIL(f, chan_send_room(ct->ch) > 0);
+	is_int(chan_send_from_fd(ct->ch, 0, p[0]), 100, "after adjust: 100 more");
+	is_int(chan_send_from_fd(ct->ch, 0, p[0]), 50, "the last 50 bytes");
+	is_int(chan_send_from_fd(ct->ch, 0, p[0]), -EAGAIN, "empty pipe: -EAGAIN");
+	close(p[1]);
+	is_int(chan_send_from_fd(ct->ch, 0, p[0]), 0, "closed pipe: 0 (EOF)");
+	PUMP_UNTIL(f, st->rxn >= 300);
+	ok(st->rxn == 300 && memcmp(st->rx + 150, data + 250, 150) == 0, "fd data after adjust");
+	close(p[0]);
+	free(ct);
+	fx_free(f);
+}
+
+static void test_out_high(void)
+{
+	struct conn_cfg cc = { .software = "c", .out_high = 2000 };
+	struct conn_cfg sc = { .software = "s", .maxpkt = 500 };
+	struct fx *f = fx_new(&sc, &cc);
+	struct tchan *ct = calloc(1, sizeof(*ct));
+	if (!ok(open_session(f, ct), "open for back-pressure test")) {
+		free(ct);
+		fx_free(f);
+		return;
+	}
+	struct tchan *st = &f->srv.acc[0];
+	static uint8_t data[10000];
+	fill_pattern(data, sizeof(data), 5);
+	ok(conn_can_queue(&f->cli.c), "queue empty: can queue");
+	size_t n = chan_send(ct->ch, 0, data, 1500);
+	is_int(n, 1500, "1500 bytes under the 2000 mark");
+	n = chan_send(ct->ch, 0, data + 1500, 8500);
+	ok(n > 0 && n < 8500, "second send stops at the high-water mark (%zu)", n);
+	ok(!conn_can_queue(&f->cli.c), "over the mark: cannot queue");
+	is_int(chan_send_room(ct->ch), 0, "no room while the queue is over the mark");
+	size_t sent = 1500 + n;
+	PUMP_UNTIL(f, conn_can_queue(&f->cli.c));
+	ok(chan_send_room(ct->ch) > 0, "room back after the queue drained");
+	for (int i = 0; i < 100 && sent < sizeof(data); i++) {
+		sent += chan_send(ct->ch, 0, data + sent, sizeof(data) - sent);
+		pump_once(f, 5);
+	}
+	PUMP_UNTIL(f, st->rxn >= sizeof(data));
+	is_mem(st->rx, st->rxn, data, sizeof(data), "all data intact through back-pressure");
+	free(ct);
+	fx_free(f);
+}
+
+static void test_raw_big_packets(void)
+{
+	/* A packet of exactly WIRE_MAX_PACKET is read across several reads. */
+	struct fx *f = fx_new(NULL, NULL);
+	raw_greet(f);
+	struct buf pk = pk_begin(MSG_IGNORE);
+	uint8_t *w = buf_reserve(&pk, WIRE_MAX_PACKET - 1);
+	memset(w, 'i', WIRE_MAX_PACKET - 1);
+	buf_commit(&pk, WIRE_MAX_PACKET - 1);
+	raw_send(f, &pk);
+	pk = pk_begin(MSG_GLOBAL_REQUEST);
+	buf_cstr(&pk, "yes@test");
+	buf_bool(&pk, true);
+	raw_send(f, &pk);
+	struct buf in;
+	buf_init(&in, 1u << 20);
+	ok(raw_next(f, &in) && pk_type(&in) == MSG_REQUEST_SUCCESS,
+	   "a WIRE_MAX_PACKET IGNORE is accepted and the next packet handled");
+	ok(!f->srv.c.dead, "no disconnect for a maximal packet");
+	buf_free(&in);
+
+	/* One byte more is refused, as soon as the length is seen. */
+	raw_write(f, "\x00\x04\x00\x01", 4);
+	raw_expect_disconnect(f, DISC_PROTOCOL_ERROR, "262145", "length WIRE_MAX_PACKET+1");
+	fx_free(f);
+}
+
+/* ---- hostile input via raw bytes ---- */
+
+static void test_raw_window_overflow(void)
+{
+	struct fx *f = fx_new(NULL, NULL);
+	raw_greet(f);
+	long sid = raw_open(f, 5, 0xFFFFFF00u, 32768);
+	if (!ok(sid >= 0, "raw open confirmed (server id %ld)", sid)) {
+		fx_free(f);
+		return;
+	}
+	struct chan *sch = f->srv.acc[0].ch;
+	struct buf pk = pk_begin(MSG_CHANNEL_WINDOW_ADJUST);
+	buf_u32(&pk, (uint32_t)sid);
+	buf_u32(&pk, 0xFF);
+	raw_send(f, &pk);
+	pump_idle(f, 5);
+	ok(!f->srv.c.dead, "adjust to exactly 2^32-1 accepted");
+	is_int(sch->rwin, 0xFFFFFFFFu, "window is 2^32-1");
+	pk = pk_begin(MSG_CHANNEL_WINDOW_ADJUST);
+	buf_u32(&pk, (uint32_t)sid);
+	buf_u32(&pk, 1);
+	raw_send(f, &pk);
+	raw_expect_disconnect(f, DISC_PROTOCOL_ERROR, "overflow", "window overflow");
+	PUMP_UNTIL(f, f->srv.ended);
+	is_int(f->srv.ended, 1, "window overflow: ended() called");
+	ok(strstr(f->srv.c.reason, "overflow") != NULL, "c->reason set: %s", f->srv.c.reason);
+	is_int(f->srv.acc[0].closed, 1, "channel closed() on the way out");
+	fx_free(f);
+
+	/* A huge single adjust on a fresh window overflows too. */
+	f = fx_new(NULL, NULL);
+	raw_greet(f);
+	sid = raw_open(f, 0, 1, 32768);
+	pk = pk_begin(MSG_CHANNEL_WINDOW_ADJUST);
+	buf_u32(&pk, (uint32_t)sid);
+	buf_u32(&pk, 0xFFFFFFFFu);
+	raw_send(f, &pk);
+	raw_expect_disconnect(f, DISC_PROTOCOL_ERROR, "overflow", "adjust 0xFFFFFFFF on window 1");
+	fx_free(f);
+}
+
+static void test_raw_data_over_window(void)
+{
+	struct conn_cfg sc = { .software = "s", .window = 1000 };
+	struct fx *f = fx_new(&sc, NULL);
+	f->srv.auto_consume = false;
+	raw_greet(f);
+	long sid = raw_open(f, 0, 65536, 32768);
+	if (!ok(sid >= 0, "raw open on a 1000-byte window")) {
+		fx_free(f);
+		return;
+	}
+	static uint8_t blob[1001];
+	memset(blob, 'w', sizeof(blob));
+	struct buf pk = pk_begin(MSG_CHANNEL_DATA);
+	buf_u32(&pk, (uint32_t)sid);
+	buf_str(&pk, blob, 1000);
+	raw_send(f, &pk);
+	PUMP_UNTIL(f, f->srv.acc[0].rxn >= 1000 || f->srv.c.dead);
+	is_int(f->srv.acc[0].rxn, 1000, "exactly a window of data accepted");
+	ok(!f->srv.c.dead, "no disconnect at exactly the window");
+	pk = pk_begin(MSG_CHANNEL_DATA);
+	buf_u32(&pk, (uint32_t)sid);
+	buf_str(&pk, blob, 1);
+	raw_send(f, &pk);
+	raw_expect_disconnect(f, DISC_PROTOCOL_ERROR, "window", "1 byte over the window");
+	PUMP_UNTIL(f, f->srv.ended);
+	is_int(f->srv.ended, 1, "over window: ended()");
+	is_int(f->srv.acc[0].rxn, 1000, "excess byte not delivered");
+	fx_free(f);
+
+	/* One packet larger than the whole window. */
+	f = fx_new(&sc, NULL);
+	raw_greet(f);
+	sid = raw_open(f, 0, 65536, 32768);
+	pk = pk_begin(MSG_CHANNEL_DATA);
+	buf_u32(&pk, (uint32_t)sid);
+	buf_str(&pk, blob, 1001);
+	raw_send(f, &pk);
+	raw_expect_disconnect(f, DISC_PROTOCOL_ERROR, "window", "1001 bytes on a 1000 window");
+	is_int(f->srv.acc[0].rxn, 0, "nothing delivered");
+	fx_free(f);
+
+	/* Extended data counts against the window too. */
+	f = fx_new(&sc, NULL);
+	raw_greet(f);
+	sid = raw_open(f, 0, 65536, 32768);
+	pk = pk_begin(MSG_CHANNEL_EXTENDED_DATA);
+	buf_u32(&pk, (uint32_t)sid);
+	buf_u32(&pk, 1);
+	buf_str(&pk, blob, 1001);
+	raw_send(f, &pk);
+	raw_expect_disconnect(f, DISC_PROTOCOL_ERROR, "window", "1001 stderr bytes on a 1000 window");
+	fx_free(f);
+
+	/* Over the advertised max packet, within the window. */
+	struct conn_cfg mc = { .software = "s", .maxpkt = 100 };
+	f = fx_new(&mc, NULL);
+	raw_greet(f);
+	sid = raw_open(f, 0, 65536, 32768);
+	pk = pk_begin(MSG_CHANNEL_DATA);
+	buf_u32(&pk, (uint32_t)sid);
+	buf_str(&pk, blob, 101);
+	raw_send(f, &pk);
+	raw_expect_disconnect(f, DISC_PROTOCOL_ERROR, "maximum packet", "101 bytes over maxpkt 100");
+	fx_free(f);
+}
+
+static void test_raw_forbidden_types(void)
+{
+	static const uint8_t types[] = { 20, 21, 5, 6, 50, 60, 7, 30, 128, 255, 0 };
+	for (size_t i = 0; i < sizeof(types); i++) {
+		struct fx *f = fx_new(NULL, NULL);
+		raw_greet(f);
+		struct buf pk = pk_begin(types[i]);
+		for (int k = 0; k < 16; k++)
+			buf_u8(&pk, (uint8_t)k);
+		raw_send(f, &pk);
+		char what[64], needle[16];
+		snprintf(what, sizeof(what), "message type %u", (unsigned)types[i]);
+		snprintf(needle, sizeof(needle), "%u", (unsigned)types[i]);
+		raw_expect_disconnect(f, DISC_PROTOCOL_ERROR, needle, what);
+		PUMP_UNTIL(f, f->srv.ended);
+		is_int(f->srv.ended, 1, "%s: ended() called", what);
+		ok(strstr(f->srv.c.reason, needle) != NULL, "%s: c->reason [%s]", what,
+		   f->srv.c.reason);
+		fx_free(f);
+	}
+}
+
+static void test_raw_close_gets_close(void)
+{
+	struct fx *f = fx_new(NULL, NULL);
+	raw_greet(f);
+	long sid = raw_open(f, 42, 65536, 32768);
+	if (!ok(sid >= 0, "raw open for CLOSE test")) {
+		fx_free(f);
+		return;
+	}
+	struct buf pk = pk_begin(MSG_CHANNEL_CLOSE);
+	buf_u32(&pk, (uint32_t)sid);
+	raw_send(f, &pk);
+	struct buf in;
+	buf_init(&in, 1u << 20);
+	bool got = raw_next(f, &in);
+	ok(got && pk_type(&in) == MSG_CHANNEL_CLOSE, "CLOSE answered with CLOSE (type %d)",
+	   pk_type(&in));
+	ok(buf_used(&in) == 5 && get_be32(buf_data(&in) + 1) == 42, "CLOSE names our channel 42");
+	PUMP_UNTIL(f, f->srv.acc[0].closed);
+	is_int(f->srv.acc[0].closed, 1, "server closed() once");
+	is_int(f->srv.c.nopen, 0, "server slot freed");
+	ok(!f->srv.c.dead, "connection alive after a channel CLOSE");
+
+	/* A second CLOSE for the same (now free) channel is a protocol error. */
+	pk = pk_begin(MSG_CHANNEL_CLOSE);
+	buf_u32(&pk, (uint32_t)sid);
+	raw_send(f, &pk);
+	raw_expect_disconnect(f, DISC_PROTOCOL_ERROR, "not open", "CLOSE of a closed channel");
+	buf_free(&in);
+	fx_free(f);
+
+	/* Peer CLOSE after its EOF and our EOF: still exactly one CLOSE back. */
+	f = fx_new(NULL, NULL);
+	raw_greet(f);
+	sid = raw_open(f, 7, 65536, 32768);
+	pk = pk_begin(MSG_CHANNEL_EOF);
+	buf_u32(&pk, (uint32_t)sid);
+	raw_send(f, &pk);
+	PUMP_UNTIL(f, f->srv.acc[0].eofs);
+	chan_send_eof(f->srv.acc[0].ch);
+	pk = pk_begin(MSG_CHANNEL_CLOSE);
+	buf_u32(&pk, (uint32_t)sid);
+	raw_send(f, &pk);
+	buf_init(&in, 1u << 20);
+	got = raw_next(f, &in);
+	ok(got && pk_type(&in) == MSG_CHANNEL_EOF, "our EOF first");
+	got = raw_next(f, &in);
+	ok(got && pk_type(&in) == MSG_CHANNEL_CLOSE, "then CLOSE in answer to the peer's");
+	pump_idle(f, 3);
+	raw_recv(f);
+	ok(!raw_take(f, &in), "nothing more (a single CLOSE)");
+	is_int(f->srv.acc[0].eofs, 1, "eof() once");
+	is_int(f->srv.acc[0].closed, 1, "closed() once");
+	buf_free(&in);
+	fx_free(f);
+}
+
+static void test_raw_peer_disconnect(void)
+{
+	struct fx *f = fx_new(NULL, NULL);
+	raw_greet(f);
+	long sid = raw_open(f, 0, 65536, 32768);
+	ok(sid >= 0, "raw open before DISCONNECT");
+	struct buf pk = pk_begin(MSG_DISCONNECT);
+	buf_u32(&pk, DISC_BY_APPLICATION);
+	buf_cstr(&pk, "bye\x01now");
+	buf_cstr(&pk, "");
+	raw_send(f, &pk);
+	PUMP_UNTIL(f, f->srv.ended);
+	is_int(f->srv.ended, 1, "peer DISCONNECT: ended() called once");
+	ok(f->srv.c.reason[0] != 0, "c->reason set: %s", f->srv.c.reason);
+	ok(strstr(f->srv.c.reason, "bye?now") != NULL, "reason carries the peer's text, sanitised");
+	is_int(f->srv.acc[0].closed, 1, "channel closed() before the end");
+	ok(f->srv.acc[0].closed_seq < f->srv.ended_seq, "closed() before ended()");
+	pump_idle(f, 3);
+	raw_recv(f);
+	struct buf in;
+	buf_init(&in, 1u << 20);
+	ok(!raw_take(f, &in), "nothing sent back after the peer's DISCONNECT");
+	buf_free(&in);
+	fx_free(f);
+
+	/* The peer just closing the socket ends the connection too. */
+	f = fx_new(NULL, NULL);
+	raw_greet(f);
+	sid = raw_open(f, 0, 65536, 32768);
+	shutdown(f->sp[1], SHUT_WR);
+	PUMP_UNTIL(f, f->srv.ended);
+	is_int(f->srv.ended, 1, "peer EOF: ended()");
+	ok(strstr(f->srv.c.reason, "closed") != NULL, "peer EOF reason: %s", f->srv.c.reason);
+	is_int(f->srv.acc[0].closed, 1, "peer EOF: channel closed()");
+	fx_free(f);
+}
+
+static void test_raw_misc(void)
+{
+	/* Stale bytes before the greeting are discarded; IGNORE/DEBUG are fine. */
+	struct fx *f = fx_new(NULL, NULL);
+	raw_write(f, "stale\x00\xff junk SSHCONN\r\n", 22);
+	raw_greet(f);
+	struct buf pk = pk_begin(MSG_IGNORE);
+	buf_cstr(&pk, "padding");
+	raw_send(f, &pk);
+	pk = pk_begin(MSG_DEBUG);
+	buf_bool(&pk, false);
+	buf_cstr(&pk, "dbg");
+	buf_cstr(&pk, "");
+	raw_send(f, &pk);
+	/* Unknown connection-layer number: UNIMPLEMENTED with its sequence number. */
+	pk = pk_begin(110);
+	buf_u32(&pk, 1);
+	raw_send(f, &pk);
+	struct buf in;
+	buf_init(&in, 1u << 20);
+	bool got = raw_next(f, &in);
+	ok(got && pk_type(&in) == MSG_UNIMPLEMENTED, "type 110 gets UNIMPLEMENTED (%d)",
+	   pk_type(&in));
+	ok(buf_used(&in) == 5 && get_be32(buf_data(&in) + 1) == 2,
+	   "UNIMPLEMENTED names sequence number 2 (third packet)");
+	is_int(f->srv.greeted, 1, "greeting found after stale bytes");
+	long sid = raw_open(f, 0, 65536, 32768);
+	ok(sid >= 0, "connection works after stale bytes/IGNORE/DEBUG/unknown");
+	ok(!f->srv.c.dead, "no disconnect");
+	buf_free(&in);
+	fx_free(f);
+
+	/* Zero-length packet. */
+	f = fx_new(NULL, NULL);
+	raw_greet(f);
+	raw_write(f, "\0\0\0\0", 4);
+	raw_expect_disconnect(f, DISC_PROTOCOL_ERROR, "zero", "zero-length packet");
+	fx_free(f);
+
+	/* Oversized length field. */
+	f = fx_new(NULL, NULL);
+	raw_greet(f);
+	raw_write(f, "\xff\xff\xff\xff", 4);
+	raw_expect_disconnect(f, DISC_PROTOCOL_ERROR, "4294967295", "length 0xFFFFFFFF");
+	fx_free(f);
+
+	/* Data for a channel that was never opened. */
+	f = fx_new(NULL, NULL);
+	raw_greet(f);
+	pk = pk_begin(MSG_CHANNEL_DATA);
+	buf_u32(&pk, 3);
+	buf_cstr(&pk, "x");
+	raw_send(f, &pk);
+	raw_expect_disconnect(f, DISC_PROTOCOL_ERROR, "not open", "data for channel 3");
+	fx_free(f);
+
+	/* Trailing garbage in a fixed-size message. */
+	f = fx_new(NULL, NULL);
+	raw_greet(f);
+	sid = raw_open(f, 0, 65536, 32768);
+	pk = pk_begin(MSG_CHANNEL_EOF);
+	buf_u32(&pk, (uint32_t)sid);
+	buf_u8(&pk, 0);
+	raw_send(f, &pk);
+	raw_expect_disconnect(f, DISC_PROTOCOL_ERROR, "malformed", "EOF with a trailing byte");
+	fx_free(f);
+
+	/* Data after the peer's own EOF. */
+	f = fx_new(NULL, NULL);
+	raw_greet(f);
+	sid = raw_open(f, 0, 65536, 32768);
+	pk = pk_begin(MSG_CHANNEL_EOF);
+	buf_u32(&pk, (uint32_t)sid);
+	raw_send(f, &pk);
+	pk = pk_begin(MSG_CHANNEL_DATA);
+	buf_u32(&pk, (uint32_t)sid);
+	buf_cstr(&pk, "late");
+	raw_send(f, &pk);
+	raw_expect_disconnect(f, DISC_PROTOCOL_ERROR, "EOF", "data after EOF");
+	fx_free(f);
+
+	/* A reply with no request outstanding. */
+	f = fx_new(NULL, NULL);
+	raw_greet(f);
+	sid = raw_open(f, 0, 65536, 32768);
+	pk = pk_begin(MSG_CHANNEL_SUCCESS);
+	buf_u32(&pk, (uint32_t)sid);
+	raw_send(f, &pk);
+	raw_expect_disconnect(f, DISC_PROTOCOL_ERROR, "no request", "unsolicited CHANNEL_SUCCESS");
+	fx_free(f);
+
+	/* CHANNEL_OPEN with max packet 0. */
+	f = fx_new(NULL, NULL);
+	raw_greet(f);
+	pk = pk_begin(MSG_CHANNEL_OPEN);
+	buf_cstr(&pk, "session");
+	buf_u32(&pk, 0);
+	buf_u32(&pk, 1000);
+	buf_u32(&pk, 0);
+	raw_send(f, &pk);
+	raw_expect_disconnect(f, DISC_PROTOCOL_ERROR, "zero maximum packet", "open with maxpkt 0");
+	is_int(f->srv.nacc, 0, "open handler not called for a bad open");
+	fx_free(f);
+
+	/* Over-long greeting line. */
+	f = fx_new(NULL, NULL);
+	char line[400];
+	memcpy(line, WIRE_GREETING_PREFIX, sizeof(WIRE_GREETING_PREFIX) - 1);
+	memset(line + sizeof(WIRE_GREETING_PREFIX) - 1, 'v', 300);
+	raw_write(f, line, sizeof(WIRE_GREETING_PREFIX) - 1 + 300);
+	raw_expect_disconnect(f, DISC_PROTOCOL_ERROR, "greeting", "over-long greeting");
+	fx_free(f);
+}
+
+int main(void)
+{
+	signal(SIGPIPE, SIG_IGN);
+	log_level = LOG_ERR; /* protocol errors are expected here; keep stderr quiet */
+	test_open_confirm();
+	test_open_unknown();
+	test_data_both_ways();
+	test_window();
+	test_maxpkt();
+	test_eof_close();
+	test_requests();
+	test_disconnect_two_conns();
+	test_global_request();
+	test_send_from_fd();
+	test_out_high();
+	test_raw_big_packets();
+	test_raw_window_overflow();
+	test_raw_data_over_window();
+	test_raw_forbidden_types();
+	test_raw_close_gets_close();
+	test_raw_peer_disconnect();
+	test_raw_misc();
+	return done_testing();
+}
