@@ -1,10 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 #include "target.h"
 
+#include "guest.h"
+
 #include <errno.h>
 #include <stdbool.h>
 #include <libgen.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,6 +74,54 @@ static int target_demo(struct tp *out, char *err, size_t errlen)
 	return r;
 }
 
+/* vsock/CID[:PORT] */
+static int target_vsock(const char *spec, struct tp *out, char *err, size_t errlen)
+{
+	char *end;
+	errno = 0;
+	unsigned long cid = strtoul(spec, &end, 10);
+	unsigned long port = TP_VSOCK_DEFAULT_PORT;
+	if (end == spec || errno || cid > UINT32_MAX || (*end && *end != ':')) {
+		snprintf(err, errlen, "target 'vsock/%s': expected vsock/CID[:PORT]", spec);
+		return -EINVAL;
+	}
+	if (*end == ':') {
+		const char *ps = end + 1;
+		port = strtoul(ps, &end, 10);
+		if (end == ps || *end || port > UINT32_MAX) {
+			snprintf(err, errlen, "target 'vsock/%s': bad port", spec);
+			return -EINVAL;
+		}
+	}
+	return tp_vsock_connect((uint32_t)cid, (uint32_t)port, out, err, errlen);
+}
+
+/* serial/DEVICE[@BAUD] */
+static int target_serial(const char *spec, struct tp *out, char *err, size_t errlen)
+{
+	char dev[PATH_MAX];
+	snprintf(dev, sizeof(dev), "%s", spec);
+	unsigned long baud = 0;
+	char *at = strrchr(dev, '@');
+	if (at) {
+		char *end;
+		*at = 0;
+		baud = strtoul(at + 1, &end, 10);
+		if (*end || !baud) {
+			snprintf(err, errlen, "target 'serial/%s': bad baud rate '%s'", spec, at + 1);
+			return -EINVAL;
+		}
+	}
+	int fd = tp_serial_open(dev, (unsigned)baud, err, errlen);
+	if (fd < 0)
+		return fd;
+	*out = (struct tp){ .rfd = fd, .wfd = fd };
+	return 0;
+}
+
+#define TARGET_KINDS \
+	"unix/PATH, vsock/CID[:PORT], serial/DEVICE[@BAUD], demo, or --proxy-command CMD"
+
 int target_open(const char *target, const char *proxy_cmd, struct tp *out, char *err,
 		size_t errlen)
 {
@@ -81,16 +132,18 @@ int target_open(const char *target, const char *proxy_cmd, struct tp *out, char 
 		return tp_unix_connect(target + 5, out, err, errlen);
 	if (strcmp(target, "demo") == 0)
 		return target_demo(out, err, errlen);
+	if (strncmp(target, "vsock/", 6) == 0)
+		return target_vsock(target + 6, out, err, errlen);
+	if (strncmp(target, "serial/", 7) == 0 && target[7])
+		return target_serial(target + 7, out, err, errlen);
 	const char *slash = strchr(target, '/');
 	if (slash) {
 		snprintf(err, errlen,
-			 "target '%s': unsupported kind '%.*s' (supported: unix/PATH, demo, "
-			 "or --proxy-command CMD)",
+			 "target '%s': unsupported kind '%.*s' (supported: " TARGET_KINDS ")",
 			 target, (int)(slash - target), target);
 	} else {
 		snprintf(err, errlen,
-			 "target '%s' is not of the form KIND/NAME (supported: unix/PATH, demo, "
-			 "or --proxy-command CMD)",
+			 "target '%s' is not of the form KIND/NAME (supported: " TARGET_KINDS ")",
 			 target);
 	}
 	return -EINVAL;

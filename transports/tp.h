@@ -7,6 +7,7 @@
 #define WICKET_TP_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 struct tp {
@@ -23,6 +24,8 @@ int tp_accept(int lfd);
 
 /* Host side. */
 int tp_unix_connect(const char *path, struct tp *out, char *err, size_t errlen);
+/* Connect to an agent over AF_VSOCK. */
+int tp_vsock_connect(uint32_t cid, uint32_t port, struct tp *out, char *err, size_t errlen);
 /* Run `sh -c CMD` with its stdin/stdout as the stream. */
 int tp_command_spawn(const char *cmd, struct tp *out, char *err, size_t errlen);
 /* Run argv directly (no shell) with its stdin/stdout as the stream. */

@@ -7,6 +7,7 @@
 #include <linux/vm_sockets.h>
 
 #include "guest.h"
+#include "tp.h"
 
 int tp_vsock_listen(uint32_t port, char *err, size_t errlen)
 {
@@ -36,4 +37,24 @@ int tp_vsock_accept(int lfd, uint32_t *cid)
 		return -errno;
 	*cid = sa.svm_cid;
 	return fd;
+}
+
+int tp_vsock_connect(uint32_t cid, uint32_t port, struct tp *out, char *err, size_t errlen)
+{
+	int fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		int e = errno;
+		snprintf(err, errlen, "vsock: %s (no vsock support on this host?)", strerror(e));
+		return -e;
+	}
+	struct sockaddr_vm sa = { .svm_family = AF_VSOCK, .svm_cid = cid, .svm_port = port };
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		int e = errno;
+		snprintf(err, errlen, "cannot connect to vsock CID %u port %u: %s", cid, port,
+			 strerror(e));
+		close(fd);
+		return -e;
+	}
+	*out = (struct tp){ .rfd = fd, .wfd = fd };
+	return 0;
 }
