@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -380,7 +381,12 @@ int main(int argc, char **argv)
 			/* Accept=yes: systemd handed us one connection. */
 			return agent_serve(fd, fd, &cfg, NULL);
 		}
-		ls[nls++] = (struct listener){ .kind = L_INHERITED, .fd = fd, .addr = "systemd" };
+		/* A vsock socket from systemd gets the same CID policy as ours. */
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof(ss);
+		bool vs = getsockname(fd, (struct sockaddr *)&ss, &sl) == 0 && ss.ss_family == AF_VSOCK;
+		ls[nls++] = (struct listener){ .kind = vs ? L_VSOCK : L_INHERITED, .fd = fd,
+					       .addr = "systemd" };
 	}
 
 	for (int i = 0; i < nlisten; i++) {
