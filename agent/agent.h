@@ -15,6 +15,7 @@ struct agent_cfg {
 	const char *env_allow[AGENT_MAX_ENV_PATTERNS]; /* fnmatch patterns */
 	int nenv_allow;
 	bool allow_exec, allow_shell, allow_sftp;
+	bool allow_forwarding;		/* direct-*, tcpip-forward, streamlocal-forward */
 	const char *sftp_server;	/* path of wicket-sftp-server */
 	bool sftp_read_only;
 	FILE *pktlog;

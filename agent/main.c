@@ -44,7 +44,8 @@ static const char usage[] =
 	"  --accept-env PATTERN  also accept env requests matching PATTERN (fnmatch);\n"
 	"                        default: LANG LC_* TERM COLORTERM TZ\n"
 	"  --no-accept-env       accept no env requests\n"
-	"  --deny FEATURE        refuse FEATURE: exec, shell, sftp\n"
+	"  --deny FEATURE        refuse FEATURE: exec, shell, sftp, forwarding (port\n"
+	"                        and Unix-socket forwarding, both directions)\n"
 	"  --sftp-server PATH    sftp subsystem program (default: wicket-sftp-server\n"
 	"                        next to wicketd, then " WICKET_LIBEXECDIR ")\n"
 	"  --sftp-read-only      sftp sessions may not change anything\n"
@@ -59,7 +60,7 @@ void agent_cfg_defaults(struct agent_cfg *cfg)
 {
 	static const char *const env_default[] = { "LANG", "LC_*", "TERM", "COLORTERM", "TZ" };
 	*cfg = (struct agent_cfg){ .allow_exec = true, .allow_shell = true, .allow_sftp = true,
-				   .max_channels = 1024 };
+				   .allow_forwarding = true, .max_channels = 1024 };
 	for (size_t i = 0; i < sizeof(env_default) / sizeof(env_default[0]); i++)
 		cfg->env_allow[cfg->nenv_allow++] = env_default[i];
 }
@@ -295,9 +296,12 @@ int main(int argc, char **argv)
 				cfg.allow_shell = false;
 			} else if (strcmp(optarg, "sftp") == 0) {
 				cfg.allow_sftp = false;
+			} else if (strcmp(optarg, "forwarding") == 0) {
+				cfg.allow_forwarding = false;
 			} else {
 				fprintf(stderr,
-					"wicketd: --deny: unknown feature '%s' (exec, shell, sftp)\n",
+					"wicketd: --deny: unknown feature '%s' (exec, shell, sftp, "
+					"forwarding)\n",
 					optarg);
 				return 2;
 			}

@@ -12,6 +12,7 @@
 #include "config.h"
 #include "agent.h"
 #include "conn.h"
+#include "forward.h"
 #include "log.h"
 #include "msg.h"
 #include "session.h"
@@ -19,6 +20,7 @@
 struct agent_conn {
 	struct conn c;
 	struct session_ctx sessions;
+	struct fwd_ctx fwd;
 	const struct agent_cfg *cfg;
 	struct watch sigw;
 	bool failed;
@@ -39,19 +41,32 @@ static uint32_t agent_open(struct conn *c, struct chan *ch, struct sv type, stru
 		}
 		return 0;
 	}
+	if (fwd_is_channel(type))
+		return fwd_open(&ac->fwd, ch, type, args, msg);
 	*msg = "unknown channel type";
 	return OPEN_UNKNOWN_CHANNEL_TYPE;
+}
+
+static bool agent_global_request(struct conn *c, struct sv name, bool want_reply, struct rd *args)
+{
+	struct agent_conn *ac = c->data;
+	bool ok = false;
+	(void)want_reply;
+	fwd_global_request(&ac->fwd, name, args, &ok);
+	return ok;
 }
 
 static void agent_ended(struct conn *c)
 {
 	struct agent_conn *ac = c->data;
+	fwd_cleanup(&ac->fwd); /* listening forwards end with the connection */
 	if (c->reason[0] && strncmp(c->reason, "peer", 4) != 0)
 		ac->failed = true;
 }
 
 static const struct conn_ops agent_conn_ops = {
 	.open = agent_open,
+	.global_request = agent_global_request,
 	.ended = agent_ended,
 };
 
@@ -83,6 +98,7 @@ int agent_serve(int rfd, int wfd, const struct agent_cfg *cfg, struct buf *carry
 	static struct agent_conn ac;
 	ac = (struct agent_conn){ .cfg = cfg };
 	ac.sessions = (struct session_ctx){ .loop = &l, .cfg = cfg };
+	fwd_init(&ac.fwd, &l, &ac.c, cfg);
 
 	signal(SIGCHLD, SIG_DFL);
 	signal(SIGPIPE, SIG_IGN);

@@ -10,6 +10,7 @@
 /* Options that may appear before or after the command word. */
 struct globals {
 	const char *proxy_cmd;
+	const char *uri; /* -c/--connect: libvirt URI for vm/NAME and list */
 	FILE *pktlog;
 };
 

@@ -83,22 +83,43 @@ static void msg_path(char *out, size_t len, const char *path)
 	sv_printable(sv_from_cstr(path), out, len);
 }
 
-static int cp_fail(struct cp *cp, const char *path, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+static int cp_report(struct cp *cp, bool remote, const char *path, const char *fmt, va_list ap)
+	__attribute__((format(printf, 4, 0)));
 
-/* "wicket: cp: PATH: REASON"; the copy goes on with the next file. */
-static int cp_fail(struct cp *cp, const char *path, const char *fmt, ...)
+/* "wicket: cp: PATH: REASON" (remote paths as TARGET:PATH); the copy goes on. */
+static int cp_report(struct cp *cp, bool remote, const char *path, const char *fmt, va_list ap)
 {
 	char p[PATH_MAX], m[600];
-	va_list ap;
-	va_start(ap, fmt);
 	vsnprintf(m, sizeof(m), fmt, ap);
-	va_end(ap);
 	msg_path(p, sizeof(p), path);
 	progress_clear(&cp->pr);
-	fprintf(stderr, "wicket: cp: %s: %s\n", p, m);
+	fprintf(stderr, "wicket: cp: %s%s%s: %s\n", remote ? cp->target : "", remote ? ":" : "", p,
+		m);
 	cp->failures++;
 	return CP_FAILED;
+}
+
+static int cp_fail(struct cp *cp, const char *path, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static int cp_rfail(struct cp *cp, const char *rpath, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int cp_fail(struct cp *cp, const char *path, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int r = cp_report(cp, false, path, fmt, ap);
+	va_end(ap);
+	return r;
+}
+
+static int cp_rfail(struct cp *cp, const char *rpath, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int r = cp_report(cp, true, rpath, fmt, ap);
+	va_end(ap);
+	return r;
 }
 
 /* An sftp call on @path did not succeed: which kind of failure is it? */
@@ -108,7 +129,7 @@ static int cp_sftp(struct cp *cp, int r, const char *path)
 		return CP_OK;
 	if (r == SFTP_E_FATAL || r == SFTP_E_INTR)
 		return CP_STOP;
-	return cp_fail(cp, path, "%s", sftp_error(cp->s));
+	return cp_rfail(cp, path, "%s", sftp_error(cp->s));
 }
 
 /* ---- names and paths ---- */
@@ -270,7 +291,7 @@ static int up_open_temp(struct cp *cp, const char *rpath, const char *rdir, cons
 		int r = sftp_stat(s, tmp, false, &a);
 		if (r == SFTP_OK) {
 			if (attr_type(&a) && attr_type(&a) != S_IFREG)
-				return cp_fail(cp, tmp, "exists and is not a regular file");
+				return cp_rfail(cp, tmp, "exists and is not a regular file");
 			*off = (a.flags & SSH_FILEXFER_ATTR_SIZE) ? a.size : 0;
 		} else if (r == SSH_FX_NO_SUCH_FILE) {
 			r = sftp_stat(s, rpath, false, &a);
@@ -301,8 +322,8 @@ static int up_open_temp(struct cp *cp, const char *rpath, const char *rdir, cons
 		if (rr < 0)
 			return CP_STOP;
 		if (rr != SFTP_OK)
-			return cp_fail(cp, *rdir ? rdir : ".", "%s", sftp_error(s));
-		return cp_fail(cp, rpath, "No such file or directory");
+			return cp_rfail(cp, *rdir ? rdir : ".", "%s", sftp_error(s));
+		return cp_rfail(cp, rpath, "No such file or directory");
 	}
 	if (r != SFTP_OK)
 		return cp_sftp(cp, r, rpath);
@@ -347,8 +368,8 @@ static int up_file(struct cp *cp, int dirfd, const char *name, const char *lpath
 		return r;
 	progress_start(&cp->pr, base_of(lpath), size, off);
 	r = sftp_upload(s, &h, fd, off, size, on_progress, cp);
-	/* Only ask for what the created mode (perm | 0600, minus umask) lacks. */
-	if (r == SFTP_OK && (cp->preserve || (perm & 0600) != 0600))
+	/* Only when the created mode (perm | 0600) or a resumed file's may differ. */
+	if (r == SFTP_OK && (cp->preserve || off || (perm & 0600) != 0600))
 		r = sftp_fsetstat(s, &h, &fa);
 	int rc = sftp_close(s, &h);
 	if (r == SFTP_OK)
@@ -446,7 +467,8 @@ static char **local_list(int dfd, size_t *count)
 	}
 	if (errno)
 		goto fail;
-	qsort(v, n, sizeof(*v), cmp_str);
+	if (n)
+		qsort(v, n, sizeof(*v), cmp_str);
 	*count = n;
 	return v ? v : calloc(1, sizeof(*v));
 fail:;
@@ -475,7 +497,7 @@ static int up_dir(struct cp *cp, int dirfd, const char *name, const char *lpath,
 	int r = sftp_stat(s, rpath, true, &a);
 	if (r == SFTP_OK) {
 		if (attr_type(&a) != S_IFDIR)
-			return cp_fail(cp, rpath, "exists and is not a directory");
+			return cp_rfail(cp, rpath, "exists and is not a directory");
 	} else if (r == SSH_FX_NO_SUCH_FILE) {
 		/* Writable for us until its contents are in; final mode at the end. */
 		struct sftp_attrs ma = { .flags = SSH_FILEXFER_ATTR_PERMISSIONS,
@@ -547,10 +569,10 @@ static int upload(struct cp *cp, char **srcs, int nsrc, const char *dst_arg)
 	if (r == SFTP_OK) {
 		dst_dir = attr_type(&a) == S_IFDIR;
 		if (!dst_dir && (nsrc > 1 || slash))
-			return cp_fail(cp, dst_arg, "Not a directory");
+			return cp_rfail(cp, dst_arg, "Not a directory");
 	} else if (r == SSH_FX_NO_SUCH_FILE) {
 		if (nsrc > 1)
-			return cp_fail(cp, dst_arg, "%s", sftp_error(s));
+			return cp_rfail(cp, dst_arg, "%s", sftp_error(s));
 	} else {
 		return cp_sftp(cp, r, dst_arg);
 	}
@@ -564,7 +586,7 @@ static int upload(struct cp *cp, char **srcs, int nsrc, const char *dst_arg)
 			continue;
 		}
 		if (!S_ISDIR(st.st_mode) && slash && r != SFTP_OK) {
-			cp_fail(cp, dst_arg, "No such file or directory");
+			cp_rfail(cp, dst_arg, "No such file or directory");
 			continue;
 		}
 		if (up_item(cp, AT_FDCWD, srcs[i], srcs[i], rpath, true, 0) == CP_STOP)
@@ -653,12 +675,13 @@ static int remote_list(struct cp *cp, const char *rpath, struct rlist *l)
 	if (r < 0 || rc < 0)
 		return CP_STOP;
 	if (l->overflow)
-		return cp_fail(cp, rpath, "more than %u directory entries", CP_MAX_ENTRIES);
+		return cp_rfail(cp, rpath, "more than %u directory entries", CP_MAX_ENTRIES);
 	if (l->nomem)
-		return cp_fail(cp, rpath, "out of memory");
+		return cp_rfail(cp, rpath, "out of memory");
 	if (r != SSH_FX_EOF)
 		return cp_sftp(cp, r, rpath);
-	qsort(l->v, l->n, sizeof(*l->v), cmp_rent);
+	if (l->n)
+		qsort(l->v, l->n, sizeof(*l->v), cmp_rent);
 	return CP_OK;
 }
 
@@ -812,7 +835,7 @@ static int dl_symlink(struct cp *cp, const char *rpath, const struct sftp_attrs 
 	if (r != SFTP_OK)
 		return cp_sftp(cp, r, rpath);
 	if (!*target || strlen(target) >= PATH_MAX)
-		return cp_fail(cp, rpath, "bad symlink target from remote");
+		return cp_rfail(cp, rpath, "bad symlink target from remote");
 	char tmp[NAME_MAX + 1];
 	int e = EEXIST;
 	for (int tries = 0; tries < 100 && e == EEXIST; tries++) {
@@ -839,7 +862,7 @@ static int dl_dir_into(struct cp *cp, const char *rpath, const struct sftp_attrs
 		       const char *lpath, bool created, int depth)
 {
 	if (depth > CP_MAX_DEPTH)
-		return cp_fail(cp, rpath, "directory tree too deep");
+		return cp_rfail(cp, rpath, "directory tree too deep");
 	struct rlist l = { 0 };
 	int res = remote_list(cp, rpath, &l);
 	for (size_t i = 0; i < l.n && res != CP_STOP; i++) {
@@ -847,7 +870,7 @@ static int dl_dir_into(struct cp *cp, const char *rpath, const struct sftp_attrs
 		if (e->dot)
 			continue;
 		if (!e->name) {
-			res = cp_fail(cp, rpath, "refusing suspicious name from remote: \"%s\"",
+			res = cp_rfail(cp, rpath, "refusing suspicious name from remote: \"%s\"",
 				      e->shown);
 			continue;
 		}
@@ -901,7 +924,7 @@ static int dl_item(struct cp *cp, const char *rpath, struct sftp_attrs *a, int d
 		return dl_file(cp, rpath, a, dirfd, name, lpath);
 	case S_IFDIR:
 		if (!cp->recursive)
-			return cp_fail(cp, rpath, "is a directory (not copied; use -r)");
+			return cp_rfail(cp, rpath, "is a directory (not copied; use -r)");
 		return dl_dir(cp, rpath, a, dirfd, name, lpath, depth);
 	case S_IFLNK:
 		return dl_symlink(cp, rpath, a, dirfd, name, lpath);
@@ -909,7 +932,7 @@ static int dl_item(struct cp *cp, const char *rpath, struct sftp_attrs *a, int d
 		/* No type from the server at all: try it as a file. */
 		return dl_file(cp, rpath, a, dirfd, name, lpath);
 	default:
-		return cp_fail(cp, rpath, "not a regular file, directory or symlink (skipped)");
+		return cp_rfail(cp, rpath, "not a regular file, directory or symlink (skipped)");
 	}
 }
 
@@ -944,7 +967,7 @@ static int download(struct cp *cp, char **srcs, int nsrc, const char *dst_arg)
 		const char *nm = top_name(src);
 		bool is_dir = attr_type(&a) == S_IFDIR;
 		if (is_dir && !cp->recursive) {
-			cp_fail(cp, src, "is a directory (not copied; use -r)");
+			cp_rfail(cp, src, "is a directory (not copied; use -r)");
 			continue;
 		}
 		if (!is_dir && slash && !exists) {
@@ -954,7 +977,7 @@ static int download(struct cp *cp, char **srcs, int nsrc, const char *dst_arg)
 		int res;
 		if (dst_dir && !nm) {
 			if (!is_dir) {
-				cp_fail(cp, src, "not a directory");
+				cp_rfail(cp, src, "not a directory");
 				continue;
 			}
 			AUTOCLOSE int sub = open_dir(dst);

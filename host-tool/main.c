@@ -10,10 +10,13 @@
 #include "client.h"
 #include "cli.h"
 #include "cp.h"
+#include "forward.h"
 #include "log.h"
 #include "proxy.h"
+#include "ssh/ssh.h"
 #include "target.h"
 #include "tp.h"
+#include "vm.h"
 
 static const char usage[] =
 	"Usage: wicket [GLOBAL-OPTION...] COMMAND [OPTION...] TARGET [ARG...]\n"
@@ -28,15 +31,53 @@ static const char usage[] =
 	"  shell TARGET      interactive login shell with a pty; '~.' at the start of\n"
 	"                    a line disconnects, '~?' lists escapes\n"
 	"      -e CHAR|none  escape character (default ~)\n"
+	"  cp [-r] [-p] [-q] [--resume] SRC... DST\n"
+	"                    copy between the host and a guest over sftp, like scp;\n"
+	"                    remote operands are TARGET:PATH (unix/SOCK:PATH, demo:PATH,\n"
+	"                    any LABEL:PATH with --proxy-command); write ./a:b for a\n"
+	"                    local name holding ':'.  One side local, one remote; several\n"
+	"                    SRCs need DST to be a directory.  Files are written to\n"
+	"                    .NAME.wicket-XXXXXX beside DST and renamed into place, so an\n"
+	"                    interrupted copy never leaves a truncated DST.  Exit 0, 1\n"
+	"                    when some files failed (each named), 255 on wicket's own\n"
+	"                    failure\n"
+	"      -r            recurse into directories; symlinks inside are copied as\n"
+	"                    symlinks (operands themselves are followed)\n"
+	"      -p            keep modes and access/modification times (without -p, new\n"
+	"                    files get the source's mode minus the umask; set-id bits\n"
+	"                    are never copied)\n"
+	"      -q            no progress bar (drawn only when stderr is a terminal)\n"
+	"      --resume      continue partial copies: a DST shorter than SRC, or a\n"
+	"                    leftover .NAME.wicket-part, keeps its bytes (trusted as a\n"
+	"                    prefix, not verified) and gets the rest; a DST as long as\n"
+	"                    SRC counts as done; failed copies keep .NAME.wicket-part\n"
+	"      --requests N  READ/WRITE requests in flight (default 64, at most 1024)\n"
+	"      --buffer-size BYTES\n"
+	"                    bytes per READ/WRITE (default and maximum 255K)\n"
+	"  forward TARGET -L [BIND:]PORT:HOST:HOSTPORT [-L ...]\n"
+	"                    listen on BIND:PORT (default bind 127.0.0.1; PORT 0 picks\n"
+	"                    one) and connect each connection to HOST:HOSTPORT inside\n"
+	"                    the guest (direct-tcpip); -L [BIND:]PORT:/PATH connects to\n"
+	"                    a Unix socket there.  Runs until interrupted (exit 0)\n"
 	"  proxy TARGET      bare ssh-connection on stdin/stdout, e.g. for\n"
 	"                    plink -ssh-connection -proxycmd \"wicket proxy TARGET\" x\n"
+	"  proxy --ssh [--host-key F] [--authorized-keys F] TARGET\n"
+	"                    SSH server on stdio for ssh's ProxyCommand\n"
+	"  serve --listen [ADDR:]PORT --authorized-keys F [--token-file F] TARGET\n"
+	"                    SSH server on TCP (see README: Through plain ssh)\n"
+	"  ssh-config        print the ssh_config.d snippet for 'ssh vm/NAME'\n"
+	"  list              libvirt domains, their state and how each can be reached\n"
 	"\n"
 	"Targets:\n"
+	"  vm/NAME           libvirt domain NAME: its vsock CID when that connects, else\n"
+	"                    its virtio-serial channel org.wicket.agent.0 (see -c)\n"
 	"  unix/PATH         an agent listening on a Unix socket (wicketd --listen unix/PATH)\n"
 	"  demo              a throwaway sandbox: wicketd in bubblewrap, no network,\n"
 	"                    read-only root\n"
 	"\n"
 	"Global options:\n"
+	"  -c, --connect URI    libvirt URI for vm/NAME and list (default:\n"
+	"                       $LIBVIRT_DEFAULT_URI, else qemu:///system)\n"
 	"  --proxy-command CMD  use CMD's stdin/stdout as the stream (TARGET is a label)\n"
 	"  --packet-log FILE    append a readable log of every packet to FILE\n"
 	"  -v, --verbose        log packets and progress to stderr\n"
@@ -77,6 +118,18 @@ int parse_global(struct globals *g, int argc, char **argv, int *i)
 		}
 		return 1;
 	}
+	if (strcmp(a, "-c") == 0 || strcmp(a, "--connect") == 0) {
+		if (*i + 1 >= argc) {
+			usage_error("%s needs a libvirt URI", a);
+			return -1;
+		}
+		g->uri = argv[++*i];
+		return 1;
+	}
+	if (strncmp(a, "--connect=", 10) == 0) {
+		g->uri = a + 10;
+		return 1;
+	}
 	if (strncmp(a, "--proxy-command=", 16) == 0) {
 		g->proxy_cmd = a + 16;
 		return 1;
@@ -93,7 +146,7 @@ int parse_global(struct globals *g, int argc, char **argv, int *i)
 int open_target(const char *target, struct globals *g, struct tp *tp)
 {
 	char err[512];
-	if (target_open(target, g->proxy_cmd, tp, err, sizeof(err)) < 0) {
+	if (target_open(target, g->proxy_cmd, g->uri, tp, err, sizeof(err)) < 0) {
 		fprintf(stderr, "wicket: %s\n", err);
 		return -1;
 	}
@@ -158,6 +211,8 @@ static int cmd_session(int argc, char **argv, int i, struct globals *g, bool she
 
 static int cmd_proxy(int argc, char **argv, int i, struct globals *g)
 {
+	if (ssh_proxy_wanted(argc, argv, i))
+		return ssh_cmd_proxy(argc, argv, i, g);
 	for (; i < argc; i++) {
 		int r = parse_global(g, argc, argv, &i);
 		if (r < 0)
@@ -178,6 +233,18 @@ static int cmd_proxy(int argc, char **argv, int i, struct globals *g)
 	int code = proxy_run(&tp, argv[i]);
 	tp_close(&tp);
 	return code;
+}
+
+static int cmd_list(int argc, char **argv, int i, struct globals *g)
+{
+	for (; i < argc; i++) {
+		int r = parse_global(g, argc, argv, &i);
+		if (r < 0)
+			return WICKET_EXIT_FAILURE;
+		if (!r)
+			return usage_error("list takes no argument '%s'", argv[i]);
+	}
+	return vm_list(g->uri);
 }
 
 int main(int argc, char **argv)
@@ -215,11 +282,19 @@ int main(int argc, char **argv)
 		return cmd_session(argc, argv, i, &g, true);
 	if (strcmp(cmd, "proxy") == 0)
 		return cmd_proxy(argc, argv, i, &g);
+	if (strcmp(cmd, "serve") == 0)
+		return ssh_cmd_serve(argc, argv, i, &g);
+	if (strcmp(cmd, "ssh-config") == 0)
+		return ssh_cmd_config(argc, argv, i, &g);
 	if (strcmp(cmd, "cp") == 0)
 		return cmd_cp(argc, argv, i, &g);
+	if (strcmp(cmd, "list") == 0)
+		return cmd_list(argc, argv, i, &g);
+	if (strcmp(cmd, "forward") == 0)
+		return cmd_forward(argc, argv, i, &g);
 	if (strcmp(cmd, "help") == 0) {
 		fputs(usage, stdout);
 		return 0;
 	}
-	return usage_error("unknown command '%s' (exec, shell, cp, proxy)", cmd);
+	return usage_error("unknown command '%s' (exec, shell, cp, proxy, list)", cmd);
 }

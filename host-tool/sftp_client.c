@@ -47,6 +47,7 @@ struct sftp_req {
 	uint64_t at;	  /* stream position right after our bytes in obuf */
 	uint64_t off;	  /* READ/WRITE file offset */
 	uint32_t len;	  /* READ: asked; WRITE: carried */
+	int wfd;	  /* READ: local file DATA is streamed into, or -1 */
 	/* WRITE with data from a local file, spliced into the stream at @at */
 	int fd;
 	uint32_t sent;	  /* file bytes already in the channel */
@@ -65,6 +66,8 @@ struct reply {
 	uint32_t count;
 	struct sv names; /* @count validated entries */
 	struct sv ext;
+	bool written;	 /* DATA already streamed to the READ's fd (data.p NULL) */
+	int werr;	 /* errno of that write, 0 if fine */
 };
 
 struct sftp {
@@ -78,6 +81,11 @@ struct sftp {
 	struct buf obuf; /* request bytes not yet in the channel */
 	uint64_t sent;	 /* obuf bytes handed to the channel so far */
 	struct sftp_req *wq_head, *wq_tail; /* WRITEs whose file data is pending */
+	/* A big DATA reply being written to its file as it arrives. */
+	struct sftp_req *st_req;
+	uint64_t st_off;
+	uint32_t st_left, st_n;
+	int st_err;
 	uint32_t next_id;
 	unsigned npending;
 	bool failed, closing, intr;
@@ -317,7 +325,7 @@ static struct sftp_req *req_new(struct sftp *s, uint8_t op, req_done_fn done, vo
 		q = &s->slots[id & (SFTP_SLOTS - 1)];
 	} while (q->used);
 	*q = (struct sftp_req){ .id = id, .used = true, .op = op, .done = done, .arg = arg,
-				.fd = -1 };
+				.fd = -1, .wfd = -1 };
 	s->npending++;
 	return q;
 }
@@ -428,6 +436,21 @@ static void handle_version(struct sftp *s, struct rd *r)
 	s->state = ST_READY;
 }
 
+/* A reply's request, if it is one the server may answer now. */
+static struct sftp_req *reply_req(struct sftp *s, uint32_t id)
+{
+	struct sftp_req *q = &s->slots[id & (SFTP_SLOTS - 1)];
+	if (!q->used || q->id != id) {
+		sftp_fatal(s, "sftp server answered request id %u, which is not pending", id);
+		return NULL;
+	}
+	if (s->sent < q->at || (q->fd >= 0 && q->sent < q->len)) {
+		sftp_fatal(s, "sftp server answered request id %u before it was sent", id);
+		return NULL;
+	}
+	return q;
+}
+
 /* One sftp packet from the server: parse all of it, check it, dispatch. */
 static void dispatch(struct sftp *s, const uint8_t *p, size_t n)
 {
@@ -447,15 +470,9 @@ static void dispatch(struct sftp *s, const uint8_t *p, size_t n)
 		sftp_fatal(s, "truncated sftp packet from the server");
 		return;
 	}
-	struct sftp_req *q = &s->slots[id & (SFTP_SLOTS - 1)];
-	if (!q->used || q->id != id) {
-		sftp_fatal(s, "sftp server answered request id %u, which is not pending", id);
+	struct sftp_req *q = reply_req(s, id);
+	if (!q)
 		return;
-	}
-	if (s->sent < q->at || (q->fd >= 0 && q->sent < q->len)) {
-		sftp_fatal(s, "sftp server answered request id %u before it was sent", id);
-		return;
-	}
 	struct reply rep = { .type = type };
 	switch (type) {
 	case SSH_FXP_STATUS:
@@ -523,10 +540,78 @@ static void dispatch(struct sftp *s, const uint8_t *p, size_t n)
 	copy.done(s, &copy, &rep);
 }
 
+/*
+ * The first 13 bytes of a packet that did not arrive whole: if it is DATA
+ * for one of our READs, check it now and write its payload to the file as
+ * it comes instead of collecting it (no copy for the bulk of a download).
+ * Returns true when streaming started.
+ */
+static bool stream_begin(struct sftp *s, const uint8_t *h)
+{
+	uint32_t len = get_be32(h);
+	if (h[4] != SSH_FXP_DATA || s->state != ST_READY)
+		return false;
+	uint32_t dlen = get_be32(h + 9);
+	struct sftp_req *q = reply_req(s, get_be32(h + 5));
+	if (!q)
+		return false;
+	if (q->op != SSH_FXP_READ || q->wfd < 0) {
+		if (q->op != SSH_FXP_READ)
+			sftp_fatal(s, "sftp server answered request type %u with DATA", q->op);
+		return false;
+	}
+	if (len != 9 + (uint64_t)dlen) {
+		sftp_fatal(s, "malformed sftp DATA reply from the server");
+		return false;
+	}
+	if (dlen > q->len) {
+		sftp_fatal(s, "sftp server sent %u bytes of DATA for a READ of %u bytes", dlen,
+			   q->len);
+		return false;
+	}
+	s->st_req = q;
+	s->st_off = q->off;
+	s->st_left = s->st_n = dlen;
+	s->st_err = 0;
+	return true;
+}
+
+static void stream_data(struct sftp *s, const uint8_t *p, size_t n)
+{
+	size_t w = 0;
+	while (w < n && !s->st_err) {
+		ssize_t k = pwrite(s->st_req->wfd, p + w, n - w, (off_t)s->st_off + (off_t)w);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			s->st_err = k < 0 ? errno : EIO;
+		else
+			w += (size_t)k;
+	}
+	s->st_off += n;
+	s->st_left -= (uint32_t)n;
+	if (s->st_left)
+		return;
+	struct sftp_req copy = *s->st_req;
+	s->st_req->used = false;
+	s->st_req = NULL;
+	s->npending--;
+	struct reply rep = { .type = SSH_FXP_DATA, .data = { NULL, s->st_n }, .written = true,
+			     .werr = s->st_err };
+	copy.done(s, &copy, &rep);
+}
+
 /* Bytes of the sftp stream: packets complete in @p are handled in place. */
 static void feed(struct sftp *s, const uint8_t *p, size_t n)
 {
 	while (n && !s->failed) {
+		if (s->st_req) {
+			size_t k = n < s->st_left ? n : s->st_left;
+			stream_data(s, p, k);
+			p += k;
+			n -= k;
+			continue;
+		}
 		size_t have = buf_used(&s->ibuf);
 		if (!have && n >= 4) {
 			uint32_t len = get_be32(p);
@@ -542,13 +627,13 @@ static void feed(struct sftp *s, const uint8_t *p, size_t n)
 				continue;
 			}
 		}
-		/* Incomplete: collect just this packet's bytes in ibuf. */
+		/* Incomplete: collect this packet's bytes (or a DATA header) in ibuf. */
 		size_t need;
 		if (have < 4) {
 			need = 4 - have;
 		} else {
 			uint32_t len = get_be32(buf_data(&s->ibuf));
-			need = 4 + len - have;
+			need = have < 13 && len > 9 ? 13 - have : 4 + len - have;
 		}
 		size_t k = n < need ? n : need;
 		buf_put(&s->ibuf, p, k);
@@ -566,6 +651,10 @@ static void feed(struct sftp *s, const uint8_t *p, size_t n)
 		if (s->ibuf.err) {
 			sftp_fatal(s, "out of memory for an sftp packet");
 			return;
+		}
+		if (have == 13 && len > 9 && stream_begin(s, buf_data(&s->ibuf))) {
+			buf_reset(&s->ibuf);
+			continue;
 		}
 		if (have == 4 + (size_t)len) {
 			dispatch(s, buf_data(&s->ibuf) + 4, len);
@@ -1008,6 +1097,7 @@ static void read_send(struct xfer *x, uint64_t off, uint32_t len)
 	}
 	q->off = off;
 	q->len = len;
+	q->wfd = x->fd;
 	size_t st = req_begin(s, q);
 	buf_handle(&s->obuf, x->h);
 	sftp_buf_u64(&s->obuf, off);
@@ -1054,7 +1144,12 @@ static void read_done(struct sftp *s, const struct sftp_req *q, const struct rep
 		return;
 	}
 	size_t n = r->data.n;
-	if (!x->rc && n) {
+	if (r->written) {
+		if (r->werr && !x->rc) {
+			set_err(s, "%s", strerror(r->werr));
+			xfer_fail(x, SFTP_E_LOCAL);
+		}
+	} else if (!x->rc && n) {
 		size_t w = 0;
 		while (w < n) {
 			ssize_t k = pwrite(x->fd, r->data.p + w, n - w, (off_t)(q->off + w));
@@ -1067,6 +1162,8 @@ static void read_done(struct sftp *s, const struct sftp_req *q, const struct rep
 			}
 			w += (size_t)k;
 		}
+	}
+	if (n) {
 		x->done += n;
 		if (q->off + n > x->end)
 			x->end = q->off + n;

@@ -2,6 +2,7 @@
 #include "target.h"
 
 #include "guest.h"
+#include "vm.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -120,14 +121,17 @@ static int target_serial(const char *spec, struct tp *out, char *err, size_t err
 }
 
 #define TARGET_KINDS \
-	"unix/PATH, vsock/CID[:PORT], serial/DEVICE[@BAUD], demo, or --proxy-command CMD"
+	"vm/NAME, unix/PATH, vsock/CID[:PORT], serial/DEVICE[@BAUD], demo, " \
+	"or --proxy-command CMD"
 
-int target_open(const char *target, const char *proxy_cmd, struct tp *out, char *err,
-		size_t errlen)
+int target_open(const char *target, const char *proxy_cmd, const char *uri, struct tp *out,
+		char *err, size_t errlen)
 {
 	*out = TP_INIT;
 	if (proxy_cmd)
 		return tp_command_spawn(proxy_cmd, out, err, errlen);
+	if (strncmp(target, "vm/", 3) == 0)
+		return vm_target_open(target + 3, uri, out, err, errlen);
 	if (strncmp(target, "unix/", 5) == 0)
 		return tp_unix_connect(target + 5, out, err, errlen);
 	if (strcmp(target, "demo") == 0)

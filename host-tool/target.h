@@ -8,11 +8,12 @@
 #include "tp.h"
 
 /*
- * Open @target (unix/PATH, demo), or run @proxy_cmd when given (the target
- * name is then only a label).  On failure @err holds a one-line reason.
+ * Open @target (unix/PATH, vm/NAME, demo, …), or run @proxy_cmd when given
+ * (the target name is then only a label).  @uri is the libvirt URI for
+ * vm/NAME (NULL: the default).  On failure @err holds a one-line reason.
  */
-int target_open(const char *target, const char *proxy_cmd, struct tp *out, char *err,
-		size_t errlen);
+int target_open(const char *target, const char *proxy_cmd, const char *uri, struct tp *out,
+		char *err, size_t errlen);
 
 /* The wicketd binary to put in the demo sandbox. */
 const char *target_find_wicketd(char *buf, size_t len);

@@ -252,6 +252,12 @@ static void conn_finish(struct conn *c)
 
 struct chan *chan_open(struct conn *c, const char *type, const struct chan_ops *ops, void *data)
 {
+	return chan_open_ex(c, type, NULL, 0, ops, data);
+}
+
+struct chan *chan_open_ex(struct conn *c, const char *type, const void *args, size_t n,
+			  const struct chan_ops *ops, void *data)
+{
 	if (!conn_can_queue(c) && (c->dead || c->ended))
 		return NULL;
 	struct chan *ch = chan_alloc(c);
@@ -265,6 +271,8 @@ struct chan *chan_open(struct conn *c, const char *type, const struct chan_ops *
 	buf_u32(&c->out, ch->id);
 	buf_u32(&c->out, ch->lwin);
 	buf_u32(&c->out, ch->lmaxpkt);
+	if (n)
+		buf_put(&c->out, args, n);
 	conn_pkt_end(c, s);
 	return ch;
 }
@@ -418,6 +426,12 @@ static struct chan *chan_lookup(struct conn *c, uint32_t id, unsigned type, bool
 			  msg_name(type), id);
 		return NULL;
 	}
+	if (ch->state == CH_ACCEPTING) {
+		/* Not confirmed yet: the peer cannot know this number. */
+		conn_fail(c, DISC_PROTOCOL_ERROR, "%s for channel %u, which is not open",
+			  msg_name(type), id);
+		return NULL;
+	}
 	if ((ch->state == CH_OPENING) != opening_ok) {
 		conn_fail(c, DISC_PROTOCOL_ERROR, "%s for channel %u in the wrong state",
 			  msg_name(type), id);
@@ -472,12 +486,18 @@ static void handle_channel_open(struct conn *c, struct rd *r)
 	ch->rid = rid;
 	ch->rwin = win;
 	ch->rmaxpkt = maxpkt;
-	ch->state = CH_OPEN;
+	ch->state = CH_ACCEPTING;
 	const char *msg = "unknown channel type";
 	uint32_t reason = OPEN_UNKNOWN_CHANNEL_TYPE;
 	if (c->ops->open)
 		reason = c->ops->open(c, ch, type, r, &msg);
 	if (!reason && !ch->ops) {
+		reason = OPEN_CONNECT_FAILED;
+		msg = "no handler for this channel";
+	}
+	if (reason == CHAN_OPEN_DEFERRED && ch->ops)
+		return; /* answered by chan_open_confirm/chan_open_reject */
+	if (reason == CHAN_OPEN_DEFERRED) {
 		reason = OPEN_CONNECT_FAILED;
 		msg = "no handler for this channel";
 	}
@@ -487,14 +507,35 @@ static void handle_channel_open(struct conn *c, struct rd *r)
 		chan_release(ch);
 		return;
 	}
-	size_t s = conn_pkt_begin(c, MSG_CHANNEL_OPEN_CONFIRMATION);
-	buf_u32(&c->out, rid);
-	buf_u32(&c->out, ch->id);
-	buf_u32(&c->out, ch->lwin);
-	buf_u32(&c->out, ch->lmaxpkt);
-	conn_pkt_end(c, s);
+	chan_open_confirm(ch);
+}
+
+void chan_open_confirm(struct chan *ch)
+{
+	struct conn *c = ch->c;
+	if (ch->state != CH_ACCEPTING)
+		return;
+	ch->state = CH_OPEN;
+	if (!c->dead) {
+		size_t s = conn_pkt_begin(c, MSG_CHANNEL_OPEN_CONFIRMATION);
+		buf_u32(&c->out, ch->rid);
+		buf_u32(&c->out, ch->id);
+		buf_u32(&c->out, ch->lwin);
+		buf_u32(&c->out, ch->lmaxpkt);
+		conn_pkt_end(c, s);
+	}
 	if (ch->ops && ch->ops->opened)
 		ch->ops->opened(ch);
+}
+
+void chan_open_reject(struct chan *ch, uint32_t reason, const char *msg)
+{
+	if (ch->state != CH_ACCEPTING)
+		return;
+	if (!ch->c->dead)
+		conn_send_open_failure(ch->c, ch->rid, reason, msg ? msg : "refused");
+	ch->ops = NULL;
+	chan_release(ch);
 }
 
 static void handle_open_confirmation(struct conn *c, struct rd *r)
@@ -672,12 +713,24 @@ static void handle_global_request(struct conn *c, struct rd *r)
 		return;
 	}
 	bool ok = false;
+	c->greply_n = 0;
 	if (c->ops->global_request)
 		ok = c->ops->global_request(c, name, want, r);
 	if (want && !c->dead) {
 		size_t s = conn_pkt_begin(c, ok ? MSG_REQUEST_SUCCESS : MSG_REQUEST_FAILURE);
+		if (ok && c->greply_n)
+			buf_put(&c->out, c->greply, c->greply_n);
 		conn_pkt_end(c, s);
 	}
+	c->greply_n = 0;
+}
+
+void conn_global_reply_data(struct conn *c, const void *p, size_t n)
+{
+	if (n > sizeof(c->greply) - c->greply_n)
+		n = sizeof(c->greply) - c->greply_n;
+	memcpy(c->greply + c->greply_n, p, n);
+	c->greply_n += n;
 }
 
 static void handle_disconnect(struct conn *c, struct rd *r)

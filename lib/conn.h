@@ -38,7 +38,12 @@ struct chan_ops {
 	void (*reply)(struct chan *ch, uint32_t tag, bool ok);
 };
 
-enum chan_state { CH_OPENING, CH_OPEN };
+/*
+ * CH_OPENING: we sent CHANNEL_OPEN, no answer yet.  CH_ACCEPTING: the peer's
+ * CHANNEL_OPEN is answered later (chan_open_confirm/chan_open_reject), e.g.
+ * once a non-blocking connect finishes; the peer cannot address it yet.
+ */
+enum chan_state { CH_OPENING, CH_ACCEPTING, CH_OPEN };
 
 #define CHAN_MAX_PENDING_REPLIES 32
 
@@ -60,13 +65,19 @@ struct chan {
 	unsigned tag_head, tag_n;
 };
 
+/* conn_ops.open: answer later with chan_open_confirm() or chan_open_reject(). */
+#define CHAN_OPEN_DEFERRED UINT32_MAX
+
 struct conn_ops {
 	/*
 	 * Incoming CHANNEL_OPEN of @type.  Set ch->ops/data and return 0 to
-	 * confirm, or return an OPEN_* reason and set *msg.
+	 * confirm, or return an OPEN_* reason and set *msg, or set ch->ops/data
+	 * and return CHAN_OPEN_DEFERRED (closed() still runs if the connection
+	 * ends first).
 	 */
 	uint32_t (*open)(struct conn *c, struct chan *ch, struct sv type, struct rd *args,
 			 const char **msg);
+	/* Return true for success; conn_global_reply_data() adds reply fields. */
 	bool (*global_request)(struct conn *c, struct sv name, bool want_reply, struct rd *args);
 	/* Peer greeting arrived. */
 	void (*greeted)(struct conn *c);
@@ -107,6 +118,8 @@ struct conn {
 	uint32_t nch;	/* table size */
 	uint32_t nopen; /* live channels */
 	char reason[256];
+	uint8_t greply[64]; /* request-specific data for the REQUEST_SUCCESS being built */
+	size_t greply_n;
 };
 
 /* Initialise on (rfd, wfd), queue our greeting and add the watches. */
@@ -139,8 +152,21 @@ bool conn_can_queue(const struct conn *c);
 size_t conn_pkt_begin(struct conn *c, uint8_t type);
 void conn_pkt_end(struct conn *c, size_t start);
 
+/*
+ * From inside conn_ops.global_request: bytes to append to REQUEST_SUCCESS
+ * (e.g. the port a "tcpip-forward" for port 0 got, RFC 4254 7.1).
+ */
+void conn_global_reply_data(struct conn *c, const void *p, size_t n);
+
 /* Channels */
 struct chan *chan_open(struct conn *c, const char *type, const struct chan_ops *ops, void *data);
+/* The same with type-specific fields (@args, @n bytes) after the common ones. */
+struct chan *chan_open_ex(struct conn *c, const char *type, const void *args, size_t n,
+			  const struct chan_ops *ops, void *data);
+/* Answer a CHAN_OPEN_DEFERRED open: confirm (then ops->opened runs) ... */
+void chan_open_confirm(struct chan *ch);
+/* ... or refuse it; the channel is released without ops->closed. */
+void chan_open_reject(struct chan *ch, uint32_t reason, const char *msg);
 /* Bytes we may send right now on @ch (window, packet size, queue room). */
 size_t chan_send_room(const struct chan *ch);
 /* Send up to @n bytes; returns how many were queued. */

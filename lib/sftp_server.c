@@ -221,7 +221,8 @@ static int handle_add(struct sftp_server *s, uint8_t kind, void *bh, const char 
 	return (int)slot;
 }
 
-/* The handle a string names, if it is open and of the wanted kind. */
+/* The handle a string names, if it is open and of the wanted kind (H_FREE:
+ * either kind, for CLOSE). */
 static struct sftp_handle *handle_find(struct sftp_server *s, struct sv v, uint8_t kind)
 {
 	if (v.n != HANDLE_LEN)

@@ -11,6 +11,8 @@ PACKAGES=(
 	bubblewrap
 	# tests and benchmarks: real peers and a real terminal
 	putty-tools tmux python3 openssh-client openssh-sftp-server
+	# the SSH wrapper: sshd -i in bench_ssh.py, a third client, rsync -e ssh
+	openssh-server python3-asyncssh rsync
 )
 
 SUDO=

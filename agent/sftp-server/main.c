@@ -6,7 +6,6 @@
  * the filesystem in posix.c; this file is options and buffered I/O.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <poll.h>
@@ -23,11 +22,15 @@
 #include "posix.h"
 #include "sftp_server.h"
 
-/* Big reads and writes: a transfer is a stream of 32-255 KiB packets, and
- * every syscall saved shows in throughput. */
+/*
+ * Big reads: every request already in the pipe is handled before replying,
+ * so replies go out gathered in few writes.  Output is flushed once it holds
+ * OUT_HIGH bytes, though: waiting for more delays the client's next requests
+ * (measured: 1 MiB made downloads ~20% slower than 256 KiB; enlarging the
+ * pipes with F_SETPIPE_SZ did not help either).
+ */
 #define READ_CHUNK (1024u * 1024u)
-#define OUT_HIGH (1024u * 1024u)
-#define PIPE_SIZE (1024 * 1024)
+#define OUT_HIGH (256u * 1024u)
 
 static const char usage[] =
 	"Usage: wicket-sftp-server [OPTION...]\n"
@@ -65,13 +68,6 @@ static int parse_level(const char *s)
 	if (s[0] >= '0' && s[0] <= '3' && !s[1])
 		return s[0] - '0';
 	return -1;
-}
-
-/* Larger pipes mean fewer wake-ups on both sides; harmless when not a pipe. */
-static void grow_pipe(int fd)
-{
-	int r = fcntl(fd, F_SETPIPE_SZ, PIPE_SIZE);
-	(void)r;
 }
 
 static int flush_out(struct buf *out)
@@ -277,8 +273,6 @@ int main(int argc, char **argv)
 	}
 	/* A client that goes away shows up as EPIPE on write, not a signal. */
 	signal(SIGPIPE, SIG_IGN);
-	grow_pipe(STDIN_FILENO);
-	grow_pipe(STDOUT_FILENO);
 
 	struct sftp_server *s = sftp_server_new(&px_ops, px, &cfg);
 	if (!s) {

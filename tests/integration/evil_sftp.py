@@ -6,7 +6,8 @@ Used as `wicket --proxy-command "python3 evil_sftp.py --mode MODE" cp ...`
 to check that wicket cp treats everything from the guest as hostile.
 
 It serves a fake tree: /dir (a directory) holding a good file `good`,
-and, depending on the mode:
+/file (18 bytes) and /bigfile (1 MiB, so DATA replies span many channel
+packets), and, depending on the mode:
 
   names     READDIR also returns `../escape`, `/etc/x`, a name with a
             newline, one with an escape sequence, one with a NUL byte,
@@ -16,6 +17,8 @@ and, depending on the mode:
   hugecount READDIR answers a NAME claiming 2^31-1 entries in a few bytes
   hugepkt   the STAT reply announces an sftp packet of 256 MiB
   badid     replies carry a request id that was never sent
+  garbage   like names, but a quarter of the replies are random bytes
+            shaped like sftp (--seed N): the client must fail cleanly
 
 Everything else (OPEN/READ/CLOSE/STAT) is answered plausibly.  Standard
 library only; one connection, then exit.
@@ -23,6 +26,7 @@ library only; one connection, then exit.
 
 import argparse
 import os
+import random
 import struct
 import sys
 
@@ -49,6 +53,7 @@ ATTR_SIZE, ATTR_PERM, ATTR_TIME = 0x1, 0x4, 0x8
 S_IFDIR, S_IFREG, S_IFLNK = 0o040000, 0o100000, 0o120000
 
 GOOD = b"good file content\n"
+BIGSIZE = 1 << 20  # /bigfile: READs of full size, DATA spanning channel packets
 
 OUR_CHAN = 7
 OUR_MAXPKT = 32768
@@ -99,8 +104,9 @@ class Cursor:
 
 
 class Server:
-    def __init__(self, mode, outside):
+    def __init__(self, mode, outside, seed=0):
         self.mode = mode
+        self.rng = random.Random(seed)
         self.outside = outside
         self.inb = b""
         self.sftp_in = b""
@@ -169,6 +175,8 @@ class Server:
         p = p.rstrip(b"/") or b"/"
         if p in (b"/dir", b"/dir/lnk"):
             return "dir"
+        if p == b"/bigfile":
+            return "big"
         if p in (b"/file", b"/dir/good", b"/dir/lnk/pwned") or p.startswith(b"/dir/"):
             return "file"
         return None
@@ -180,6 +188,9 @@ class Server:
             self.reply(bytes([FXP_VERSION]) + u32(3))
             return
         rid = c.u32()
+        if self.mode == "garbage" and self.rng.random() < 0.25:
+            self.garbage(rid, t)
+            return
         if self.mode == "badid":
             rid ^= 0x5a5a0000
         if t in (FXP_STAT, FXP_LSTAT):
@@ -193,6 +204,8 @@ class Server:
                 self.reply(bytes([FXP_ATTRS]) + u32(rid) + attrs(S_IFDIR | 0o755))
             elif k == "file":
                 self.reply(bytes([FXP_ATTRS]) + u32(rid) + attrs(S_IFREG | 0o644, len(GOOD)))
+            elif k == "big":
+                self.reply(bytes([FXP_ATTRS]) + u32(rid) + attrs(S_IFREG | 0o644, BIGSIZE))
             else:
                 self.status(rid, FX_NO_SUCH_FILE, "No such file")
         elif t in (FXP_OPEN, FXP_OPENDIR):
@@ -227,7 +240,7 @@ class Server:
                     (b"\x1b[31mred", attrs(S_IFREG | 0o644, len(GOOD))),
                     (b"nul\x00byte", attrs(S_IFREG | 0o644, len(GOOD))),
                 ]
-                if self.mode == "names":
+                if self.mode in ("names", "garbage"):
                     ents += [
                         (b"lnk", attrs(S_IFLNK | 0o777)),
                         (b"lnk", attrs(S_IFDIR | 0o755)),
@@ -244,10 +257,11 @@ class Server:
             if self.mode == "bigdata":
                 self.reply(bytes([FXP_DATA]) + u32(rid) + sstr(b"A" * (ln + 100)))
                 return
-            if off >= len(GOOD):
+            content = GOOD if self.handles.get(h, [b""])[0] != b"/bigfile" else b"B" * BIGSIZE
+            if off >= len(content):
                 self.status(rid, FX_EOF, "")
             else:
-                self.reply(bytes([FXP_DATA]) + u32(rid) + sstr(GOOD[off:off + ln]))
+                self.reply(bytes([FXP_DATA]) + u32(rid) + sstr(content[off:off + ln]))
         elif t == FXP_FSTAT:
             self.reply(bytes([FXP_ATTRS]) + u32(rid) + attrs(S_IFREG | 0o644, len(GOOD)))
         elif t == FXP_CLOSE:
@@ -255,6 +269,36 @@ class Server:
             self.status(rid, FX_OK, "")
         else:
             self.status(rid, FX_OP_UNSUPPORTED, "not here")
+
+    def garbage(self, rid, t):
+        r = self.rng
+        typ = r.choice([FXP_STATUS, FXP_HANDLE, FXP_DATA, FXP_NAME, FXP_ATTRS, 201, 2, 0, 255])
+        rid = rid if r.random() < 0.8 else r.getrandbits(32)
+        body = bytes([typ]) + u32(rid)
+        kind = r.randrange(6)
+        if kind == 0:
+            body += r.randbytes(r.randrange(0, 64))
+        elif kind == 1:  # plausible STATUS / HANDLE / DATA with odd lengths
+            body += u32(r.choice([0, 1, 2, 4, 0xffffffff, r.getrandbits(32)]))
+            body += r.randbytes(r.randrange(0, 16))
+        elif kind == 2:  # NAME with a count and some entries
+            n = r.choice([0, 1, 2, 3, 0x7fffffff])
+            body += u32(n) + b"".join(sstr(r.randbytes(r.randrange(0, 8))) * 2
+                                      + u32(r.getrandbits(32)) for _ in range(min(n, 3)))
+        elif kind == 3:  # ATTRS with random flags
+            body += u32(r.getrandbits(32)) + r.randbytes(r.randrange(0, 40))
+        elif kind == 4:  # a valid-looking reply of the expected kind
+            if t in (FXP_STAT, FXP_LSTAT, FXP_FSTAT):
+                body = bytes([FXP_ATTRS]) + u32(rid) + attrs(r.choice([S_IFDIR, S_IFREG, S_IFLNK])
+                                                             | 0o755, r.getrandbits(20))
+            elif t in (FXP_OPEN, FXP_OPENDIR):
+                body = bytes([FXP_HANDLE]) + u32(rid) + sstr(r.randbytes(r.randrange(0, 300)))
+            else:
+                body = bytes([FXP_STATUS]) + u32(rid) + u32(r.randrange(9)) + sstr("x") + sstr("")
+        else:  # lie about the packet length
+            self.sftp_send(u32(r.choice([0, 300000, 0xffffffff])) + body)
+            return
+        self.reply(body)
 
     def feed_sftp(self, data):
         self.sftp_in += data
@@ -313,12 +357,13 @@ class Server:
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--mode", default="names",
-                    choices=["names", "bigdata", "hugecount", "hugepkt", "badid"])
+                    choices=["names", "bigdata", "hugecount", "hugepkt", "badid", "garbage"])
+    ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--outside", default="/nonexistent-wicket-outside",
                     help="where the evil symlink points")
     a = ap.parse_args()
     try:
-        Server(a.mode, a.outside.encode()).run()
+        Server(a.mode, a.outside.encode(), a.seed).run()
     except (BrokenPipeError, ConnectionResetError):
         pass
 

@@ -543,10 +543,15 @@ def _():
 @tap.check("malicious server: DATA longer than requested -> protocol error (255), no crash, no file")
 def _():
     d = fresh("evil-data")
-    r = evil("bigdata", "x:/file", os.path.join(d, "f"))
-    expect_eq(r.rc, 255, "exit status\n" + r.describe())
-    expect(b"DATA" in r.err, "message\n" + r.describe())
-    expect_eq(os.listdir(d), [], "files left")
+    # /file: the reply fits one channel packet; /bigfile: it spans many.
+    for src in ("/file", "/bigfile"):
+        r = evil("bigdata", "x:" + src, os.path.join(d, "f"))
+        expect_eq(r.rc, 255, "%s: exit status\n%s" % (src, r.describe()))
+        expect(b"bytes of DATA for a READ of" in r.err, "%s: message\n%s" % (src, r.describe()))
+        expect_eq(os.listdir(d), [], "files left")
+    # The same server without lies delivers /bigfile intact.
+    ok(evil("names", "x:/bigfile", os.path.join(d, "f")), "honest /bigfile")
+    expect_eq(open(os.path.join(d, "f"), "rb").read(), b"B" * (1 << 20), "content of /bigfile")
 
 
 @tap.check("malicious server: absurd NAME count, 256 MiB packet, unknown request id -> 255")

@@ -494,8 +494,12 @@ ls pdir
     expect_eq(read_path(os.path.join(local, "back1")), p1, "downloaded back1")
     expect(not os.path.exists(os.path.join(remote, "gone")), "rmdir gone")
     out = r.out.decode("utf-8", "replace")
+    # wicketd starts the server in the home directory: REALPATH "." is home.
+    pw = pwd.getpwuid(os.getuid())
+    expect("Remote working directory is %s\n" % pw.pw_dir in out,
+           "psftp did not start in the home directory:\n" + out)
     # psftp prints the server's longname verbatim.
-    user = pwd.getpwuid(os.getuid()).pw_name
+    user = pw.pw_name
     expect(re.search(r"^-rw\S{7}    1 %s +\S+ +%d \w{3} [ \d]\d \d\d:\d\d file1$"
                      % (re.escape(user), len(p1)), out, re.M),
            "psftp ls lacks a proper longname for file1:\n" + out)

@@ -1,0 +1,463 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * `wicket proxy --ssh` (a full SSH server on stdin/stdout, for OpenSSH's
+ * ProxyCommand and plink -proxycmd) and `wicket serve` (the same on TCP,
+ * one process per client).
+ */
+#include "ssh.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "cli.h"
+#include "client.h"
+#include "log.h"
+
+#ifdef HAVE_LIBCRYPTO
+#include "sshs.h"
+
+struct ssh_opts {
+	const char *host_key, *authorized_keys, *token_file, *listen, *target;
+	int grace, max_unauth, max_clients;
+	unsigned long long rekey_bytes;
+};
+
+/* Options common to proxy --ssh and serve; 1 consumed, 0 not ours, -1 error. */
+static int parse_ssh_opt(struct ssh_opts *o, int argc, char **argv, int *i)
+{
+	static const struct {
+		const char *name;
+		int kind; /* 0 string, 1 int, 2 ull */
+		size_t off;
+	} opts[] = {
+		{ "--host-key", 0, offsetof(struct ssh_opts, host_key) },
+		{ "--authorized-keys", 0, offsetof(struct ssh_opts, authorized_keys) },
+		{ "--token-file", 0, offsetof(struct ssh_opts, token_file) },
+		{ "--listen", 0, offsetof(struct ssh_opts, listen) },
+		{ "--login-grace-time", 1, offsetof(struct ssh_opts, grace) },
+		{ "--max-unauth", 1, offsetof(struct ssh_opts, max_unauth) },
+		{ "--max-clients", 1, offsetof(struct ssh_opts, max_clients) },
+		{ "--rekey-bytes", 2, offsetof(struct ssh_opts, rekey_bytes) },
+	};
+	const char *a = argv[*i];
+	for (size_t k = 0; k < sizeof(opts) / sizeof(opts[0]); k++) {
+		size_t nl = strlen(opts[k].name);
+		const char *v;
+		if (strcmp(a, opts[k].name) == 0) {
+			if (*i + 1 >= argc) {
+				usage_error("%s needs an argument", a);
+				return -1;
+			}
+			v = argv[++*i];
+		} else if (strncmp(a, opts[k].name, nl) == 0 && a[nl] == '=') {
+			v = a + nl + 1;
+		} else {
+			continue;
+		}
+		char *base = (char *)o + opts[k].off;
+		if (opts[k].kind == 0) {
+			*(const char **)(void *)base = v;
+			return 1;
+		}
+		char *end;
+		errno = 0;
+		unsigned long long n = strtoull(v, &end, 10);
+		if (errno || end == v || *end || (opts[k].kind == 1 && n > 1000000)) {
+			usage_error("bad number '%s'", v);
+			return -1;
+		}
+		if (opts[k].kind == 1)
+			*(int *)(void *)base = (int)n;
+		else
+			*(unsigned long long *)(void *)base = n;
+		return 1;
+	}
+	return 0;
+}
+
+struct open_ctx {
+	const char *target;
+	struct globals *g;
+};
+
+static int open_guest_cb(void *arg, struct tp *out)
+{
+	struct open_ctx *c = arg;
+	return open_target(c->target, c->g, out);
+}
+
+/* Host key and authorized_keys; prints the reason on failure. */
+static int load_keys(const struct ssh_opts *o, struct sshkey **hk, struct authkeys **ak)
+{
+	char path[4096], err[512];
+	const char *p = o->host_key;
+	if (!p) {
+		sshkey_default_host_key_path(path, sizeof(path));
+		if (!path[0]) {
+			fprintf(stderr, "wicket: no home directory for the host key; use --host-key\n");
+			return -1;
+		}
+		p = path;
+	}
+	*hk = sshkey_load_host_key(p, !o->host_key, err, sizeof(err));
+	if (!*hk) {
+		fprintf(stderr, "wicket: host key %s: %s\n", p, err);
+		return -1;
+	}
+	*ak = NULL;
+	if (o->authorized_keys) {
+		*ak = authkeys_load(o->authorized_keys, err, sizeof(err));
+		if (!*ak) {
+			fprintf(stderr, "wicket: %s: %s\n", o->authorized_keys, err);
+			sshkey_free(*hk);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+bool ssh_proxy_wanted(int argc, char **argv, int i)
+{
+	for (; i < argc && argv[i][0] == '-'; i++)
+		if (strcmp(argv[i], "--ssh") == 0)
+			return true;
+	return false;
+}
+
+int ssh_cmd_proxy(int argc, char **argv, int i, struct globals *g)
+{
+	struct ssh_opts o = { 0 };
+	for (; i < argc; i++) {
+		int r = parse_global(g, argc, argv, &i);
+		if (r == 0)
+			r = parse_ssh_opt(&o, argc, argv, &i);
+		if (r < 0)
+			return WICKET_EXIT_FAILURE;
+		if (r)
+			continue;
+		if (strcmp(argv[i], "--ssh") == 0)
+			continue;
+		if (argv[i][0] == '-')
+			return usage_error("unknown option '%s'", argv[i]);
+		break;
+	}
+	if (i >= argc)
+		return usage_error("%s needs a TARGET", "proxy --ssh");
+	if (i + 1 < argc)
+		return usage_error("proxy takes only a TARGET, not '%s'", argv[i + 1]);
+	if (o.listen)
+		return usage_error("%s is for 'wicket serve'", "--listen");
+	/*
+	 * KIND%NAME is KIND/NAME: scp and rsync take "HOST:PATH" for a local
+	 * file name when a '/' comes before the ':' (as systemd-ssh-proxy's
+	 * vsock%CID).
+	 */
+	char tname[4096];
+	snprintf(tname, sizeof(tname), "%s", argv[i]);
+	char *pct = strchr(tname, '%');
+	if (pct && !memchr(tname, '/', (size_t)(pct - tname)))
+		*pct = '/';
+	struct sshkey *hk;
+	struct authkeys *ak;
+	if (load_keys(&o, &hk, &ak) < 0)
+		return WICKET_EXIT_FAILURE;
+	struct open_ctx oc = { tname, g };
+	struct ssh_server_cfg cfg = {
+		.host_key = hk,
+		.authkeys = ak,
+		.token_file = o.token_file,
+		.allow_none = !ak && !o.token_file,
+		.open_guest = open_guest_cb,
+		.open_arg = &oc,
+		.pktlog = g->pktlog,
+		.peer_addr = "UNKNOWN",
+		.auth_notify_fd = -1,
+		.rekey_bytes = o.rekey_bytes,
+	};
+	struct tp tp = TP_INIT;
+	/* Reach the guest while the key exchange runs: connecting is fast. */
+	if (open_target(tname, g, &tp) < 0) {
+		sshkey_free(hk);
+		authkeys_free(ak);
+		return WICKET_EXIT_FAILURE;
+	}
+	int code = sshs_run(&cfg, 0, 1, &tp);
+	tp_close(&tp);
+	sshkey_free(hk);
+	authkeys_free(ak);
+	return code ? WICKET_EXIT_FAILURE : 0;
+}
+
+/* ---- serve ---- */
+
+struct child {
+	pid_t pid;
+	int notify; /* read end: a byte once authenticated */
+	bool authed;
+	char addr[64];
+};
+
+static volatile sig_atomic_t got_term;
+
+static void on_term(int sig)
+{
+	(void)sig;
+	got_term = 1;
+}
+
+static int listen_on(const char *spec, char *shown, size_t shownlen)
+{
+	char host[256] = "", port[32];
+	const char *colon = strrchr(spec, ':');
+	if (colon) {
+		size_t hl = (size_t)(colon - spec);
+		if (hl >= sizeof(host))
+			hl = sizeof(host) - 1;
+		memcpy(host, spec, hl);
+		host[hl] = 0;
+		snprintf(port, sizeof(port), "%s", colon + 1);
+	} else {
+		snprintf(port, sizeof(port), "%s", spec);
+	}
+	if (host[0] == '[') { /* [v6]:port */
+		size_t hl = strlen(host);
+		if (hl < 2 || host[hl - 1] != ']') {
+			fprintf(stderr, "wicket: serve: bad address '%s'\n", spec);
+			return -1;
+		}
+		memmove(host, host + 1, hl - 2);
+		host[hl - 2] = 0;
+	}
+	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+				  .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
+	struct addrinfo *res;
+	int e = getaddrinfo(host[0] ? host : NULL, port, &hints, &res);
+	if (e) {
+		fprintf(stderr, "wicket: serve: %s: %s\n", spec, gai_strerror(e));
+		return -1;
+	}
+	int fd = -1;
+	for (struct addrinfo *a = res; a; a = a->ai_next) {
+		fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			continue;
+		int one = 1, zero = 0;
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (a->ai_family == AF_INET6)
+			setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
+		if (bind(fd, a->ai_addr, a->ai_addrlen) == 0 && listen(fd, 64) == 0)
+			break;
+		close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(res);
+	if (fd < 0) {
+		fprintf(stderr, "wicket: serve: cannot listen on %s: %s\n", spec, strerror(errno));
+		return -1;
+	}
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	getsockname(fd, (struct sockaddr *)&ss, &sl);
+	char h[NI_MAXHOST], p[NI_MAXSERV];
+	if (getnameinfo((struct sockaddr *)&ss, sl, h, sizeof(h), p, sizeof(p),
+			NI_NUMERICHOST | NI_NUMERICSERV) == 0)
+		snprintf(shown, shownlen, "%s%s%s:%s", strchr(h, ':') ? "[" : "", h,
+			 strchr(h, ':') ? "]" : "", p);
+	else
+		snprintf(shown, shownlen, "%s", spec);
+	return fd;
+}
+
+static void peer_name(const struct sockaddr_storage *ss, socklen_t sl, char *out, size_t n)
+{
+	char h[NI_MAXHOST];
+	if (getnameinfo((const struct sockaddr *)ss, sl, h, sizeof(h), NULL, 0, NI_NUMERICHOST))
+		snprintf(out, n, "UNKNOWN");
+	else if (strncmp(h, "::ffff:", 7) == 0 && strchr(h, '.'))
+		snprintf(out, n, "%.63s", h + 7); /* v4-mapped: as from= expects */
+	else
+		snprintf(out, n, "%.63s", h);
+}
+
+int ssh_cmd_serve(int argc, char **argv, int i, struct globals *g)
+{
+	struct ssh_opts o = { .grace = 120, .max_unauth = 10, .max_clients = 100 };
+	for (; i < argc; i++) {
+		int r = parse_global(g, argc, argv, &i);
+		if (r == 0)
+			r = parse_ssh_opt(&o, argc, argv, &i);
+		if (r < 0)
+			return WICKET_EXIT_FAILURE;
+		if (r)
+			continue;
+		if (argv[i][0] == '-')
+			return usage_error("unknown option '%s'", argv[i]);
+		break;
+	}
+	if (i >= argc)
+		return usage_error("%s needs a TARGET", "serve");
+	if (i + 1 < argc)
+		return usage_error("serve takes only a TARGET, not '%s'", argv[i + 1]);
+	if (!o.listen)
+		return usage_error("%s needs --listen [ADDR:]PORT", "serve");
+	if (!o.authorized_keys && !o.token_file)
+		return usage_error("%s needs --authorized-keys FILE and/or --token-file FILE",
+				   "serve");
+	struct sshkey *hk;
+	struct authkeys *ak;
+	if (load_keys(&o, &hk, &ak) < 0)
+		return WICKET_EXIT_FAILURE;
+	char shown[1200];
+	int lfd = listen_on(o.listen, shown, sizeof(shown));
+	if (lfd < 0)
+		return WICKET_EXIT_FAILURE;
+	log_set_ident("wicket serve");
+	char fp[SSHKEY_FP_LEN];
+	sshkey_fingerprint(hk, fp, sizeof(fp));
+	fprintf(stderr, "wicket serve: listening on %s, host key ED25519 %s\n", shown, fp);
+	fflush(stderr);
+
+	struct sigaction sa = { .sa_handler = on_term };
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	struct child *kids = calloc((size_t)o.max_clients + 1, sizeof(*kids));
+	int nkids = 0;
+	struct open_ctx oc = { argv[i], g };
+	while (!got_term) {
+		int st;
+		pid_t pid;
+		while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+			for (int k = 0; k < nkids; k++) {
+				if (kids[k].pid != pid)
+					continue;
+				log_info("%s: session ended", kids[k].addr);
+				close(kids[k].notify);
+				kids[k] = kids[--nkids];
+				break;
+			}
+		}
+		struct pollfd p[1 + 1024];
+		int np = 0;
+		p[np++] = (struct pollfd){ .fd = lfd, .events = POLLIN };
+		for (int k = 0; k < nkids && np < 1025; k++)
+			p[np++] = (struct pollfd){ .fd = kids[k].authed ? -1 : kids[k].notify,
+						   .events = POLLIN };
+		if (poll(p, (nfds_t)np, 1000) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		for (int k = 0; k + 1 < np; k++) {
+			if (!p[k + 1].revents)
+				continue;
+			char c;
+			if (read(kids[k].notify, &c, 1) == 1)
+				kids[k].authed = true;
+			else
+				kids[k].authed = true; /* ended: no longer counts as unauthenticated */
+		}
+		if (!(p[0].revents & POLLIN))
+			continue;
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof(ss);
+		int fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_CLOEXEC);
+		if (fd < 0)
+			continue;
+		char addr[64];
+		peer_name(&ss, sl, addr, sizeof(addr));
+		int unauth = 0;
+		for (int k = 0; k < nkids; k++)
+			unauth += !kids[k].authed;
+		if (unauth >= o.max_unauth || nkids >= o.max_clients) {
+			log_warn("%s: refused: too many %s connections", addr,
+				 nkids >= o.max_clients ? "" : "unauthenticated");
+			static const char msg[] = "SSH-2.0-wicket_" WICKET_VERSION "\r\n";
+			ssize_t w = write(fd, msg, sizeof(msg) - 1);
+			(void)w;
+			close(fd);
+			continue;
+		}
+		int pp[2];
+		if (pipe2(pp, O_CLOEXEC) < 0) {
+			close(fd);
+			continue;
+		}
+		pid = fork();
+		if (pid == 0) {
+			signal(SIGTERM, SIG_DFL);
+			signal(SIGINT, SIG_DFL);
+			close(lfd);
+			close(pp[0]);
+			for (int k = 0; k < nkids; k++)
+				close(kids[k].notify);
+			struct ssh_server_cfg cfg = {
+				.host_key = hk,
+				.authkeys = ak,
+				.token_file = o.token_file,
+				.open_guest = open_guest_cb,
+				.open_arg = &oc,
+				.pktlog = g->pktlog,
+				.peer_addr = addr,
+				.grace_seconds = o.grace,
+				.auth_notify_fd = pp[1],
+				.rekey_bytes = o.rekey_bytes,
+				.log_logins = true,
+			};
+			struct tp tp = TP_INIT;
+			int code = sshs_run(&cfg, fd, fd, &tp);
+			tp_close(&tp);
+			_exit(code ? 1 : 0);
+		}
+		close(pp[1]);
+		close(fd);
+		if (pid < 0) {
+			close(pp[0]);
+			continue;
+		}
+		log_info("%s: connection (pid %d)", addr, (int)pid);
+		kids[nkids++] = (struct child){ .pid = pid, .notify = pp[0] };
+		snprintf(kids[nkids - 1].addr, sizeof(kids[0].addr), "%s", addr);
+	}
+	for (int k = 0; k < nkids; k++)
+		kill(kids[k].pid, SIGTERM);
+	free(kids);
+	close(lfd);
+	sshkey_free(hk);
+	authkeys_free(ak);
+	return 0;
+}
+
+#else /* !HAVE_LIBCRYPTO */
+
+bool ssh_proxy_wanted(int argc, char **argv, int i)
+{
+	for (; i < argc && argv[i][0] == '-'; i++)
+		if (strcmp(argv[i], "--ssh") == 0)
+			return true;
+	return false;
+}
+
+int ssh_cmd_proxy(int argc, char **argv, int i, struct globals *g)
+{
+	fprintf(stderr, "wicket: this wicket was built without SSH support (libcrypto)\n");
+	return WICKET_EXIT_FAILURE;
+}
+
+int ssh_cmd_serve(int argc, char **argv, int i, struct globals *g)
+{
+	return ssh_cmd_proxy(argc, argv, i, g);
+}
+#endif

@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: MIT */
+/* `wicket ssh-config`: the ssh_config.d snippet (packaging/ssh/20-wicket.conf;
+ * tests/integration/test_ssh.py checks that both are the same). */
+#include "ssh.h"
+
+#include <stdio.h>
+
+#include "cli.h"
+#include "client.h"
+
+static const char snippet[] =
+	"# wicket: reach guests with plain ssh, scp, sftp and rsync.\n"
+	"# Install as /etc/ssh/ssh_config.d/20-wicket.conf, or Include it from\n"
+	"# ~/.ssh/config.  `wicket ssh-config` prints this text.\n"
+	"#\n"
+	"#   ssh vm/NAME     sftp vm/NAME     scp FILE vm%NAME:/tmp/\n"
+	"#   rsync -e ssh -a DIR/ vm%NAME:/tmp/DIR/     ssh -t demo uptime\n"
+	"#\n"
+	"# scp and rsync read \"HOST:PATH\" as a local file name when a '/' comes\n"
+	"# before the ':', so every KIND/NAME can also be written KIND%NAME (as\n"
+	"# systemd-ssh-proxy accepts vsock%CID).\n"
+	"Host vm/* unix/* vsock/* serial/* podman/* docker/* vm%* vsock%* podman%* docker%* demo\n"
+	"\t# %n is the host exactly as typed, i.e. the wicket TARGET.\n"
+	"\tProxyCommand wicket proxy --ssh %n\n"
+	"\t# The SSH server is a local process of the same user, reached through\n"
+	"\t# a pipe: there is no network peer whose identity could be in doubt.\n"
+	"\t# Its host key is made once per user (~/.local/state/wicket/) and is\n"
+	"\t# the same for every guest, so it is pinned under one alias in a file\n"
+	"\t# of its own: the first connection records it, a changed key is an error.\n"
+	"\tHostKeyAlias wicket-local-proxy\n"
+	"\tStrictHostKeyChecking accept-new\n"
+	"\tUserKnownHostsFile ~/.local/state/wicket/known_hosts\n"
+	"\tCheckHostIP no\n"
+	"\t# Guests run sessions as the agent's user; the name sent does not matter.\n"
+	"\tUser root\n"
+	"\t# Nothing to hide from a local pipe and nothing to gain from it.\n"
+	"\tForwardAgent no\n"
+	"\tForwardX11 no\n";
+
+int ssh_cmd_config(int argc, char **argv, int i, struct globals *g)
+{
+	for (; i < argc; i++) {
+		int r = parse_global(g, argc, argv, &i);
+		if (r < 0)
+			return WICKET_EXIT_FAILURE;
+		if (!r)
+			return usage_error("ssh-config takes no arguments ('%s')", argv[i]);
+	}
+	fputs(snippet, stdout);
+	return 0;
+}

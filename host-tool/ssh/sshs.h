@@ -1,0 +1,180 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The SSH server side of the host tool's wrapper: transport (RFC 4253),
+ * user authentication (RFC 4252/4256) and a verbatim relay of the
+ * connection layer to a guest that speaks bare ssh-connection.
+ * One struct sshs per client connection; single-threaded, poll-driven.
+ */
+#ifndef WICKET_SSH_SSHS_H
+#define WICKET_SSH_SSHS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <time.h>
+
+#include "config.h"
+#include "buf.h"
+#include "cipher.h"
+#include "tp.h"
+
+#ifdef HAVE_ZLIB
+#include <zlib.h>
+#endif
+
+#include "authkeys.h"
+#include "sshkey.h"
+
+/* SSH transport/userauth message numbers (RFC 4250 4.1.2). */
+enum {
+	SSH_MSG_SERVICE_REQUEST = 5,
+	SSH_MSG_SERVICE_ACCEPT = 6,
+	SSH_MSG_EXT_INFO = 7,
+	SSH_MSG_KEXINIT = 20,
+	SSH_MSG_NEWKEYS = 21,
+	SSH_MSG_KEX_ECDH_INIT = 30,
+	SSH_MSG_KEX_ECDH_REPLY = 31,
+	SSH_MSG_USERAUTH_REQUEST = 50,
+	SSH_MSG_USERAUTH_FAILURE = 51,
+	SSH_MSG_USERAUTH_SUCCESS = 52,
+	SSH_MSG_USERAUTH_BANNER = 53,
+	SSH_MSG_USERAUTH_PK_OK = 60,
+	SSH_MSG_USERAUTH_INFO_REQUEST = 60,
+	SSH_MSG_USERAUTH_INFO_RESPONSE = 61,
+};
+
+enum {
+	SSH_DISC_PROTOCOL_ERROR = 2,
+	SSH_DISC_KEY_EXCHANGE_FAILED = 3,
+	SSH_DISC_MAC_ERROR = 5,
+	SSH_DISC_SERVICE_NOT_AVAILABLE = 7,
+	SSH_DISC_BY_APPLICATION = 11,
+	SSH_DISC_TOO_MANY_CONNECTIONS = 12,
+	SSH_DISC_NO_MORE_AUTH_METHODS = 14,
+};
+
+/* Largest packet_length we accept or send (OpenSSH's PACKET_MAX_SIZE). */
+#define SSH_MAX_PACKET (256u * 1024u)
+/* Largest payload we relay: leaves room for padding within SSH_MAX_PACKET. */
+#define SSH_MAX_PAYLOAD (SSH_MAX_PACKET - 1024u)
+
+struct ssh_server_cfg {
+	const struct sshkey *host_key;
+	const struct authkeys *authkeys; /* NULL: no publickey auth */
+	const char *token_file;		 /* keyboard-interactive one-time token */
+	bool allow_none;		 /* stdio proxy mode: local user owns us */
+	/* Open the stream to the guest; prints its own error, -1 on failure. */
+	int (*open_guest)(void *arg, struct tp *out);
+	void *open_arg;
+	FILE *pktlog;
+	const char *peer_addr;		 /* for from= and logs ("UNKNOWN" on stdio) */
+	int grace_seconds;		 /* 0: no login grace limit */
+	int auth_notify_fd;		 /* -1, or a byte is written here after auth */
+	uint64_t rekey_bytes;		 /* 0: default */
+	unsigned rekey_seconds;		 /* 0: default */
+	bool log_logins;
+};
+
+/* One direction of the packet protocol. */
+struct ssh_dir {
+	struct ssh_cipher c;
+	uint32_t seq;
+	uint64_t bytes; /* since the last key exchange */
+	bool zlib;	/* zlib@openssh.com negotiated (active after auth) */
+	bool zon;	/* compressing now */
+#ifdef HAVE_ZLIB
+	z_stream z;
+	bool zinit, zdeflate;
+#endif
+};
+
+/* Keys negotiated but not yet in use (waiting for NEWKEYS). */
+struct ssh_newkeys {
+	const struct cipher_info *enc;
+	uint8_t key[64];
+	uint8_t iv[12];
+	bool zlib;
+};
+
+/* Global request replies we owe the client, in order. */
+struct sshs {
+	const struct ssh_server_cfg *cfg;
+	int crfd, cwfd;
+	struct buf cin, cout;
+	struct ssh_dir rx, tx;
+	char peer_version[256];
+	bool version_done;
+	size_t rx_need; /* packet length known for the packet at cin's head */
+
+	/* key exchange */
+	struct buf ic, is; /* KEXINIT payloads: client's, ours */
+	uint8_t session_id[32];
+	bool have_session_id;
+	bool kex_sent, kex_rcvd, newkeys_sent, first_kex_done;
+	bool strict, ext_info_c, skip_guess;
+	unsigned kex_count;
+	struct ssh_newkeys nk_rx, nk_tx;
+	time_t kex_time;
+	struct buf pending; /* packets held while our KEXINIT is out: u32 len + payload */
+	uint8_t padpool[256];
+
+	/* user authentication */
+	bool service_ok, authed, kbd_pending;
+	unsigned auth_failures;
+	char user[128];
+	struct authkeys_opts opts;
+	bool have_opts;
+	time_t started;
+
+	/* the guest */
+	struct tp guest;
+	bool guest_open, guest_greeted, guest_eof;
+	struct buf gin, gout;
+
+	struct buf scratch; /* compressed output */
+	struct buf rxz;	    /* decompressed input */
+	bool closing; /* DISCONNECT queued: flush and end */
+	bool client_eof;
+	int exit_code;
+};
+
+/* transport.c */
+void ssh_send(struct sshs *s, const uint8_t *payload, size_t n);
+/* Build a payload in s->scratch-free writer, then ssh_send_buf(). */
+void ssh_send_buf(struct sshs *s, struct buf *b);
+void ssh_disconnect(struct sshs *s, uint32_t reason, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+bool ssh_in_kex(const struct sshs *s);
+void ssh_pkt_begin(struct buf *b, uint8_t type);
+int sshs_run(const struct ssh_server_cfg *cfg, int rfd, int wfd, struct tp *guest);
+
+/* kex.c */
+void kex_send_init(struct sshs *s);
+int kex_on_kexinit(struct sshs *s, struct sv payload);
+int kex_on_ecdh_init(struct sshs *s, struct rd *r);
+int kex_on_newkeys(struct sshs *s);
+void kex_after_newkeys_sent(struct sshs *s);
+void kex_wipe(struct sshs *s);
+
+/* compress.c */
+int comp_start(struct ssh_dir *d, bool out);
+void comp_end(struct ssh_dir *d);
+/* Deflate @n bytes at @p into @out; 0 or -1. */
+int comp_deflate(struct ssh_dir *d, const uint8_t *p, size_t n, struct buf *out);
+int comp_inflate(struct ssh_dir *d, const uint8_t *p, size_t n, struct buf *out);
+
+/* userauth.c */
+int auth_on_service_request(struct sshs *s, struct rd *r);
+int auth_on_request(struct sshs *s, struct rd *r);
+int auth_on_info_response(struct sshs *s, struct rd *r);
+void auth_wipe(struct sshs *s);
+
+/* relay.c */
+int relay_open_guest(struct sshs *s);
+/* A connection-layer message from the client. */
+int relay_from_client(struct sshs *s, struct sv payload);
+/* Process buffered guest bytes; 0 ok, -1 the guest misbehaved (disconnected). */
+int relay_from_guest(struct sshs *s);
+
+
+#endif

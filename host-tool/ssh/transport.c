@@ -1,0 +1,552 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * SSH transport, server side: version exchange, the binary packet protocol
+ * (RFC 4253 6) with sequence numbers, message dispatch by state, and the
+ * poll loop that moves bytes between the client, this process and the guest.
+ */
+#include "sshs.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+
+#include "log.h"
+#include "msg.h"
+
+#define OUT_HIGH (1u << 20)	/* stop producing into a queue above this */
+#define QUEUE_MAX (64u << 20)	/* hard cap of any queue */
+#define READ_CHUNK (256u * 1024u)
+#define DEFAULT_REKEY_BYTES (1ull << 30)
+#define DEFAULT_REKEY_SECONDS 3600u
+
+static const char server_version[] = "SSH-2.0-wicket_" WICKET_VERSION;
+
+void ssh_pkt_begin(struct buf *b, uint8_t type)
+{
+	buf_init(b, SSH_MAX_PAYLOAD);
+	buf_u8(b, type);
+}
+
+bool ssh_in_kex(const struct sshs *s)
+{
+	return s->kex_sent && !s->newkeys_sent;
+}
+
+/* Encrypt and queue one payload now (keys in force, no kex hold). */
+static void send_now(struct sshs *s, const uint8_t *p, size_t n)
+{
+	struct ssh_dir *d = &s->tx;
+	const struct cipher_info *ci = d->c.info;
+	if (s->cfg->pktlog)
+		fprintf(s->cfg->pktlog, "ssh> %s (%zu bytes)\n", msg_name(p[0]), n);
+#ifdef HAVE_ZLIB
+	if (d->zon) {
+		buf_reset(&s->scratch);
+		if (comp_deflate(d, p, n, &s->scratch) < 0) {
+			s->closing = true;
+			s->exit_code = 255;
+			log_err("ssh: compression failed");
+			return;
+		}
+		p = buf_data(&s->scratch);
+		n = buf_used(&s->scratch);
+	}
+#endif
+	size_t bs = ci->blocksize;
+	/* With an AEAD cipher the length field is outside the aligned part. */
+	size_t base = ci->taglen ? 1 + n : 4 + 1 + n;
+	size_t pad = bs - base % bs;
+	if (pad < 4)
+		pad += bs;
+	size_t plen = 1 + n + pad;
+	size_t total = 4 + plen + ci->taglen;
+	if (plen > SSH_MAX_PACKET) {
+		log_err("ssh: refusing to send a %zu-byte packet", plen);
+		s->closing = true;
+		return;
+	}
+	uint8_t *w = buf_reserve(&s->cout, total);
+	if (!w) {
+		log_err("ssh: output queue overflow");
+		s->closing = true;
+		s->exit_code = 255;
+		return;
+	}
+	put_be32(w, (uint32_t)plen);
+	w[4] = (uint8_t)pad;
+	memcpy(w + 5, p, n);
+	memcpy(w + 5 + n, s->padpool, pad);
+	if (cipher_seal(&d->c, d->seq, w, 4 + plen) < 0) {
+		log_err("ssh: encryption failed");
+		s->closing = true;
+		s->exit_code = 255;
+		return;
+	}
+	buf_commit(&s->cout, total);
+	d->seq++;
+	d->bytes += total;
+}
+
+void ssh_send(struct sshs *s, const uint8_t *p, size_t n)
+{
+	if (s->closing || n == 0)
+		return;
+	uint8_t t = p[0];
+	bool transport = t <= 4 || (t >= 20 && t <= 49);
+	if (ssh_in_kex(s) && !transport) {
+		/* RFC 4253 7.1: nothing but kex until our NEWKEYS is out. */
+		uint8_t *w = buf_reserve(&s->pending, 4 + n);
+		if (!w) {
+			log_err("ssh: queue overflow during key exchange");
+			s->closing = true;
+			return;
+		}
+		put_be32(w, (uint32_t)n);
+		memcpy(w + 4, p, n);
+		buf_commit(&s->pending, 4 + n);
+		return;
+	}
+	send_now(s, p, n);
+}
+
+void ssh_send_buf(struct sshs *s, struct buf *b)
+{
+	if (!b->err)
+		ssh_send(s, buf_data(b), buf_used(b));
+	else
+		log_err("ssh: internal: message too large");
+	buf_free(b);
+}
+
+/* Send what was held back during the key exchange. */
+static void flush_pending(struct sshs *s)
+{
+	while (buf_used(&s->pending) >= 4 && !s->closing) {
+		uint32_t n = get_be32(buf_data(&s->pending));
+		send_now(s, buf_data(&s->pending) + 4, n);
+		buf_consume(&s->pending, 4 + (size_t)n);
+	}
+}
+
+void kex_after_newkeys_sent(struct sshs *s)
+{
+	flush_pending(s);
+}
+
+void ssh_disconnect(struct sshs *s, uint32_t reason, const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (s->closing)
+		return;
+	log_err("ssh: %s%s%s: disconnecting: %s", s->cfg->peer_addr ? s->cfg->peer_addr : "",
+		  s->user[0] ? " user " : "", s->user, msg);
+	struct buf b;
+	ssh_pkt_begin(&b, MSG_DISCONNECT);
+	buf_u32(&b, reason);
+	buf_cstr(&b, msg);
+	buf_cstr(&b, "");
+	if (!b.err)
+		send_now(s, buf_data(&b), buf_used(&b));
+	buf_free(&b);
+	s->closing = true;
+	if (!s->exit_code)
+		s->exit_code = 255;
+}
+
+/* Peer's identification line; 1 done, 0 need more, -1 fatal. */
+static int read_version(struct sshs *s)
+{
+	for (unsigned lines = 0; lines < 32; lines++) {
+		uint8_t *p = buf_data(&s->cin);
+		size_t n = buf_used(&s->cin);
+		uint8_t *nl = memchr(p, '\n', n < 256 ? n : 256);
+		if (!nl) {
+			if (n >= 256) {
+				ssh_disconnect(s, SSH_DISC_PROTOCOL_ERROR, "identification line too long");
+				return -1;
+			}
+			return 0;
+		}
+		size_t len = (size_t)(nl - p);
+		if (len && p[len - 1] == '\r')
+			len--;
+		if (len >= 4 && memcmp(p, "SSH-", 4) == 0) {
+			if (!(len >= 8 && memcmp(p, "SSH-2.0-", 8) == 0) &&
+			    !(len >= 9 && memcmp(p, "SSH-1.99-", 9) == 0)) {
+				ssh_disconnect(s, SSH_DISC_PROTOCOL_ERROR,
+					       "protocol version not supported");
+				return -1;
+			}
+			memcpy(s->peer_version, p, len);
+			s->peer_version[len] = 0;
+			buf_consume(&s->cin, (size_t)(nl - p) + 1);
+			s->version_done = true;
+			return 1;
+		}
+		buf_consume(&s->cin, (size_t)(nl - p) + 1);
+	}
+	ssh_disconnect(s, SSH_DISC_PROTOCOL_ERROR, "no identification line");
+	return -1;
+}
+
+static int dispatch(struct sshs *s, struct sv pl)
+{
+	uint8_t t = pl.p[0];
+	struct rd r;
+	rd_init(&r, pl.p + 1, pl.n - 1);
+	if (s->cfg->pktlog)
+		fprintf(s->cfg->pktlog, "ssh< %s (%zu bytes)\n", msg_name(t), pl.n);
+	if (s->kex_count == 0 && !s->kex_rcvd && t != SSH_MSG_KEXINIT) {
+		ssh_disconnect(s, SSH_DISC_PROTOCOL_ERROR, "first message is not KEXINIT");
+		return -1;
+	}
+	if (s->skip_guess && t >= 30 && t <= 49) {
+		s->skip_guess = false; /* a wrong first_kex_packet_follows guess */
+		return 0;
+	}
+	if (!s->first_kex_done && s->strict && t != SSH_MSG_KEXINIT &&
+	    t != SSH_MSG_KEX_ECDH_INIT && t != SSH_MSG_NEWKEYS) {
+		ssh_disconnect(s, SSH_DISC_PROTOCOL_ERROR,
+			       "unexpected message %u during strict key exchange", t);
+		return -1;
+	}
+	switch (t) {
+	case MSG_DISCONNECT: {
+		rd_u32(&r);
+		char why[128];
+		sv_printable(rd_str(&r), why, sizeof(why));
+		log_info("ssh: client disconnected: %s", why);
+		s->closing = true;
+		return -1;
+	}
+	case MSG_IGNORE:
+	case MSG_DEBUG:
+	case MSG_UNIMPLEMENTED:
+		return 0;
+	case SSH_MSG_KEXINIT:
+		if (s->kex_rcvd) {
+			ssh_disconnect(s, SSH_DISC_PROTOCOL_ERROR, "KEXINIT during key exchange");
+			return -1;
+		}
+		return kex_on_kexinit(s, pl);
+	case SSH_MSG_KEX_ECDH_INIT:
+		if (!s->kex_rcvd || s->newkeys_sent) {
+			ssh_disconnect(s, SSH_DISC_PROTOCOL_ERROR, "unexpected KEX_ECDH_INIT");
+			return -1;
+		}
+		return kex_on_ecdh_init(s, &r);
+	case SSH_MSG_NEWKEYS:
+		if (!s->newkeys_sent || !rd_end(&r)) {
+			ssh_disconnect(s, SSH_DISC_PROTOCOL_ERROR, "unexpected NEWKEYS");
+			return -1;
+		}
+		return kex_on_newkeys(s);
+	default:
+		break;
+	}
+	if (s->kex_rcvd || !s->first_kex_done) {
+		ssh_disconnect(s, SSH_DISC_PROTOCOL_ERROR, "unexpected message %u during key exchange",
+			       t);
+		return -1;
+	}
+	if (t >= 80 && t <= 127) {
+		if (!s->authed) {
+			ssh_disconnect(s, SSH_DISC_PROTOCOL_ERROR,
+				       "connection-layer message %u before authentication", t);
+			return -1;
+		}
+		return relay_from_client(s, pl);
+	}
+	switch (t) {
+	case SSH_MSG_SERVICE_REQUEST:
+		return auth_on_service_request(s, &r);
+	case SSH_MSG_USERAUTH_REQUEST:
+		if (s->authed)
+			return 0; /* RFC 4252 5.1: ignore after success */
+		return auth_on_request(s, &r);
+	case SSH_MSG_USERAUTH_INFO_RESPONSE:
+		if (!s->authed && s->kbd_pending)
+			return auth_on_info_response(s, &r);
+		break;
+	default:
+		if (t >= 128) {
+			struct buf b;
+			ssh_pkt_begin(&b, MSG_UNIMPLEMENTED);
+			buf_u32(&b, s->rx.seq - 1);
+			ssh_send_buf(s, &b);
+			return 0;
+		}
+		break;
+	}
+	ssh_disconnect(s, SSH_DISC_PROTOCOL_ERROR, "unexpected message %u", t);
+	return -1;
+}
+
+/* Decrypt and dispatch every complete packet in cin; -1 when ending. */
+static int rx_packets(struct sshs *s)
+{
+	while (!s->closing) {
+		if (!s->version_done) {
+			int r = read_version(s);
+			if (r <= 0)
+				return r;
+			continue;
+		}
+		if (buf_used(&s->gout) > OUT_HIGH)
+			return 0; /* back-pressure: the guest is slow */
+		struct ssh_dir *d = &s->rx;
+		const struct cipher_info *ci = d->c.info;
+		size_t avail = buf_used(&s->cin);
+		if (!s->rx_need) {
+			if (avail < 4)
+				return 0;
+			uint32_t len = cipher_peek_len(&d->c, d->seq, buf_data(&s->cin));
+			size_t aligned = ci->taglen ? len : (size_t)len + 4;
+			if (len > SSH_MAX_PACKET || len < 5 || aligned % ci->blocksize) {
+				ssh_disconnect(s, SSH_DISC_PROTOCOL_ERROR, "bad packet length %u", len);
+				return -1;
+			}
+			s->rx_need = 4 + (size_t)len + ci->taglen;
+		}
+		if (avail < s->rx_need)
+			return 0;
+		uint8_t *p = buf_data(&s->cin);
+		size_t need = s->rx_need;
+		if (cipher_open(&d->c, d->seq, p, need - ci->taglen) < 0) {
+			ssh_disconnect(s, SSH_DISC_MAC_ERROR, "message authentication failed");
+			return -1;
+		}
+		uint32_t plen = get_be32(p);
+		uint8_t pad = p[4];
+		if (pad < 4 || (size_t)pad + 1 >= plen) {
+			ssh_disconnect(s, SSH_DISC_PROTOCOL_ERROR, "bad padding length %u", pad);
+			return -1;
+		}
+		struct sv pl = { p + 5, plen - 1 - pad };
+		d->seq++;
+		d->bytes += need;
+#ifdef HAVE_ZLIB
+		if (d->zon) {
+			buf_reset(&s->rxz);
+			if (comp_inflate(d, pl.p, pl.n, &s->rxz) < 0) {
+				ssh_disconnect(s, SSH_DISC_PROTOCOL_ERROR, "bad compressed data");
+				return -1;
+			}
+			pl.p = buf_data(&s->rxz);
+			pl.n = buf_used(&s->rxz);
+			if (!pl.n) {
+				ssh_disconnect(s, SSH_DISC_PROTOCOL_ERROR, "empty packet");
+				return -1;
+			}
+		}
+#endif
+		int r = dispatch(s, pl);
+		buf_consume(&s->cin, need);
+		s->rx_need = 0;
+		if (r < 0)
+			return -1;
+	}
+	return -1;
+}
+
+static void set_nonblock(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+	if (fl >= 0 && !(fl & O_NONBLOCK))
+		fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+}
+
+/* Read into @b; 1 got bytes, 0 EOF, -1 error (EAGAIN counts as 1). */
+static int read_into(int fd, struct buf *b)
+{
+	uint8_t *w = buf_reserve(b, READ_CHUNK);
+	if (!w)
+		return -1;
+	ssize_t n = read(fd, w, READ_CHUNK);
+	if (n < 0)
+		return (errno == EAGAIN || errno == EINTR) ? 1 : -1;
+	if (n == 0)
+		return 0;
+	buf_commit(b, (size_t)n);
+	return 1;
+}
+
+/* Write from @b; 0 ok (maybe partial), -1 error. */
+static int write_from(int fd, struct buf *b)
+{
+	ssize_t n = write(fd, buf_data(b), buf_used(b));
+	if (n < 0)
+		return (errno == EAGAIN || errno == EINTR) ? 0 : -1;
+	buf_consume(b, (size_t)n);
+	return 0;
+}
+
+static void sshs_free(struct sshs *s)
+{
+	kex_wipe(s);
+	auth_wipe(s);
+	cipher_free(&s->rx.c);
+	cipher_free(&s->tx.c);
+#ifdef HAVE_ZLIB
+	comp_end(&s->rx);
+	comp_end(&s->tx);
+#endif
+	OPENSSL_cleanse(s->cin.p, s->cin.cap);
+	OPENSSL_cleanse(s->gin.p, s->gin.cap);
+	OPENSSL_cleanse(s->gout.p, s->gout.cap);
+	buf_free(&s->cin);
+	buf_free(&s->cout);
+	buf_free(&s->gin);
+	buf_free(&s->gout);
+	buf_free(&s->ic);
+	buf_free(&s->is);
+	buf_free(&s->pending);
+	buf_free(&s->scratch);
+	buf_free(&s->rxz);
+}
+
+int sshs_run(const struct ssh_server_cfg *cfg, int rfd, int wfd, struct tp *guest)
+{
+	signal(SIGPIPE, SIG_IGN);
+	struct sshs *s = calloc(1, sizeof(*s));
+	if (!s)
+		return 255;
+	s->cfg = cfg;
+	s->crfd = rfd;
+	s->cwfd = wfd;
+	s->guest = *guest;
+	buf_init(&s->cin, 2 * SSH_MAX_PACKET + 2 * READ_CHUNK);
+	buf_init(&s->cout, QUEUE_MAX);
+	buf_init(&s->gin, 2 * SSH_MAX_PACKET + 2 * READ_CHUNK);
+	buf_init(&s->gout, QUEUE_MAX);
+	buf_init(&s->ic, SSH_MAX_PACKET);
+	buf_init(&s->is, SSH_MAX_PACKET);
+	buf_init(&s->pending, QUEUE_MAX);
+	buf_init(&s->scratch, 2 * SSH_MAX_PACKET);
+	buf_init(&s->rxz, SSH_MAX_PACKET);
+	cipher_init(&s->rx.c, cipher_none(), NULL, NULL, false);
+	cipher_init(&s->tx.c, cipher_none(), NULL, NULL, true);
+	if (RAND_bytes(s->padpool, sizeof(s->padpool)) != 1) {
+		log_err("ssh: no randomness");
+		sshs_free(s);
+		free(s);
+		return 255;
+	}
+	s->started = time(NULL);
+	set_nonblock(rfd);
+	set_nonblock(wfd);
+	buf_put(&s->cout, server_version, sizeof(server_version) - 1);
+	buf_put(&s->cout, "\r\n", 2);
+	kex_send_init(s);
+	if (s->guest.rfd >= 0 && relay_open_guest(s) < 0)
+		s->closing = true;
+
+	uint64_t rekey_bytes = cfg->rekey_bytes ? cfg->rekey_bytes : DEFAULT_REKEY_BYTES;
+	unsigned rekey_secs = cfg->rekey_seconds ? cfg->rekey_seconds : DEFAULT_REKEY_SECONDS;
+	for (;;) {
+		if (!s->closing) {
+			rx_packets(s);
+			if (!s->closing && s->authed && s->guest_open)
+				relay_from_guest(s);
+		}
+		if (s->closing && !buf_used(&s->cout))
+			break;
+		if (s->client_eof && !s->closing)
+			break;
+		time_t now = time(NULL);
+		if (!s->closing && s->first_kex_done && !s->kex_sent &&
+		    (s->tx.bytes > rekey_bytes || s->rx.bytes > rekey_bytes ||
+		     (unsigned)(now - s->kex_time) >= rekey_secs))
+			kex_send_init(s);
+		if (!s->closing && !s->authed && cfg->grace_seconds &&
+		    now - s->started >= cfg->grace_seconds)
+			ssh_disconnect(s, SSH_DISC_BY_APPLICATION, "login grace time exceeded");
+		if (!s->closing && s->guest_eof && !buf_used(&s->gin))
+			ssh_disconnect(s, SSH_DISC_BY_APPLICATION, "the guest closed the connection");
+
+		struct pollfd p[4];
+		int np = 0, ci = -1, co = -1, gi = -1, go = -1;
+		if (!s->closing && !s->client_eof && buf_used(&s->cin) < 2 * SSH_MAX_PACKET &&
+		    buf_used(&s->gout) <= OUT_HIGH) {
+			ci = np;
+			p[np++] = (struct pollfd){ .fd = s->crfd, .events = POLLIN };
+		}
+		if (buf_used(&s->cout)) {
+			if (s->cwfd == s->crfd && ci >= 0) {
+				p[ci].events |= POLLOUT;
+				co = ci;
+			} else {
+				co = np;
+				p[np++] = (struct pollfd){ .fd = s->cwfd, .events = POLLOUT };
+			}
+		}
+		if (!s->closing && s->guest_open && !s->guest_eof && s->authed &&
+		    buf_used(&s->cout) <= OUT_HIGH && buf_used(&s->pending) <= OUT_HIGH &&
+		    buf_used(&s->gin) < 2 * SSH_MAX_PACKET) {
+			gi = np;
+			p[np++] = (struct pollfd){ .fd = s->guest.rfd, .events = POLLIN };
+		}
+		if (!s->closing && s->guest_open && buf_used(&s->gout)) {
+			if (s->guest.wfd == s->guest.rfd && gi >= 0) {
+				p[gi].events |= POLLOUT;
+				go = gi;
+			} else {
+				go = np;
+				p[np++] = (struct pollfd){ .fd = s->guest.wfd, .events = POLLOUT };
+			}
+		}
+		int timeout = s->authed ? 60000 : 1000;
+		if (poll(p, (nfds_t)np, timeout) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (co >= 0 && (p[co].revents & (POLLOUT | POLLERR | POLLHUP))) {
+			if (write_from(s->cwfd, &s->cout) < 0)
+				break; /* client gone */
+		}
+		if (ci >= 0 && (p[ci].revents & (POLLIN | POLLHUP | POLLERR))) {
+			int r = read_into(s->crfd, &s->cin);
+			if (r <= 0)
+				s->client_eof = true;
+		}
+		if (go >= 0 && (p[go].revents & (POLLOUT | POLLERR | POLLHUP))) {
+			if (write_from(s->guest.wfd, &s->gout) < 0) {
+				s->guest_eof = true;
+				buf_reset(&s->gout);
+			}
+		}
+		if (gi >= 0 && (p[gi].revents & (POLLIN | POLLHUP | POLLERR))) {
+			int r = read_into(s->guest.rfd, &s->gin);
+			if (r <= 0)
+				s->guest_eof = true;
+		}
+	}
+	/* Hand the guest what the client sent last (best effort). */
+	if (s->guest_open && buf_used(&s->gout)) {
+		int fl = fcntl(s->guest.wfd, F_GETFL);
+		if (fl >= 0)
+			fcntl(s->guest.wfd, F_SETFL, fl & ~O_NONBLOCK);
+		while (buf_used(&s->gout) && write_from(s->guest.wfd, &s->gout) == 0)
+			;
+	}
+	*guest = s->guest;
+	int code = s->exit_code;
+	sshs_free(s);
+	OPENSSL_cleanse(s, sizeof(*s));
+	free(s);
+	return code;
+}
