@@ -177,8 +177,13 @@ static void pump_update(struct pump *p)
 	}
 	if (p->st_dead)
 		p->done = true;
-	/* Host side finished and everything it wrote went to the guest. */
-	if (p->sock_gone && p->sock_eof && !up_pending)
+	/*
+	 * Host side finished and everything it wrote went to the guest.  A
+	 * channel cannot be half-closed: the host's EOF (even a shutdown of
+	 * its writing side only) ends the stream, as EOF ends a connection
+	 * to wicketd on a socket.
+	 */
+	if (p->sock_eof && !up_pending)
 		p->done = true;
 	/* Guest side finished and everything it sent went to the host. */
 	if (p->st_eof && !down_pending)

@@ -17,8 +17,9 @@
  * @fd: a stream socket (our end of a socketpair); made non-blocking here.
  *
  * Runs libvirt's default event loop, like `virsh console`.  Ends when the
- * peer of @fd has closed it and everything it wrote reached the stream, or
- * when the stream ends (guest side gone) and everything it sent reached @fd.
+ * peer of @fd has closed it or shut down its writing side (a channel has no
+ * half-close) and everything it wrote reached the stream, or when the stream
+ * ends (guest side gone) and everything it sent reached @fd.
  * The stream is finished (or aborted on error) but not freed.
  *
  * Return: 0 on a clean end, -1 when the stream failed.

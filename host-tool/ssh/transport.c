@@ -407,6 +407,9 @@ static void sshs_free(struct sshs *s)
 	OPENSSL_cleanse(s->cin.p, s->cin.cap);
 	OPENSSL_cleanse(s->gin.p, s->gin.cap);
 	OPENSSL_cleanse(s->gout.p, s->gout.cap);
+	OPENSSL_cleanse(s->scratch.p, s->scratch.cap);
+	OPENSSL_cleanse(s->rxz.p, s->rxz.cap);
+	OPENSSL_cleanse(s->pending.p, s->pending.cap);
 	buf_free(&s->cin);
 	buf_free(&s->cout);
 	buf_free(&s->gin);
@@ -464,7 +467,9 @@ int sshs_run(const struct ssh_server_cfg *cfg, int rfd, int wfd, struct tp *gues
 		}
 		if (s->closing && !buf_used(&s->cout))
 			break;
-		if (s->client_eof && !s->closing)
+		/* Client gone: stop once what it sent has been handed on. */
+		if (s->client_eof && !s->closing &&
+		    (buf_used(&s->gout) <= OUT_HIGH || !s->guest_open || s->guest_eof))
 			break;
 		time_t now = time(NULL);
 		if (!s->closing && s->first_kex_done && !s->kex_sent &&
@@ -536,12 +541,13 @@ int sshs_run(const struct ssh_server_cfg *cfg, int rfd, int wfd, struct tp *gues
 		}
 	}
 	/* Hand the guest what the client sent last (best effort). */
-	if (s->guest_open && buf_used(&s->gout)) {
-		int fl = fcntl(s->guest.wfd, F_GETFL);
-		if (fl >= 0)
-			fcntl(s->guest.wfd, F_SETFL, fl & ~O_NONBLOCK);
-		while (buf_used(&s->gout) && write_from(s->guest.wfd, &s->gout) == 0)
-			;
+	time_t deadline = time(NULL) + 5;
+	while (s->guest_open && !s->guest_eof && buf_used(&s->gout) && time(NULL) < deadline) {
+		struct pollfd p = { .fd = s->guest.wfd, .events = POLLOUT };
+		if (poll(&p, 1, 1000) < 0 && errno != EINTR)
+			break;
+		if (p.revents && write_from(s->guest.wfd, &s->gout) < 0)
+			break;
 	}
 	*guest = s->guest;
 	int code = s->exit_code;
