@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 #include "buf.h"
 
@@ -23,7 +24,31 @@ struct agent_cfg {
 	uint32_t vsock_cids[16];	/* peers allowed on vsock listeners */
 	int nvsock_cids;
 	bool vsock_any;
+	const char *user;		/* --user: sessions run as this user */
+	unsigned handshake_timeout;	/* seconds for the peer's greeting; 0 = none */
+	bool no_sandbox;		/* --no-sandbox: no seccomp, NO_NEW_PRIVS, rlimits */
 };
+
+#define AGENT_MAX_GROUPS 256
+
+/*
+ * Who sessions run as, resolved per connection before the protocol worker
+ * is sandboxed (it cannot read /etc/passwd afterwards).
+ */
+struct agent_user {
+	bool switch_user;	/* --user given: the monitor switches in each child */
+	uid_t uid;
+	gid_t gid;
+	gid_t groups[AGENT_MAX_GROUPS];
+	int ngroups;
+	char name[256];		/* "" when the uid has no passwd entry */
+	char home[4096];
+	char shell[4096];
+	int sftp_errno;		/* access(sftp_server, X_OK) failed with this */
+};
+
+/* Fill @u for @name (NULL: the user we run as).  0 or -errno. */
+int agent_user_resolve(const char *name, const struct agent_cfg *cfg, struct agent_user *u);
 
 void agent_cfg_defaults(struct agent_cfg *cfg);
 

@@ -17,6 +17,8 @@
 #include "log.h"
 #include "msg.h"
 #include "sockchan.h"
+#include "spawn.h"
+#include "syscalls.h"
 
 /* Sockets behind one tcpip-forward ("" or "localhost" bind several families). */
 #define FWD_MAX_SOCKS 8
@@ -39,7 +41,7 @@ static void direct_release(struct sockchan *sc)
 {
 	struct fwd_direct *d = sc->owner;
 	if (d->ai)
-		freeaddrinfo(d->ai);
+		spawn_freeaddrinfo(d->ai);
 	free(d);
 }
 
@@ -52,6 +54,17 @@ static int direct_try(struct fwd_direct *d)
 	while (d->next) {
 		struct addrinfo *a = d->next;
 		d->next = a->ai_next;
+		if (a->ai_family == AF_UNIX) {
+			/* A path: the monitor connects (as the session user). */
+			int ufd = spawn_unix_connect(((struct sockaddr_un *)a->ai_addr)->sun_path);
+			if (ufd < 0) {
+				d->err = -ufd;
+				continue;
+			}
+			sockchan_connecting(&d->sc, ufd);
+			d->sc.connecting = false;
+			return 1;
+		}
 		int fd = socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
 				a->ai_protocol);
 		if (fd < 0) {
@@ -78,7 +91,7 @@ static void direct_connected(struct sockchan *sc, int err)
 	struct fwd_direct *d = sc->owner;
 	if (!err) {
 		log_debug("forward: connected to %s", d->what);
-		freeaddrinfo(d->ai);
+		spawn_freeaddrinfo(d->ai);
 		d->ai = d->next = NULL;
 		sockchan_confirm(sc);
 		return;
@@ -151,7 +164,7 @@ static uint32_t direct_start(struct fwd_ctx *f, struct fwd_direct *d, struct cha
 	}
 	sockchan_attach(&d->sc, ch);
 	if (r == 1) {
-		freeaddrinfo(d->ai);
+		spawn_freeaddrinfo(d->ai);
 		d->ai = d->next = NULL;
 		return 0;
 	}
@@ -181,7 +194,7 @@ static uint32_t open_direct_tcpip(struct fwd_ctx *f, struct chan *ch, struct rd 
 	snprintf(ps, sizeof(ps), "%u", port);
 	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
 				  .ai_flags = AI_NUMERICSERV };
-	int e = getaddrinfo(h, ps, &hints, &d->ai);
+	int e = spawn_getaddrinfo(h, ps, &hints, &d->ai);
 	if (e) {
 		const char *why = e == EAI_SYSTEM ? strerror(errno) : gai_strerror(e);
 		log_info("forward to %s: %s", d->what, why);
@@ -362,10 +375,7 @@ static void listener_free(struct fwd_ctx *f, struct fwd_listener *l)
 	}
 	if (l->is_unix && l->ino) {
 		/* Remove the socket file only if it is still the one we made. */
-		struct stat st;
-		if (lstat(l->addr, &st) == 0 && S_ISSOCK(st.st_mode) && st.st_dev == l->dev &&
-		    st.st_ino == l->ino)
-			unlink(l->addr);
+		spawn_unix_unlink(l->addr, l->dev, l->ino);
 	}
 	for (struct fwd_listener **pp = &f->listeners; *pp; pp = &(*pp)->next) {
 		if (*pp == l) {
@@ -423,7 +433,7 @@ static int listener_bind_tcp(struct fwd_listener *l)
 	char ps[16];
 	snprintf(ps, sizeof(ps), "%u", l->req_port);
 	struct addrinfo *res;
-	int e = getaddrinfo(node, ps, &hints, &res);
+	int e = spawn_getaddrinfo(node, ps, &hints, &res);
 	if (e) {
 		log_info("tcpip-forward %s: %s", l->addr,
 			 e == EAI_SYSTEM ? strerror(errno) : gai_strerror(e));
@@ -453,7 +463,7 @@ static int listener_bind_tcp(struct fwd_listener *l)
 			port = sock_port(fd);
 		listener_add_sock(l, fd);
 	}
-	freeaddrinfo(res);
+	spawn_freeaddrinfo(res);
 	if (!l->nsocks)
 		return err;
 	l->port = port;
@@ -462,31 +472,12 @@ static int listener_bind_tcp(struct fwd_listener *l)
 
 static int listener_bind_unix(struct fwd_listener *l)
 {
-	struct sockaddr_un sun = { .sun_family = AF_UNIX };
-	size_t n = strlen(l->addr);
-	if (n >= sizeof(sun.sun_path))
+	if (strlen(l->addr) >= sizeof(((struct sockaddr_un *)0)->sun_path))
 		return -ENAMETOOLONG;
-	memcpy(sun.sun_path, l->addr, n + 1);
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	/* A path: the monitor binds it (as the session user) and hands it over. */
+	int fd = spawn_unix_listen(l->addr, FWD_BACKLOG, &l->dev, &l->ino);
 	if (fd < 0)
-		return -errno;
-	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
-		int e = -errno;
-		close(fd);
-		return e;
-	}
-	struct stat st;
-	if (lstat(l->addr, &st) == 0) {
-		l->dev = st.st_dev;
-		l->ino = st.st_ino;
-	}
-	if (listen(fd, FWD_BACKLOG) < 0) {
-		int e = -errno;
-		close(fd);
-		if (l->ino)
-			unlink(l->addr);
-		return e;
-	}
+		return fd;
 	listener_add_sock(l, fd);
 	return 0;
 }
@@ -599,3 +590,14 @@ void fwd_cleanup(struct fwd_ctx *f)
 		listener_free(f, f->listeners);
 	sockchan_list_drop(&f->streams);
 }
+
+/*
+ * Seccomp allowlist of this file: TCP sockets (never raw ones, never a
+ * path: name lookups and Unix sockets go through the monitor).
+ */
+SYSCALLS(forward) = {
+	SC_EQ_MASKED("socket", 0, AF_INET, 1, 0xf, SOCK_STREAM),
+	SC_EQ_MASKED("socket", 0, AF_INET6, 1, 0xf, SOCK_STREAM),
+	SC("connect"), SC("bind"), SC("listen"), SC("accept4"), SC("setsockopt"),
+	SC("getsockopt"), SC("getsockname"), SC("getpeername"), SC("close"), SC_END,
+};

@@ -5,6 +5,7 @@
 #include <libgen.h>
 #include <limits.h>
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +19,7 @@
 #include "agent.h"
 #include "log.h"
 #include "guest.h"
+#include "sandbox.h"
 #include "tp.h"
 
 #define MAX_LISTEN 16
@@ -50,6 +52,14 @@ static const char usage[] =
 	"                        next to wicketd, then " WICKET_LIBEXECDIR ")\n"
 	"  --sftp-read-only      sftp sessions may not change anything\n"
 	"  --max-channels N      cap on channels per connection (default 1024)\n"
+	"  --user USER           run sessions (and the protocol worker) as USER; HOME,\n"
+	"                        SHELL and groups from its passwd entry\n"
+	"  --handshake-timeout N the peer's greeting must arrive within N seconds\n"
+	"                        (default 30; 0 = wait forever); on virtio and serial\n"
+	"                        ports the clock starts with the host's first byte\n"
+	"  --no-sandbox          debugging: no seccomp filter, NO_NEW_PRIVS or rlimits\n"
+	"                        for the protocol worker\n"
+	"  --print-syscalls      print the seccomp allowlist of each process profile\n"
 	"  --packet-log FILE     append a readable log of every packet\n"
 	"  -v, --verbose         more log output on stderr (repeatable)\n"
 	"  -q, --quiet           errors only\n"
@@ -60,7 +70,8 @@ void agent_cfg_defaults(struct agent_cfg *cfg)
 {
 	static const char *const env_default[] = { "LANG", "LC_*", "TERM", "COLORTERM", "TZ" };
 	*cfg = (struct agent_cfg){ .allow_exec = true, .allow_shell = true, .allow_sftp = true,
-				   .allow_forwarding = true, .max_channels = 1024 };
+				   .allow_forwarding = true, .max_channels = 1024,
+				   .handshake_timeout = 30 };
 	for (size_t i = 0; i < sizeof(env_default) / sizeof(env_default[0]); i++)
 		cfg->env_allow[cfg->nenv_allow++] = env_default[i];
 }
@@ -239,7 +250,8 @@ static int serve_all(struct listener *ls, int n, const struct agent_cfg *cfg)
 int main(int argc, char **argv)
 {
 	enum { OPT_STDIO = 256, OPT_LISTEN, OPT_ENV, OPT_NOENV, OPT_DENY, OPT_MAXCH, OPT_PKTLOG,
-	       OPT_SFTP, OPT_SFTP_RO, OPT_VSOCK_CID, OPT_VSOCK_ANY };
+	       OPT_SFTP, OPT_SFTP_RO, OPT_VSOCK_CID, OPT_VSOCK_ANY, OPT_USER, OPT_HS_TIMEOUT,
+	       OPT_NO_SANDBOX, OPT_PRINT_SYSCALLS };
 	static const struct option opts[] = {
 		{ "stdio", no_argument, NULL, OPT_STDIO },
 		{ "listen", required_argument, NULL, OPT_LISTEN },
@@ -252,6 +264,10 @@ int main(int argc, char **argv)
 		{ "sftp-read-only", no_argument, NULL, OPT_SFTP_RO },
 		{ "vsock-allow-cid", required_argument, NULL, OPT_VSOCK_CID },
 		{ "vsock-allow-any", no_argument, NULL, OPT_VSOCK_ANY },
+		{ "user", required_argument, NULL, OPT_USER },
+		{ "handshake-timeout", required_argument, NULL, OPT_HS_TIMEOUT },
+		{ "no-sandbox", no_argument, NULL, OPT_NO_SANDBOX },
+		{ "print-syscalls", no_argument, NULL, OPT_PRINT_SYSCALLS },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
@@ -262,7 +278,8 @@ int main(int argc, char **argv)
 	agent_cfg_defaults(&cfg);
 	const char *listen[MAX_LISTEN];
 	int nlisten = 0;
-	bool use_stdio = false;
+	bool use_stdio = false, print_syscalls = false;
+	static char pktlog_buf[BUFSIZ];
 	log_set_ident("wicketd");
 	umask(077);
 
@@ -336,6 +353,26 @@ int main(int argc, char **argv)
 		case OPT_VSOCK_ANY:
 			cfg.vsock_any = true;
 			break;
+		case OPT_USER:
+			cfg.user = optarg;
+			break;
+		case OPT_HS_TIMEOUT: {
+			char *end;
+			unsigned long v = strtoul(optarg, &end, 10);
+			if (*end || !*optarg || v > 86400) {
+				fprintf(stderr, "wicketd: --handshake-timeout: '%s' is not 0..86400\n",
+					optarg);
+				return 2;
+			}
+			cfg.handshake_timeout = (unsigned)v;
+			break;
+		}
+		case OPT_NO_SANDBOX:
+			cfg.no_sandbox = true;
+			break;
+		case OPT_PRINT_SYSCALLS:
+			print_syscalls = true;
+			break;
 		case OPT_PKTLOG:
 			cfg.pktlog = fopen(optarg, "ae");
 			if (!cfg.pktlog) {
@@ -343,7 +380,8 @@ int main(int argc, char **argv)
 					strerror(errno));
 				return 2;
 			}
-			setvbuf(cfg.pktlog, NULL, _IOLBF, 0);
+			/* Our own buffer: stdio need not fstat() it inside the sandbox. */
+			setvbuf(cfg.pktlog, pktlog_buf, _IOLBF, sizeof(pktlog_buf));
 			break;
 		case 'v':
 			log_level++;
@@ -369,6 +407,36 @@ int main(int argc, char **argv)
 	char sftp_path[PATH_MAX];
 	if (!cfg.sftp_server)
 		cfg.sftp_server = agent_find_sftp_server(sftp_path, sizeof(sftp_path));
+	if (print_syscalls) {
+		extern const struct sandbox_profile agent_worker_profile;
+		sandbox_print(stdout, &agent_worker_profile);
+		fflush(stdout);
+		/* wicket-sftp-server prints its own. */
+		if (access(cfg.sftp_server, X_OK) == 0) {
+			execl(cfg.sftp_server, "wicket-sftp-server", "--print-syscalls", (char *)NULL);
+			fprintf(stderr, "wicketd: %s: %s\n", cfg.sftp_server, strerror(errno));
+		}
+		return 0;
+	}
+	if (cfg.user) {
+		errno = 0;
+		struct passwd *pw = getpwnam(cfg.user);
+		if (!pw) {
+			fprintf(stderr, "wicketd: --user %s: %s\n", cfg.user,
+				errno ? strerror(errno) : "no such user");
+			return 2;
+		}
+		if (geteuid() != 0 && pw->pw_uid != geteuid()) {
+			fprintf(stderr, "wicketd: --user %s: only root can run sessions as another user\n",
+				cfg.user);
+			return 2;
+		}
+		if (pw->pw_uid == geteuid() && geteuid() != 0)
+			cfg.user = NULL; /* already that user: nothing to switch */
+	}
+	if (!cfg.no_sandbox && !sandbox_available())
+		log_warn("built without libseccomp: the protocol worker runs without a syscall "
+			 "filter (NO_NEW_PRIVS and rlimits only)");
 
 	struct listener ls[MAX_LISTEN];
 	int nls = 0;

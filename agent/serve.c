@@ -1,12 +1,20 @@
 /* SPDX-License-Identifier: MIT */
-/* One connection: the event loop, channel-open policy and child reaping. */
+/*
+ * One connection: the monitor/worker split, the worker's event loop,
+ * channel-open policy and child exits (reported by the monitor).
+ */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
-#include <sys/signalfd.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -14,16 +22,26 @@
 #include "conn.h"
 #include "forward.h"
 #include "log.h"
+#include "monitor.h"
 #include "msg.h"
+#include "sandbox.h"
 #include "session.h"
+#include "spawn.h"
+#include "syscalls.h"
+
+/* Seccomp allowlist of this file: the handshake clock, the carry pipe. */
+SYSCALLS(serve) = { SC("clock_gettime"), SC("write"), SC("close"), SC_END };
+
+extern const struct sandbox_profile agent_worker_profile;
 
 struct agent_conn {
 	struct conn c;
 	struct session_ctx sessions;
 	struct fwd_ctx fwd;
 	const struct agent_cfg *cfg;
-	struct watch sigw;
+	struct watch monw;
 	bool failed;
+	bool test_forbidden; /* WICKETD_TEST_FORBIDDEN_SYSCALL */
 };
 
 static uint32_t agent_open(struct conn *c, struct chan *ch, struct sv type, struct rd *args,
@@ -64,55 +82,106 @@ static void agent_ended(struct conn *c)
 		ac->failed = true;
 }
 
+static void agent_greeted(struct conn *c)
+{
+	struct agent_conn *ac = c->data;
+	if (ac->test_forbidden) {
+		/* Test-only: prove the filter kills (openat is not allowed). */
+		log_warn("test: calling a forbidden syscall (openat)");
+		long r = syscall(SYS_openat, AT_FDCWD, "/", O_RDONLY | O_CLOEXEC);
+		log_warn("test: openat returned %ld: no seccomp filter in place", r);
+		if (r >= 0)
+			close((int)r);
+	}
+}
+
 static const struct conn_ops agent_conn_ops = {
 	.open = agent_open,
 	.global_request = agent_global_request,
+	.greeted = agent_greeted,
 	.ended = agent_ended,
 };
 
-static void agent_reap(struct watch *w, short rev)
+/* The monitor reported child exits (or went away). */
+static void agent_monitor_ready(struct watch *w, short rev)
 {
 	struct agent_conn *ac = w->data;
-	struct signalfd_siginfo si;
 	(void)rev;
-	while (read(w->fd, &si, sizeof(si)) > 0) {
+	if (!spawn_poll()) {
+		loop_del(ac->sessions.loop, w);
+		conn_disconnect(&ac->c, "wicketd: the agent's monitor process is gone");
 	}
-	int st;
-	pid_t pid;
-	while ((pid = waitpid(-1, &st, WNOHANG)) > 0)
-		session_child_exited(&ac->sessions, pid, st);
 }
 
-static short agent_want_sig(struct watch *w)
+static short agent_want_monitor(struct watch *w)
 {
 	(void)w;
 	return POLLIN;
 }
 
-static const struct watch_ops agent_sig_ops = { agent_want_sig, agent_reap };
+static const struct watch_ops agent_monitor_ops = { agent_want_monitor, agent_monitor_ready };
 
-int agent_serve(int rfd, int wfd, const struct agent_cfg *cfg, struct buf *carry)
+static int64_t mono_ms(void)
 {
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static bool is_regular(int fd)
+{
+	struct stat st;
+	return fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* NO_NEW_PRIVS, rlimits, the session user, seccomp: see sandbox.h. */
+static int worker_isolate(const struct agent_cfg *cfg, const struct agent_user *u)
+{
+	if (cfg->no_sandbox) {
+		log_info("--no-sandbox: the protocol worker runs unconfined");
+		return 0;
+	}
+	if (!sandbox_available())
+		log_info("built without libseccomp: the protocol worker gets NO_NEW_PRIVS and "
+			 "rlimits but no syscall filter");
+	/* Every channel may hold a pty master and its duplicate or three pipe
+	 * ends; listening forwards up to 8 sockets each. */
+	unsigned long nofile = 32 + 4ul * cfg->max_channels + 8ul * 64;
+	struct sandbox_opts o = {
+		.profile = &agent_worker_profile,
+		.seccomp = sandbox_available(),
+		.nofile = nofile,
+		/* Logs may go to a file we hold open; otherwise no file grows. */
+		.no_files = !is_regular(2) && !(cfg->pktlog && is_regular(fileno(cfg->pktlog))),
+		.no_fork = true,
+		.drop_user = u->switch_user && geteuid() == 0,
+		.uid = u->uid,
+		.gid = u->gid,
+		.drop_caps = true,
+		.keep_bind_service = !u->switch_user,
+	};
+	return sandbox_isolate(&o);
+}
+
+/* The protocol worker: parse the stream, ask the monitor for the rest. */
+static int worker_main(int rfd, int wfd, const struct agent_cfg *cfg, const struct agent_user *u,
+		       int monfd, struct buf *carry, int carryfd)
+{
+	prctl(PR_SET_NAME, "wicketd-worker", 0, 0, 0);
 	struct loop l;
 	loop_init(&l);
 	static struct agent_conn ac;
 	ac = (struct agent_conn){ .cfg = cfg };
-	ac.sessions = (struct session_ctx){ .loop = &l, .cfg = cfg };
+	ac.sessions = (struct session_ctx){ .loop = &l, .cfg = cfg, .user = u };
 	fwd_init(&ac.fwd, &l, &ac.c, cfg);
+	const char *t = getenv("WICKETD_TESTING");
+	const char *tf = getenv("WICKETD_TEST_FORBIDDEN_SYSCALL");
+	ac.test_forbidden = t && strcmp(t, "1") == 0 && tf && strcmp(tf, "1") == 0;
 
-	signal(SIGCHLD, SIG_DFL);
 	signal(SIGPIPE, SIG_IGN);
-	sigset_t set;
-	sigemptyset(&set);
-	sigaddset(&set, SIGCHLD);
-	sigprocmask(SIG_BLOCK, &set, NULL);
-	int sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-	if (sfd < 0) {
-		log_err("signalfd: %s", strerror(errno));
-		return 1;
-	}
-	ac.sigw = (struct watch){ .fd = sfd, .ops = &agent_sig_ops, .data = &ac };
-	loop_add(&l, &ac.sigw);
+	spawn_init(monfd);
+	ac.monw = (struct watch){ .fd = monfd, .ops = &agent_monitor_ops, .data = &ac };
+	loop_add(&l, &ac.monw);
 
 	fcntl(rfd, F_SETFL, fcntl(rfd, F_GETFL) | O_NONBLOCK);
 	if (wfd != rfd)
@@ -128,27 +197,155 @@ int agent_serve(int rfd, int wfd, const struct agent_cfg *cfg, struct buf *carry
 		log_err("out of memory");
 		return 1;
 	}
+	if (worker_isolate(cfg, u) < 0) {
+		log_err("cannot sandbox the protocol worker: refusing to serve (--no-sandbox to debug)");
+		return 1;
+	}
 	if (carry && buf_used(carry)) {
 		conn_feed(&ac.c, buf_data(carry), buf_used(carry));
 		buf_reset(carry);
 	}
+	/*
+	 * The greeting must come within --handshake-timeout; on a port that
+	 * outlives hosts the clock starts with the host's first byte.
+	 */
+	int64_t deadline = 0, limit = (int64_t)cfg->handshake_timeout * 1000;
 	while (!ac.c.ended) {
-		int r = loop_once(&l, -1);
+		int timeout = -1;
+		if (limit && !ac.c.greeted && !ac.c.dead) {
+			if (!deadline && (!carry || ac.c.rx_bytes))
+				deadline = mono_ms() + limit;
+			if (deadline) {
+				int64_t left = deadline - mono_ms();
+				timeout = left <= 0 ? 0 : left > 60000 ? 60000 : (int)left;
+			}
+		}
+		int r = loop_once(&l, timeout);
 		if (r < 0) {
 			log_err("poll: %s", strerror(-r));
 			break;
 		}
+		if (deadline && !ac.c.greeted && !ac.c.dead && mono_ms() >= deadline) {
+			if (carry) {
+				/* We never greeted: nothing to tell; start clean. */
+				log_info("no greeting within %u s of the host's first byte",
+					 cfg->handshake_timeout);
+				buf_reset(&ac.c.in);
+				conn_abort(&ac.c);
+			} else {
+				conn_fail(&ac.c, DISC_PROTOCOL_ERROR, "no greeting within %u seconds",
+					  cfg->handshake_timeout);
+			}
+		}
+		pid_t pid;
+		int st;
+		while (spawn_next_exit(&pid, &st))
+			session_child_exited(&ac.sessions, pid, st);
 		session_tick(&ac.sessions);
 		conn_service(&ac.c);
 	}
-	if (carry) {
+	if (carry && carryfd >= 0) {
 		/* What a broken session could not parse may hold the next greeting. */
-		buf_put(carry, buf_data(&ac.c.in), buf_used(&ac.c.in));
+		const uint8_t *p = buf_data(&ac.c.in);
+		size_t n = buf_used(&ac.c.in);
+		while (n) {
+			ssize_t w = write(carryfd, p, n);
+			if (w <= 0)
+				break;
+			p += w;
+			n -= (size_t)w;
+		}
+	}
+	return ac.failed ? 1 : 0;
+}
+
+/* The monitor must not keep the stream open once the worker is gone. */
+static void release_stream_fd(int fd)
+{
+	if (fd > 2) {
+		close(fd);
+		return;
+	}
+	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (null >= 0) {
+		dup2(null, fd);
+		if (null != fd)
+			close(null);
+	}
+}
+
+int agent_serve(int rfd, int wfd, const struct agent_cfg *cfg, struct buf *carry)
+{
+	static struct agent_user user;
+	int e = agent_user_resolve(cfg->user, cfg, &user);
+	if (e < 0) {
+		log_err("session user %s: %s", cfg->user ? cfg->user : "(self)", strerror(-e));
+		return 1;
+	}
+	int sp[2], cp[2] = { -1, -1 };
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0) {
+		log_err("socketpair: %s", strerror(errno));
+		return 1;
+	}
+	if (carry) {
+		if (pipe2(cp, O_CLOEXEC | O_NONBLOCK) < 0) {
+			log_err("pipe: %s", strerror(errno));
+			close(sp[0]);
+			close(sp[1]);
+			return 1;
+		}
+		fcntl(cp[1], F_SETPIPE_SZ, 1024 * 1024);
+	}
+	/* The monitor hears of children through a signalfd. */
+	signal(SIGCHLD, SIG_DFL);
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+
+	pid_t pid = fork();
+	if (pid < 0) {
+		log_err("fork: %s", strerror(errno));
+		close(sp[0]);
+		close(sp[1]);
+		if (carry) {
+			close(cp[0]);
+			close(cp[1]);
+		}
+		return 1;
+	}
+	if (pid == 0) {
+		close(sp[0]);
+		if (carry)
+			close(cp[0]);
+		sigprocmask(SIG_UNBLOCK, &set, NULL);
+		_exit(worker_main(rfd, wfd, cfg, &user, sp[1], carry, cp[1]));
+	}
+	close(sp[1]);
+	if (carry) {
+		close(cp[1]);
+		buf_reset(carry);
+	} else {
+		release_stream_fd(rfd);
+		if (wfd != rfd)
+			release_stream_fd(wfd);
+	}
+	int st = monitor_run(sp[0], pid, cfg, &user);
+	close(sp[0]);
+	if (carry) {
+		uint8_t tmp[65536];
+		ssize_t n;
+		while ((n = read(cp[0], tmp, sizeof(tmp))) > 0)
+			buf_put(carry, tmp, (size_t)n);
 		if (carry->err)
 			buf_reset(carry);
+		close(cp[0]);
 	}
-	conn_free(&ac.c);
-	close(sfd);
-	loop_free(&l);
-	return ac.failed ? 1 : 0;
+	if (WIFSIGNALED(st)) {
+		int sig = WTERMSIG(st);
+		log_err("protocol worker killed by signal %d (%s)%s", sig, strsignal(sig),
+			sig == SIGSYS ? ": a syscall outside its seccomp allowlist" : "");
+		return 1;
+	}
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 1;
 }

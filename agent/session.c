@@ -5,7 +5,6 @@
 #include <fcntl.h>
 #include <fnmatch.h>
 #include <poll.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +18,7 @@
 #include "sig.h"
 #include "sink.h"
 #include "spawn.h"
+#include "syscalls.h"
 #include "ttymodes.h"
 
 #define SESSION_MAX_ENV 128
@@ -160,8 +160,7 @@ static void session_free(struct session *s)
 	}
 	if (s->started && !s->exited && s->pid > 0) {
 		/* Channel gone under a running command: hang it up like a tty would. */
-		kill(-s->pid, SIGHUP);
-		kill(s->pid, SIGHUP);
+		spawn_kill(s->pid, SIGHUP, true);
 	}
 	for (unsigned i = 0; i < s->nenv; i++)
 		free(s->env[i]);
@@ -249,16 +248,11 @@ static bool req_pty(struct session *s, struct rd *r)
 	struct sv modes = rd_str(r);
 	if (!rd_end(r) || sv_has_nul(term) || term.n > 256 || s->ptym >= 0 || s->started)
 		return false;
-	int m = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
-	if (m < 0) {
-		log_warn("cannot allocate a pty: %s", strerror(errno));
-		return false;
-	}
-	char *sname = (grantpt(m) == 0 && unlockpt(m) == 0) ? ptsname(m) : NULL;
-	int sl = sname ? open(sname, O_RDWR | O_NOCTTY | O_CLOEXEC) : -1;
-	if (sl < 0) {
-		log_warn("cannot open the pty slave: %s", strerror(errno));
-		close(m);
+	/* The monitor allocates it (we cannot open /dev/ptmx). */
+	int m, sl;
+	int e = spawn_openpty(&m, &sl);
+	if (e < 0) {
+		log_warn("cannot allocate a pty: %s", strerror(-e));
 		return false;
 	}
 	struct termios t;
@@ -300,19 +294,19 @@ static bool req_signal(struct session *s, struct rd *r)
 	free(n);
 	if (!sig)
 		return false;
-	return kill(s->pid, sig) == 0;
+	return spawn_kill(s->pid, sig, false) == 0;
 }
 
 /* Environment every session gets, before the peer's accepted variables. */
-static void session_base_env(struct session *s, const struct passwd *pw, const char *shell)
+static void session_base_env(struct session *s, const struct agent_user *u)
 {
 	session_setenv(s, "PATH", SESSION_DEFAULT_PATH);
-	if (pw) {
-		session_setenv(s, "HOME", pw->pw_dir);
-		session_setenv(s, "USER", pw->pw_name);
-		session_setenv(s, "LOGNAME", pw->pw_name);
+	if (u->name[0]) {
+		session_setenv(s, "HOME", u->home);
+		session_setenv(s, "USER", u->name);
+		session_setenv(s, "LOGNAME", u->name);
 	}
-	session_setenv(s, "SHELL", shell);
+	session_setenv(s, "SHELL", u->shell);
 	if (s->term)
 		session_setenv(s, "TERM", s->term);
 }
@@ -337,16 +331,17 @@ static void session_start_io(struct session *s)
  * request succeeds even when exec fails, like a shell: the reason goes to
  * the channel's stderr and the exit status is 127 or 126.
  */
-static bool session_run(struct session *s, const char *path, char **argv)
+static bool session_run(struct session *s, const char *path, char **argv, enum spawn_kind kind)
 {
-	struct passwd *pw = getpwuid(getuid());
-	const char *shell = pw && pw->pw_shell && *pw->pw_shell ? pw->pw_shell : "/bin/sh";
+	/* Resolved before the sandbox: no /etc/passwd from here. */
+	const struct agent_user *u = s->ctx->user;
+	const char *shell = u->shell;
 	/* Peer-supplied variables win except over the ones we set for it. */
 	char *peer_env[SESSION_MAX_ENV];
 	unsigned npeer = s->nenv;
 	memcpy(peer_env, s->env, npeer * sizeof(char *));
 	s->nenv = 0;
-	session_base_env(s, pw, shell);
+	session_base_env(s, u);
 	for (unsigned i = 0; i < npeer; i++) {
 		char *eq = strchr(peer_env[i], '=');
 		*eq = 0;
@@ -356,7 +351,7 @@ static bool session_run(struct session *s, const char *path, char **argv)
 	s->env[s->nenv] = NULL;
 
 	char *login_argv[2];
-	char dash[256];
+	char dash[sizeof(((struct agent_user *)0)->shell) + 1];
 	if (!path) {
 		/* Login shell: argv[0] is "-" + basename, as login(1) does. */
 		const char *base = strrchr(shell, '/');
@@ -370,7 +365,8 @@ static bool session_run(struct session *s, const char *path, char **argv)
 		argv[0] = (char *)shell;
 	}
 	struct spawn_req req = { .argv = argv, .path = path, .envp = s->env,
-				 .cwd = pw ? pw->pw_dir : "/", .pty_slave = s->ptys };
+				 .cwd = u->name[0] ? u->home : "/", .pty_slave = s->ptys,
+				 .kind = kind };
 	struct spawn_res res;
 	int e = spawn_start(&req, &res);
 	if (e < 0) {
@@ -412,7 +408,7 @@ static bool req_exec(struct session *s, struct rd *r)
 	if (!c)
 		return false;
 	char *argv[] = { NULL, (char *)"-c", c, NULL };
-	bool ok = session_run(s, "@shell", argv);
+	bool ok = session_run(s, "@shell", argv, SPAWN_EXEC);
 	free(c);
 	return ok;
 }
@@ -434,7 +430,7 @@ static bool req_exec_argv(struct session *s, struct rd *r)
 	}
 	ok = ok && rd_end(r) && argv[0][0];
 	if (ok)
-		ok = session_run(s, argv[0], argv);
+		ok = session_run(s, argv[0], argv, SPAWN_EXEC);
 	for (uint32_t i = 0; i < n; i++)
 		free(argv[i]);
 	free(argv);
@@ -452,11 +448,11 @@ static bool req_subsystem(struct session *s, struct rd *r)
 	/* The sftp stream is binary: never through a pty. */
 	if (s->ptym >= 0)
 		return false;
-	if (access(cfg->sftp_server, X_OK) != 0) {
-		log_warn("sftp subsystem: %s: %s", cfg->sftp_server, strerror(errno));
+	if (s->ctx->user->sftp_errno) {
+		log_warn("sftp subsystem: %s: %s", cfg->sftp_server, strerror(s->ctx->user->sftp_errno));
 		return false;
 	}
-	return session_run(s, cfg->sftp_server, argv);
+	return session_run(s, cfg->sftp_server, argv, SPAWN_SFTP);
 }
 
 static bool session_request(struct chan *ch, struct sv type, bool want_reply, struct rd *r)
@@ -479,7 +475,7 @@ static bool session_request(struct chan *ch, struct sv type, bool want_reply, st
 	if (sv_eq(type, "subsystem"))
 		return startable && req_subsystem(s, r);
 	if (sv_eq(type, "shell"))
-		return startable && cfg->allow_shell && rd_end(r) && session_run(s, NULL, NULL);
+		return startable && cfg->allow_shell && rd_end(r) && session_run(s, NULL, NULL, SPAWN_SHELL);
 	return false;
 }
 
@@ -574,3 +570,12 @@ unsigned session_count(const struct session_ctx *ctx)
 		n++;
 	return n;
 }
+
+/* Seccomp allowlist of this file: terminal settings on the pty pair the
+ * monitor handed us (tcgetattr, tcsetattr, window size), non-blocking
+ * mode and the master's duplicate. */
+SYSCALLS(session) = {
+	SC_EQ("ioctl", 1, TCGETS), SC_EQ("ioctl", 1, TCSETS), SC_EQ("ioctl", 1, TIOCSWINSZ),
+	SC_EQ("fcntl", 1, F_GETFL), SC_EQ("fcntl", 1, F_SETFL), SC_EQ("fcntl", 1, F_DUPFD_CLOEXEC),
+	SC("close"), SC_END,
+};

@@ -8,10 +8,12 @@
 #include "agent.h"
 #include "conn.h"
 #include "loop.h"
+#include "syscalls.h"
 
 struct session_ctx {
 	struct loop *loop;
 	const struct agent_cfg *cfg;
+	const struct agent_user *user; /* who sessions run as */
 	struct session *list;
 };
 
@@ -23,5 +25,7 @@ void session_child_exited(struct session_ctx *ctx, pid_t pid, int wstatus);
 void session_tick(struct session_ctx *ctx);
 /* Sessions still holding resources. */
 unsigned session_count(const struct session_ctx *ctx);
+
+SYSCALLS_DECLARE(session);
 
 #endif

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -22,6 +23,16 @@
 #include "ttymodes.h"
 
 enum { TAG_PTY = 1, TAG_ARGV, TAG_EXEC, TAG_SHELL };
+
+/* How long a forwarded SIGTERM/SIGHUP may take before wicket leaves anyway. */
+#define CLIENT_TERM_GRACE_MS 3000
+
+static long long monotonic_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 /* One local output (stdout or stderr) with what it has not taken yet. */
 struct out {
@@ -42,6 +53,7 @@ struct client {
 	bool have_status;
 	int status;
 	int signals_seen;
+	long long abort_at;	/* give up at this monotonic time (ms), 0 = never */
 	struct term_escape esc;
 	char err[300];
 	int saved_fl[3];
@@ -353,9 +365,15 @@ static void sig_ready(struct watch *w, short rev)
 			continue;
 		}
 		if (++cl->signals_seen > 1 || !cl->started) {
+			/* Give up now, even on a peer that no longer reads. */
 			client_fatal(cl, "interrupted by signal %s", sig_name(sig));
+			cl->abort_at = monotonic_ms();
 			continue;
 		}
+		/* TERM/HUP ask us to go: the remote command gets a moment to
+		 * finish (its exit status is worth having), then we leave. */
+		if (sig != SIGINT)
+			cl->abort_at = monotonic_ms() + CLIENT_TERM_GRACE_MS;
 		size_t s = chan_request_begin(cl->ch, "signal", false, 0);
 		buf_cstr(&c->out, sig_name(sig));
 		conn_pkt_end(c, s);
@@ -452,7 +470,20 @@ int client_run(struct tp *tp, const struct client_opts *o)
 			conn_abort(&cl.c);
 			break;
 		}
-		if (loop_once(&cl.loop, -1) < 0)
+		int timeout = -1;
+		if (cl.abort_at) {
+			long long left = cl.abort_at - monotonic_ms();
+			if (left <= 0) {
+				if (!cl.err[0])
+					snprintf(cl.err, sizeof(cl.err),
+						 "%s: remote command did not finish after the signal",
+						 o->target);
+				conn_abort(&cl.c);
+				break;
+			}
+			timeout = (int)left;
+		}
+		if (loop_once(&cl.loop, timeout) < 0)
 			break;
 		conn_service(&cl.c);
 	}

@@ -1,5 +1,10 @@
 /* SPDX-License-Identifier: MIT */
-#include "sftp_client.h"
+/*
+ * The sftp client's core: the "subsystem sftp" session channel, the request
+ * queue (WRITE data read from files straight into the channel), and strict
+ * parsing of every reply, since the server is untrusted.
+ */
+#include "sftp_priv.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -10,89 +15,10 @@
 #include <unistd.h>
 
 #include "config.h"
-#include "conn.h"
 #include "log.h"
-#include "loop.h"
 #include "msg.h"
 
-/* Request slots: a reply's id must name a slot holding that very id. */
-#define SFTP_SLOTS 2048u
-#define SFTP_MAX_REQUESTS 1024u
-#define SFTP_DEFAULT_REQUESTS 64u
-/* Queued request bytes (file data is not staged here, only headers). */
-#define SFTP_OBUF_MAX (8u * 1024 * 1024)
-/* Our channel window: enough for a deep READ pipeline. */
-#define SFTP_WINDOW (16u * 1024 * 1024)
-/* Directory entries are at least name + longname + attr flags. */
-#define SFTP_NAME_MIN 12u
-/* WRITE header around the data: type, id, handle string, offset, length. */
-#define SFTP_WRITE_HDR(hlen) (1u + 4 + 4 + (hlen) + 8 + 4)
-/* Poll tick so progress and deadlines advance while nothing arrives. */
-#define SFTP_TICK_MS 100
-
 enum { TAG_SUBSYSTEM = 1 };
-enum sftp_state { ST_OPENING, ST_INIT, ST_READY };
-
-struct sftp_req;
-struct reply;
-typedef void (*req_done_fn)(struct sftp *s, const struct sftp_req *q, const struct reply *r);
-
-struct sftp_req {
-	uint32_t id;
-	bool used;
-	uint8_t op;	  /* our request type: decides which replies are valid */
-	req_done_fn done;
-	void *arg;
-	uint64_t start;	  /* stream position of our first byte in obuf */
-	uint64_t at;	  /* stream position right after our bytes in obuf */
-	uint64_t off;	  /* READ/WRITE file offset */
-	uint32_t len;	  /* READ: asked; WRITE: carried */
-	int wfd;	  /* READ: local file DATA is streamed into, or -1 */
-	/* WRITE with data from a local file, spliced into the stream at @at */
-	int fd;
-	uint32_t sent;	  /* file bytes already in the channel */
-	int rerr;	  /* local read failure while sending: errno, or -1 = file shrank */
-	struct sftp_req *wnext;
-};
-
-/* A parsed reply; views point into the packet. */
-struct reply {
-	uint8_t type;
-	uint32_t status;
-	struct sv msg;
-	struct sv handle;
-	struct sv data;
-	struct sftp_attrs attrs;
-	uint32_t count;
-	struct sv names; /* @count validated entries */
-	struct sv ext;
-	bool written;	 /* DATA already streamed to the READ's fd (data.p NULL) */
-	int werr;	 /* errno of that write, 0 if fine */
-};
-
-struct sftp {
-	struct loop loop;
-	struct conn c;
-	struct chan *ch;
-	struct sftp_opts o;
-	struct sftp_exts ext;
-	enum sftp_state state;
-	struct buf ibuf; /* one incomplete sftp packet */
-	struct buf obuf; /* request bytes not yet in the channel */
-	uint64_t sent;	 /* obuf bytes handed to the channel so far */
-	struct sftp_req *wq_head, *wq_tail; /* WRITEs whose file data is pending */
-	/* A big DATA reply being written to its file as it arrives. */
-	struct sftp_req *st_req;
-	uint64_t st_off;
-	uint32_t st_left, st_n;
-	int st_err;
-	uint32_t next_id;
-	unsigned npending;
-	bool failed, closing, intr;
-	int64_t deadline; /* monotonic ms, 0 = none */
-	char err[512];
-	struct sftp_req slots[SFTP_SLOTS];
-};
 
 static int64_t now_ms(void)
 {
@@ -101,9 +27,7 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void set_err(struct sftp *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void set_err(struct sftp *s, const char *fmt, ...)
+void sftp_set_err(struct sftp *s, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -112,9 +36,7 @@ static void set_err(struct sftp *s, const char *fmt, ...)
 }
 
 /* The session is over: remember why (first reason wins) and hang up. */
-static void sftp_fatal(struct sftp *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void sftp_fatal(struct sftp *s, const char *fmt, ...)
+void sftp_fatal(struct sftp *s, const char *fmt, ...)
 {
 	if (s->failed)
 		return;
@@ -176,7 +98,7 @@ static const char *status_text(uint32_t code)
 }
 
 /* The server's own words for a failure (sanitised), else the code's name. */
-static void set_status_err(struct sftp *s, const struct reply *r)
+void sftp_status_err(struct sftp *s, const struct reply *r)
 {
 	if (r->msg.n) {
 		sv_printable(r->msg, s->err, sizeof(s->err));
@@ -250,6 +172,24 @@ static bool send_data(struct sftp *s, size_t a, struct sftp_req *w, size_t f)
 	return true;
 }
 
+/*
+ * File bytes to put behind @a request bytes now.  The connection's queue
+ * slides its unsent bytes to the front when it runs out of tail room, which
+ * for bulk data would be one more copy of everything; so file data only
+ * goes where it fits as is, else we wait for the queue to drain (it then
+ * restarts at the front for free).  Small pieces are not worth a packet.
+ */
+static size_t fit_queue(const struct conn *c, size_t a, size_t f)
+{
+	if (!buf_used(&c->out))
+		return f;
+	size_t tail = c->out.cap - c->out.len;
+	size_t fit = tail > a + 64 ? tail - a - 64 : 0;
+	if (fit >= f)
+		return f;
+	return fit >= 64 * 1024 ? fit : 0;
+}
+
 /* Move queued requests into the channel as far as window and queue allow. */
 static void flush_out(struct sftp *s)
 {
@@ -268,6 +208,7 @@ static void flush_out(struct sftp *s)
 			f = w->len - w->sent;
 			if (f > room - a)
 				f = room - a;
+			f = fit_queue(&s->c, a, f);
 		}
 		if (!a && !f)
 			return;
@@ -314,7 +255,7 @@ static void cancel_unsent(struct sftp *s)
 
 /* ---- requests ---- */
 
-static struct sftp_req *req_new(struct sftp *s, uint8_t op, req_done_fn done, void *arg)
+struct sftp_req *sftp_req_new(struct sftp *s, uint8_t op, req_done_fn done, void *arg)
 {
 	if (s->npending >= SFTP_SLOTS / 2 || s->state != ST_READY || s->failed)
 		return NULL;
@@ -330,8 +271,27 @@ static struct sftp_req *req_new(struct sftp *s, uint8_t op, req_done_fn done, vo
 	return q;
 }
 
-/* Start a request packet in obuf: length (patched by req_end), type, id. */
-static size_t req_begin(struct sftp *s, struct sftp_req *q)
+/* Start a request packet in obuf: length (patched by sftp_req_end), type, id. */
+static void drop_done(struct sftp *s, const struct sftp_req *q, const struct reply *r)
+{
+	(void)s;
+	(void)q;
+	(void)r;
+}
+
+void sftp_req_abandon(struct sftp *s, void *arg)
+{
+	for (unsigned i = 0; i < SFTP_SLOTS; i++) {
+		struct sftp_req *q = &s->slots[i];
+		if (!q->used || q->arg != arg)
+			continue;
+		q->done = drop_done;
+		q->arg = NULL;
+		q->wfd = -1;
+	}
+}
+
+size_t sftp_req_begin(struct sftp *s, struct sftp_req *q)
 {
 	size_t st = buf_used(&s->obuf);
 	q->start = s->sent + st;
@@ -342,7 +302,7 @@ static size_t req_begin(struct sftp *s, struct sftp_req *q)
 }
 
 /* @extra: bytes of the packet that follow outside obuf (WRITE data). */
-static void req_end(struct sftp *s, struct sftp_req *q, size_t st, size_t extra)
+void sftp_req_end(struct sftp *s, struct sftp_req *q, size_t st, size_t extra)
 {
 	if (s->obuf.err) {
 		sftp_fatal(s, "request queue overflow");
@@ -352,7 +312,7 @@ static void req_end(struct sftp *s, struct sftp_req *q, size_t st, size_t extra)
 	q->at = s->sent + buf_used(&s->obuf);
 }
 
-static void buf_handle(struct buf *b, const struct sftp_handle *h)
+void sftp_put_handle(struct buf *b, const struct sftp_handle *h)
 {
 	buf_str(b, h->b, h->len);
 }
@@ -398,7 +358,7 @@ static const char *fxp_name(uint8_t t)
 	}
 }
 
-static void name_get(struct rd *r, struct sftp_name *n)
+void sftp_name_get(struct rd *r, struct sftp_name *n)
 {
 	n->name = rd_str(r);
 	n->longname = rd_str(r);
@@ -503,7 +463,7 @@ static void dispatch(struct sftp *s, const uint8_t *p, size_t n)
 		size_t start = r.off;
 		for (uint32_t i = 0; i < rep.count && !r.err; i++) {
 			struct sftp_name nm;
-			name_get(&r, &nm);
+			sftp_name_get(&r, &nm);
 		}
 		if (!r.err)
 			rep.names = (struct sv){ p + start, r.off - start };
@@ -579,8 +539,9 @@ static bool stream_begin(struct sftp *s, const uint8_t *h)
 static void stream_data(struct sftp *s, const uint8_t *p, size_t n)
 {
 	size_t w = 0;
-	while (w < n && !s->st_err) {
-		ssize_t k = pwrite(s->st_req->wfd, p + w, n - w, (off_t)s->st_off + (off_t)w);
+	int fd = s->st_req->wfd; /* -1 once abandoned: the bytes are dropped */
+	while (fd >= 0 && w < n && !s->st_err) {
+		ssize_t k = pwrite(fd, p + w, n - w, (off_t)s->st_off + (off_t)w);
 		if (k < 0 && errno == EINTR)
 			continue;
 		if (k <= 0)
@@ -743,7 +704,7 @@ static void conn_ended(struct conn *c)
 	struct sftp *s = c->data;
 	if (!s->closing && !s->failed) {
 		s->failed = true;
-		set_err(s, "connection to %s lost: %s", s->o.target,
+		sftp_set_err(s, "connection to %s lost: %s", s->o.target,
 			c->reason[0] ? c->reason : "closed by the agent");
 	}
 }
@@ -753,7 +714,7 @@ static const struct conn_ops sftp_conn_ops = { .ended = conn_ended };
 /* ---- running ---- */
 
 /* One round: send what we can, poll, handle input, send again. */
-static void pump(struct sftp *s, int timeout)
+void sftp_pump(struct sftp *s, int timeout)
 {
 	flush_out(s);
 	if (s->c.ended) {
@@ -771,7 +732,7 @@ static void pump(struct sftp *s, int timeout)
 	conn_service(&s->c);
 }
 
-static bool past_deadline(struct sftp *s)
+bool sftp_past_deadline(struct sftp *s)
 {
 	if (!s->deadline || now_ms() < s->deadline)
 		return false;
@@ -782,508 +743,14 @@ static bool past_deadline(struct sftp *s)
 }
 
 /* Run until *@flag is set; SFTP_E_FATAL when the session dies first. */
-static int wait_flag(struct sftp *s, const bool *flag)
+int sftp_wait_flag(struct sftp *s, const bool *flag)
 {
 	while (!*flag) {
-		if (s->failed || past_deadline(s))
+		if (s->failed || sftp_past_deadline(s))
 			return SFTP_E_FATAL;
-		pump(s, SFTP_TICK_MS);
+		sftp_pump(s, SFTP_TICK_MS);
 	}
 	return s->failed ? SFTP_E_FATAL : SFTP_OK;
-}
-
-/* ---- blocking calls ---- */
-
-struct call {
-	bool done;
-	int rc;
-	struct sftp_attrs *attrs;
-	struct sftp_handle *h;
-	char **str;
-	sftp_name_fn fn;
-	void *fnarg;
-	uint64_t lim[4];
-	bool want_status_ok; /* op answers only with STATUS */
-};
-
-static void call_done(struct sftp *s, const struct sftp_req *q, const struct reply *r)
-{
-	struct call *c = q->arg;
-	c->done = true;
-	c->rc = SFTP_OK;
-	switch (r->type) {
-	case 0:
-		c->rc = SFTP_E_INTR;
-		break;
-	case SSH_FXP_STATUS:
-		if (r->status == SSH_FX_OK && !c->want_status_ok) {
-			sftp_fatal(s, "sftp server answered request type %u with status OK and no data",
-				   q->op);
-			c->rc = SFTP_E_FATAL;
-			return;
-		}
-		c->rc = (int)(r->status > 0x7fffffffu ? SSH_FX_FAILURE : r->status);
-		if (r->status != SSH_FX_OK)
-			set_status_err(s, r);
-		break;
-	case SSH_FXP_HANDLE:
-		c->h->len = (uint32_t)r->handle.n;
-		memcpy(c->h->b, r->handle.p, r->handle.n);
-		break;
-	case SSH_FXP_ATTRS:
-		*c->attrs = r->attrs;
-		break;
-	case SSH_FXP_NAME: {
-		struct rd nr;
-		rd_init(&nr, r->names.p, r->names.n);
-		if (c->str) {
-			struct sftp_name nm;
-			name_get(&nr, &nm);
-			if (r->count != 1 || !(*c->str = sv_strdup(nm.name))) {
-				sftp_fatal(s, "sftp server sent a bad NAME reply to request type %u",
-					   q->op);
-				c->rc = SFTP_E_FATAL;
-			}
-			return;
-		}
-		for (uint32_t i = 0; i < r->count; i++) {
-			struct sftp_name nm;
-			name_get(&nr, &nm);
-			c->fn(c->fnarg, &nm);
-		}
-		break;
-	}
-	case SSH_FXP_EXTENDED_REPLY: {
-		struct rd er;
-		rd_init(&er, r->ext.p, r->ext.n);
-		for (int i = 0; i < 4; i++)
-			c->lim[i] = sftp_rd_u64(&er);
-		if (er.err) {
-			sftp_fatal(s, "malformed limits@openssh.com reply");
-			c->rc = SFTP_E_FATAL;
-		}
-		break;
-	}
-	}
-}
-
-static int call_run(struct sftp *s, struct call *c)
-{
-	int r = wait_flag(s, &c->done);
-	return r ? r : c->rc;
-}
-
-#define CALL_START(s, op, c)                                  \
-	struct sftp_req *q = req_new(s, op, call_done, c);    \
-	if (!q)                                               \
-		return SFTP_E_FATAL;                          \
-	size_t st = req_begin(s, q)
-
-int sftp_stat(struct sftp *s, const char *path, bool follow, struct sftp_attrs *a)
-{
-	struct call c = { .attrs = a };
-	CALL_START(s, follow ? SSH_FXP_STAT : SSH_FXP_LSTAT, &c);
-	buf_cstr(&s->obuf, path);
-	req_end(s, q, st, 0);
-	return call_run(s, &c);
-}
-
-int sftp_open(struct sftp *s, const char *path, uint32_t pflags, const struct sftp_attrs *a,
-	      struct sftp_handle *h)
-{
-	struct call c = { .h = h };
-	struct sftp_attrs none = { 0 };
-	CALL_START(s, SSH_FXP_OPEN, &c);
-	buf_cstr(&s->obuf, path);
-	buf_u32(&s->obuf, pflags);
-	sftp_attrs_put(&s->obuf, a ? a : &none);
-	req_end(s, q, st, 0);
-	return call_run(s, &c);
-}
-
-int sftp_opendir(struct sftp *s, const char *path, struct sftp_handle *h)
-{
-	struct call c = { .h = h };
-	CALL_START(s, SSH_FXP_OPENDIR, &c);
-	buf_cstr(&s->obuf, path);
-	req_end(s, q, st, 0);
-	return call_run(s, &c);
-}
-
-int sftp_close(struct sftp *s, const struct sftp_handle *h)
-{
-	struct call c = { .want_status_ok = true };
-	CALL_START(s, SSH_FXP_CLOSE, &c);
-	buf_handle(&s->obuf, h);
-	req_end(s, q, st, 0);
-	return call_run(s, &c);
-}
-
-int sftp_fsetstat(struct sftp *s, const struct sftp_handle *h, const struct sftp_attrs *a)
-{
-	struct call c = { .want_status_ok = true };
-	CALL_START(s, SSH_FXP_FSETSTAT, &c);
-	buf_handle(&s->obuf, h);
-	sftp_attrs_put(&s->obuf, a);
-	req_end(s, q, st, 0);
-	return call_run(s, &c);
-}
-
-int sftp_setstat(struct sftp *s, const char *path, const struct sftp_attrs *a)
-{
-	struct call c = { .want_status_ok = true };
-	CALL_START(s, SSH_FXP_SETSTAT, &c);
-	buf_cstr(&s->obuf, path);
-	sftp_attrs_put(&s->obuf, a);
-	req_end(s, q, st, 0);
-	return call_run(s, &c);
-}
-
-int sftp_mkdir(struct sftp *s, const char *path, const struct sftp_attrs *a)
-{
-	struct call c = { .want_status_ok = true };
-	CALL_START(s, SSH_FXP_MKDIR, &c);
-	buf_cstr(&s->obuf, path);
-	sftp_attrs_put(&s->obuf, a);
-	req_end(s, q, st, 0);
-	return call_run(s, &c);
-}
-
-int sftp_remove(struct sftp *s, const char *path)
-{
-	struct call c = { .want_status_ok = true };
-	CALL_START(s, SSH_FXP_REMOVE, &c);
-	buf_cstr(&s->obuf, path);
-	req_end(s, q, st, 0);
-	return call_run(s, &c);
-}
-
-static int rename_plain(struct sftp *s, const char *from, const char *to)
-{
-	struct call c = { .want_status_ok = true };
-	CALL_START(s, SSH_FXP_RENAME, &c);
-	buf_cstr(&s->obuf, from);
-	buf_cstr(&s->obuf, to);
-	req_end(s, q, st, 0);
-	return call_run(s, &c);
-}
-
-static int rename_posix(struct sftp *s, const char *from, const char *to)
-{
-	struct call c = { .want_status_ok = true };
-	CALL_START(s, SSH_FXP_EXTENDED, &c);
-	buf_cstr(&s->obuf, "posix-rename@openssh.com");
-	buf_cstr(&s->obuf, from);
-	buf_cstr(&s->obuf, to);
-	req_end(s, q, st, 0);
-	return call_run(s, &c);
-}
-
-int sftp_rename(struct sftp *s, const char *from, const char *to)
-{
-	if (s->ext.posix_rename)
-		return rename_posix(s, from, to);
-	/* v3 RENAME may refuse an existing target: then remove it and retry. */
-	int r = rename_plain(s, from, to);
-	if (r <= 0)
-		return r;
-	struct sftp_attrs a;
-	char saved[sizeof(s->err)];
-	memcpy(saved, s->err, sizeof(saved));
-	if (sftp_stat(s, to, false, &a) != SFTP_OK || (a.flags & SSH_FILEXFER_ATTR_PERMISSIONS &&
-						       (a.perm & 0170000) == 0040000)) {
-		if (!s->failed)
-			memcpy(s->err, saved, sizeof(saved));
-		return s->failed ? SFTP_E_FATAL : r;
-	}
-	int rr = sftp_remove(s, to);
-	if (rr != SFTP_OK)
-		return rr;
-	return rename_plain(s, from, to);
-}
-
-int sftp_symlink(struct sftp *s, const char *target, const char *linkpath)
-{
-	struct call c = { .want_status_ok = true };
-	CALL_START(s, SSH_FXP_SYMLINK, &c);
-	/*
-	 * OpenSSH's order (target first), which differs from the draft; every
-	 * server we talk to (OpenSSH, PuTTY, wicket-sftp-server) follows it.
-	 */
-	buf_cstr(&s->obuf, target);
-	buf_cstr(&s->obuf, linkpath);
-	req_end(s, q, st, 0);
-	return call_run(s, &c);
-}
-
-int sftp_readlink(struct sftp *s, const char *path, char **out)
-{
-	*out = NULL;
-	struct call c = { .str = out };
-	CALL_START(s, SSH_FXP_READLINK, &c);
-	buf_cstr(&s->obuf, path);
-	req_end(s, q, st, 0);
-	return call_run(s, &c);
-}
-
-int sftp_readdir(struct sftp *s, const struct sftp_handle *h, sftp_name_fn fn, void *arg)
-{
-	struct call c = { .fn = fn, .fnarg = arg };
-	CALL_START(s, SSH_FXP_READDIR, &c);
-	buf_handle(&s->obuf, h);
-	req_end(s, q, st, 0);
-	return call_run(s, &c);
-}
-
-static int query_limits(struct sftp *s)
-{
-	struct call c = { 0 };
-	CALL_START(s, SSH_FXP_EXTENDED, &c);
-	buf_cstr(&s->obuf, "limits@openssh.com");
-	req_end(s, q, st, 0);
-	int r = call_run(s, &c);
-	if (r == SFTP_OK) {
-		s->ext.max_packet = c.lim[0];
-		s->ext.max_read = c.lim[1];
-		s->ext.max_write = c.lim[2];
-	}
-	return r;
-}
-
-/* ---- pipelined transfers ---- */
-
-struct xfer {
-	struct sftp *s;
-	const struct sftp_handle *h;
-	int fd;
-	uint64_t next;	 /* next offset to ask for / send */
-	uint64_t size;
-	uint64_t start;
-	uint64_t done;	 /* bytes completed */
-	uint64_t end;	 /* highest offset written (download) */
-	uint64_t eof_at; /* lowest offset the server called EOF */
-	bool eof;
-	unsigned inflight, max;
-	uint32_t chunk;
-	int rc;
-};
-
-static unsigned xfer_depth(const struct sftp *s)
-{
-	unsigned n = s->o.requests ? s->o.requests : SFTP_DEFAULT_REQUESTS;
-	return n > SFTP_MAX_REQUESTS ? SFTP_MAX_REQUESTS : n;
-}
-
-static uint32_t chunk_limit(uint32_t chunk, uint64_t lim)
-{
-	return lim && lim < chunk ? (uint32_t)lim : chunk;
-}
-
-static void xfer_fail(struct xfer *x, int rc)
-{
-	if (!x->rc)
-		x->rc = rc;
-}
-
-static void read_done(struct sftp *s, const struct sftp_req *q, const struct reply *r);
-
-static void read_send(struct xfer *x, uint64_t off, uint32_t len)
-{
-	struct sftp *s = x->s;
-	struct sftp_req *q = req_new(s, SSH_FXP_READ, read_done, x);
-	if (!q) {
-		sftp_fatal(s, "too many sftp requests pending");
-		return;
-	}
-	q->off = off;
-	q->len = len;
-	q->wfd = x->fd;
-	size_t st = req_begin(s, q);
-	buf_handle(&s->obuf, x->h);
-	sftp_buf_u64(&s->obuf, off);
-	buf_u32(&s->obuf, len);
-	req_end(s, q, st, 0);
-	x->inflight++;
-}
-
-/*
- * Keep the pipeline full up to the expected size; past it, one READ at a
- * time until the server says EOF (the file may have grown).
- */
-static void read_issue(struct xfer *x)
-{
-	while (!x->rc && !x->eof && !x->s->intr && !x->s->failed && x->inflight < x->max) {
-		if (x->next >= x->size && x->inflight)
-			break;
-		uint32_t len = x->chunk;
-		if (x->next < x->size && x->size - x->next < len)
-			len = (uint32_t)(x->size - x->next);
-		read_send(x, x->next, len);
-		x->next += len;
-	}
-}
-
-static void read_done(struct sftp *s, const struct sftp_req *q, const struct reply *r)
-{
-	struct xfer *x = q->arg;
-	x->inflight--;
-	if (r->type == 0)
-		return;
-	if (r->type == SSH_FXP_STATUS) {
-		if (r->status == SSH_FX_EOF) {
-			x->eof = true;
-			if (q->off < x->eof_at)
-				x->eof_at = q->off;
-		} else if (r->status == SSH_FX_OK) {
-			sftp_fatal(s, "sftp server answered READ with status OK and no data");
-		} else if (!x->rc) {
-			set_status_err(s, r);
-			xfer_fail(x, (int)(r->status > 0x7fffffffu ? SSH_FX_FAILURE : r->status));
-		}
-		read_issue(x);
-		return;
-	}
-	size_t n = r->data.n;
-	if (r->written) {
-		if (r->werr && !x->rc) {
-			set_err(s, "%s", strerror(r->werr));
-			xfer_fail(x, SFTP_E_LOCAL);
-		}
-	} else if (!x->rc && n) {
-		size_t w = 0;
-		while (w < n) {
-			ssize_t k = pwrite(x->fd, r->data.p + w, n - w, (off_t)(q->off + w));
-			if (k < 0 && errno == EINTR)
-				continue;
-			if (k <= 0) {
-				set_err(s, "%s", strerror(k < 0 ? errno : EIO));
-				xfer_fail(x, SFTP_E_LOCAL);
-				break;
-			}
-			w += (size_t)k;
-		}
-	}
-	if (n) {
-		x->done += n;
-		if (q->off + n > x->end)
-			x->end = q->off + n;
-	}
-	if (n == 0) {
-		/* Nothing at all: no progress possible there, as good as EOF. */
-		x->eof = true;
-		if (q->off < x->eof_at)
-			x->eof_at = q->off;
-	} else if (n < q->len && !x->rc && !s->intr && q->off + n < x->eof_at) {
-		/* Short read: ask for the rest of this range again. */
-		read_send(x, q->off + n, q->len - (uint32_t)n);
-	}
-	read_issue(x);
-}
-
-static int xfer_run(struct xfer *x, sftp_progress_fn fn, void *arg)
-{
-	struct sftp *s = x->s;
-	while (x->inflight) {
-		if (s->failed || past_deadline(s))
-			return SFTP_E_FATAL;
-		pump(s, SFTP_TICK_MS);
-		if (fn)
-			fn(arg, x->done);
-	}
-	if (s->failed)
-		return SFTP_E_FATAL;
-	if (x->rc)
-		return x->rc;
-	return s->intr ? SFTP_E_INTR : SFTP_OK;
-}
-
-int sftp_download(struct sftp *s, const struct sftp_handle *h, int fd, uint64_t off,
-		  uint64_t size, sftp_progress_fn fn, void *arg, uint64_t *end)
-{
-	struct xfer x = {
-		.s = s, .h = h, .fd = fd, .next = off, .size = size, .start = off, .end = off,
-		.eof_at = UINT64_MAX, .max = xfer_depth(s),
-		.chunk = chunk_limit(s->o.chunk ? s->o.chunk : SFTP_MAX_DATA, s->ext.max_read),
-	};
-	if (x.chunk > SFTP_MAX_DATA)
-		x.chunk = SFTP_MAX_DATA;
-	if (s->intr)
-		return SFTP_E_INTR;
-	read_issue(&x);
-	int r = xfer_run(&x, fn, arg);
-	*end = x.end;
-	return r;
-}
-
-static void write_done(struct sftp *s, const struct sftp_req *q, const struct reply *r);
-
-static void write_issue(struct xfer *x)
-{
-	struct sftp *s = x->s;
-	while (!x->rc && !s->intr && !s->failed && x->inflight < x->max && x->next < x->size) {
-		uint32_t len = x->chunk;
-		if (x->size - x->next < len)
-			len = (uint32_t)(x->size - x->next);
-		struct sftp_req *q = req_new(s, SSH_FXP_WRITE, write_done, x);
-		if (!q) {
-			sftp_fatal(s, "too many sftp requests pending");
-			return;
-		}
-		q->off = x->next;
-		q->len = len;
-		q->fd = x->fd;
-		size_t st = req_begin(s, q);
-		buf_handle(&s->obuf, x->h);
-		sftp_buf_u64(&s->obuf, x->next);
-		buf_u32(&s->obuf, len);
-		req_end(s, q, st, len);
-		if (s->wq_tail)
-			s->wq_tail->wnext = q;
-		else
-			s->wq_head = q;
-		s->wq_tail = q;
-		x->next += len;
-		x->inflight++;
-	}
-}
-
-static void write_done(struct sftp *s, const struct sftp_req *q, const struct reply *r)
-{
-	struct xfer *x = q->arg;
-	x->inflight--;
-	if (r->type == 0)
-		return;
-	if (q->rerr) {
-		if (!x->rc)
-			set_err(s, "%s", q->rerr < 0 ? "file shrank while being copied"
-						     : strerror(q->rerr));
-		xfer_fail(x, SFTP_E_LOCAL);
-	} else if (r->status != SSH_FX_OK) {
-		if (!x->rc)
-			set_status_err(s, r);
-		xfer_fail(x, (int)(r->status > 0x7fffffffu ? SSH_FX_FAILURE : r->status));
-	} else {
-		x->done += q->len;
-	}
-	write_issue(x);
-}
-
-int sftp_upload(struct sftp *s, const struct sftp_handle *h, int fd, uint64_t off, uint64_t size,
-		sftp_progress_fn fn, void *arg)
-{
-	uint32_t chunk = s->o.chunk ? s->o.chunk : SFTP_MAX_DATA;
-	if (chunk > SFTP_MAX_DATA)
-		chunk = SFTP_MAX_DATA;
-	chunk = chunk_limit(chunk, s->ext.max_write);
-	uint64_t hdr = 4 + SFTP_WRITE_HDR(h->len);
-	if (s->ext.max_packet && s->ext.max_packet > hdr)
-		chunk = chunk_limit(chunk, s->ext.max_packet - hdr);
-	struct xfer x = { .s = s, .h = h, .fd = fd, .next = off, .size = size, .start = off,
-			  .max = xfer_depth(s), .chunk = chunk };
-	if (s->intr)
-		return SFTP_E_INTR;
-	write_issue(&x);
-	return xfer_run(&x, fn, arg);
 }
 
 /* ---- set-up and tear-down ---- */
@@ -1316,9 +783,9 @@ struct sftp *sftp_connect(struct tp *tp, const struct sftp_opts *o, char *err, s
 		return NULL;
 	}
 	while (s->state != ST_READY && !s->failed)
-		pump(s, -1);
+		sftp_pump(s, -1);
 	if (!s->failed && s->ext.limits)
-		query_limits(s);
+		sftp_query_limits(s);
 	if (s->failed) {
 		snprintf(err, errlen, "%s", s->err);
 		sftp_free(s);

@@ -113,6 +113,7 @@ struct conn {
 	bool ended;
 	bool want_finish; /* end at the next conn_service() */
 	uint32_t rx_seq;
+	uint64_t rx_bytes; /* bytes received, greeting and garbage included */
 	char peer_version[256];
 	struct chan **ch;
 	uint32_t nch;	/* table size */

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <stdlib.h>
+#include "syscalls.h"
 
 void loop_init(struct loop *l)
 {
@@ -88,3 +89,7 @@ int loop_once(struct loop *l, int timeout_ms)
 	}
 	return 0;
 }
+
+/* Seccomp allowlist of this file (see syscalls.h); glibc's poll() is ppoll on some
+ * architectures. */
+SYSCALLS(loop) = { SC("poll"), SC("ppoll"), SC_END };

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "syscalls.h"
 
 /* Peer data is bounded by our window; this only caps a broken invariant. */
 #define SOCKCHAN_PEND_MAX (64u * 1024u * 1024u)
@@ -233,3 +234,7 @@ void sockchan_list_drop(struct sockchan_list *list)
 	while (list->head)
 		sockchan_finish(list->head);
 }
+
+/* Seccomp allowlist of this file: forwarded sockets. */
+SYSCALLS(sockchan) = { SC("read"), SC("write"), SC("shutdown"), SC("getsockopt"), SC("close"),
+		       SC_END };

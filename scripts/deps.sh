@@ -6,13 +6,18 @@ set -euo pipefail
 PACKAGES=(
 	# build
 	gcc meson ninja-build pkg-config
-	libseccomp-dev zlib1g-dev libssl-dev
-	# run the demo guest
+	libseccomp-dev zlib1g-dev libssl-dev libvirt-dev
+	# run the demo guests: bubblewrap sandbox, and a throwaway QEMU VM (TCG or KVM)
 	bubblewrap
+	qemu-system-x86 linux-image-amd64 busybox-static
+	# vm/NAME tests: a libvirtd of their own (QEMU driver) and virsh
+	libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
 	# tests and benchmarks: real peers and a real terminal
 	putty-tools tmux python3 openssh-client openssh-sftp-server
 	# the SSH wrapper: sshd -i in bench_ssh.py, a third client, rsync -e ssh
 	openssh-server python3-asyncssh rsync
+	# fuzzing (scripts/fuzz.sh: clang + libFuzzer) and the SELinux module build
+	clang libclang-rt-14-dev selinux-policy-dev
 )
 
 SUDO=

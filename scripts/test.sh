@@ -1,13 +1,39 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
-# Install, build, and run the whole test suite; ends with "N passed, N failed".
+# Install, build, and run the whole test suite; ends with "N passed, N failed, N skipped".
+#
+#   scripts/test.sh [--asan] [MESON-TEST-ARGS...]
+#
+# --asan: build into ./build-asan with AddressSanitizer + UndefinedBehaviorSanitizer
+# (-Db_sanitize=address,undefined) and run the same suite there: every
+# report (leaks included) aborts the process that made it, so the test
+# that ran it fails.  Timeouts are tripled for the slower binaries.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+asan=0
+if [ "${1:-}" = --asan ]; then
+	asan=1
+	shift
+fi
 ./scripts/deps.sh || exit 1
-./scripts/build.sh >/dev/null || { echo "build failed"; ninja -C build; exit 1; }
-meson test -C build --print-errorlogs --num-processes 2 "$@"
+extra=()
+if [ $asan = 1 ]; then
+	B=build-asan
+	if [ ! -f $B/build.ninja ]; then
+		meson setup $B -Db_sanitize=address,undefined -Db_lundef=false >$B.setup.log 2>&1 ||
+			{ cat $B.setup.log; echo "build failed"; exit 1; }
+	fi
+	ninja -C $B >/dev/null || { echo "build failed"; ninja -C $B; exit 1; }
+	export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+	export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+	extra=(--timeout-multiplier 3)
+else
+	B=build
+	./scripts/build.sh >/dev/null || { echo "build failed"; ninja -C build; exit 1; }
+fi
+meson test -C $B --print-errorlogs --num-processes 2 "${extra[@]}" "$@"
 rc=$?
-python3 - build/meson-logs/testlog.json <<'PY'
+python3 - $B/meson-logs/testlog.json <<'PY'
 import json, sys
 counts = {}
 for line in open(sys.argv[1]):

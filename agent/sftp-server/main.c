@@ -7,21 +7,55 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <grp.h>
 #include <limits.h>
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "config.h"
 #include "log.h"
 #include "posix.h"
+#include "sandbox.h"
 #include "sftp_server.h"
+#include "syscalls.h"
 
+/* Seccomp allowlist of this file: buffered I/O on stdin/stdout. */
+/* rt_sigprocmask: libnss_systemd blocks signals around its lookups. */
+SYSCALLS(sftp_main) = { SC("read"), SC("write"), SC("poll"), SC("ppoll"), SC("rt_sigprocmask"),
+			SC_END };
+SYSCALLS_DECLARE(posix);
+SYSCALLS_DECLARE(log);
+
+static const struct syscall_rule *const sftp_lists[] = {
+	libc_syscalls, log_syscalls, sftp_main_syscalls, posix_syscalls, NULL,
+};
+
+/*
+ * No exec, no sockets, no ptrace, no mount, no kill: the filesystem calls
+ * of posix.c and the I/O above.  socket() fails with EACCES rather than
+ * killing: the C library tries nscd's socket before reading /etc/passwd.
+ */
+static const struct syscall_rule sftp_refuse[] = {
+	SC("socket"),
+	/* A name service module the start-up lookups did not load stays unloaded. */
+	SC_MASKED("mmap", 2, PROT_EXEC, PROT_EXEC), SC_MASKED("mprotect", 2, PROT_EXEC, PROT_EXEC),
+	SC_END,
+};
+
+static const struct sandbox_profile sftp_profile = {
+	.name = "wicket-sftp-server",
+	.lists = sftp_lists,
+	.refuse = sftp_refuse,
+	.refuse_errno = EACCES,
+};
 /*
  * Big reads: every request already in the pipe is handled before replying,
  * so replies go out gathered in few writes.  Output is flushed once it holds
@@ -44,6 +78,8 @@ static const char usage[] =
 	"  -p REQ,...             allow only these requests\n"
 	"  -Q requests            list the request names -P and -p know, and exit\n"
 	"      --max-handles N    cap on open file and directory handles (default 256)\n"
+	"      --no-sandbox       debugging: no seccomp filter after start-up\n"
+	"      --print-syscalls   print the seccomp allowlist and exit\n"
 	"  -u UMASK               set the file creation mask (octal)\n"
 	"  -l LEVEL               log level on stderr: error, warn, info, debug\n"
 	"                         (OpenSSH's QUIET..DEBUG3 are accepted too)\n"
@@ -170,11 +206,13 @@ static int serve(struct sftp_server *s)
 
 int main(int argc, char **argv)
 {
-	enum { OPT_MAX_HANDLES = 256 };
+	enum { OPT_MAX_HANDLES = 256, OPT_NO_SANDBOX, OPT_PRINT_SYSCALLS };
 	static const struct option opts[] = {
 		{ "read-only", no_argument, NULL, 'R' },
 		{ "root", required_argument, NULL, 'd' },
 		{ "max-handles", required_argument, NULL, OPT_MAX_HANDLES },
+		{ "no-sandbox", no_argument, NULL, OPT_NO_SANDBOX },
+		{ "print-syscalls", no_argument, NULL, OPT_PRINT_SYSCALLS },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -183,6 +221,7 @@ int main(int argc, char **argv)
 	struct sftp_server_cfg cfg = { .max_handles = SFTP_DEFAULT_MAX_HANDLES };
 	const char *root = NULL;
 	const char *allow = NULL, *deny = NULL;
+	bool no_sandbox = false;
 	int c;
 	while ((c = getopt_long(argc, argv, "Rd:P:p:Q:u:l:ef:hV", opts, NULL)) != -1) {
 		switch (c) {
@@ -238,6 +277,12 @@ int main(int argc, char **argv)
 			cfg.max_handles = (unsigned)n;
 			break;
 		}
+		case OPT_NO_SANDBOX:
+			no_sandbox = true;
+			break;
+		case OPT_PRINT_SYSCALLS:
+			sandbox_print(stdout, &sftp_profile);
+			return 0;
 		case 'h':
 			fputs(usage, stdout);
 			return 0;
@@ -273,6 +318,23 @@ int main(int argc, char **argv)
 	}
 	/* A client that goes away shows up as EPIPE on write, not a signal. */
 	signal(SIGPIPE, SIG_IGN);
+	if (!no_sandbox) {
+		/*
+		 * Name lookups load their NSS modules now, while mmap may still
+		 * map code: a hit and a miss in each database (a miss goes past
+		 * "files" to the other modules nsswitch.conf lists).
+		 */
+		static const char miss[] = "wicket-sftp-server-nss-preload";
+		if (!getpwuid(getuid()) || !getpwnam(miss) || !getgrgid(getgid()) || !getgrnam(miss))
+			log_debug("name service preloaded");
+		struct sandbox_opts so = { .profile = &sftp_profile, .seccomp = sandbox_available(),
+					   .no_fork = true };
+		if (sandbox_isolate(&so) < 0) {
+			log_err("cannot sandbox the sftp server: refusing to run (--no-sandbox to debug)");
+			px_free(px);
+			return 1;
+		}
+	}
 
 	struct sftp_server *s = sftp_server_new(&px_ops, px, &cfg);
 	if (!s) {

@@ -11,6 +11,7 @@
  * with plain openat() from the working directory.
  */
 #include "posix.h"
+#include "syscalls.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -822,3 +823,23 @@ void px_free(struct px *px)
 	free(px->root_real);
 	free(px);
 }
+
+/*
+ * Seccomp allowlist of this file (wicket-sftp-server's profile): the
+ * filesystem calls above, what fdopendir/readdir, realpath and the
+ * passwd/group lookups for long names make, and nothing that executes,
+ * signals, traces, mounts or talks to the network.
+ */
+SYSCALLS(posix) = {
+	SC("openat"), SC("openat2"), SC("open"), SC("close"), SC("read"), SC("lseek"),
+	SC("pread64"), SC("pwrite64"), SC("ftruncate"), SC("fsync"), SC("fdatasync"),
+	SC("copy_file_range"), SC("fstat"), SC("newfstatat"), SC("statx"), SC("lstat"),
+	SC("stat"), SC("fstatfs"), SC("statfs"), SC("getdents64"), SC("mkdirat"), SC("mkdir"),
+	SC("unlinkat"), SC("unlink"), SC("rmdir"), SC("renameat"), SC("renameat2"),
+	SC("rename"), SC("symlinkat"), SC("symlink"), SC("linkat"), SC("link"),
+	SC("readlinkat"), SC("readlink"), SC("faccessat2"), SC("faccessat"), SC("access"), SC("fchmodat"), SC("fchmodat2"), SC("chmod"),
+	SC("fchmod"), SC("fchownat"), SC("utimensat"), SC("getcwd"), SC("getuid"),
+	SC("getgid"), SC("geteuid"), SC("getegid"), SC("time"), SC("clock_gettime"),
+	SC("gettimeofday"), SC_EQ("fcntl", 1, F_GETFD), SC_EQ("fcntl", 1, F_GETFL),
+	SC_EQ("fcntl", 1, F_SETFD), SC_END,
+};

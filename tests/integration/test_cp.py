@@ -38,17 +38,26 @@ BIG = 50 * 1024 * 1024
 S = {}  # state from setup
 
 
-def relay_main(path, rate):
-    """stdin -> socket throttled to rate bytes/s; socket -> stdout as fast as possible."""
+def relay_main(path, rate, down_rate=0):
+    """stdin -> socket throttled to rate bytes/s; socket -> stdout throttled
+    to down_rate (0: as fast as possible)."""
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.connect(path)
 
+    def pace(t0, done, r):
+        ahead = done / r - (time.monotonic() - t0) if r else 0
+        if ahead > 0:
+            time.sleep(ahead)
+
     def down():
+        t0, got = time.monotonic(), 0
         while True:
-            d = s.recv(1 << 16)
+            d = s.recv(16384)
             if not d:
                 break
             os.write(1, d)
+            got += len(d)
+            pace(t0, got, down_rate)
         os._exit(0)
     threading.Thread(target=down, daemon=True).start()
     t0 = time.monotonic()
@@ -60,9 +69,7 @@ def relay_main(path, rate):
             break
         s.sendall(d)
         sent += len(d)
-        ahead = sent / rate - (time.monotonic() - t0)
-        if ahead > 0:
-            time.sleep(ahead)
+        pace(t0, sent, rate)
     threading.Event().wait()
 
 
@@ -415,6 +422,33 @@ def slow_upload(d, big_name, rate=4 << 20):
     return p, rdir
 
 
+@tap.check("SIGINT mid-download: wicket dies of the signal, no temp file, no final file")
+def _():
+    t = need_agent()
+    d = fresh("sigint-down")
+    src = os.path.join(d, "huge")
+    with open(src, "wb") as f:
+        f.truncate(200 * 1024 * 1024)
+    local = os.path.join(d, "local")
+    os.makedirs(local)
+    relay = "%s %s --relay %s %d %d" % (sys.executable, os.path.abspath(__file__),
+                                         t[len("unix/"):], 1 << 30, 4 << 20)
+    p = subprocess.Popen(wicket("--proxy-command", relay, "cp", "x:" + src, local),
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, start_new_session=True)
+    tap.at_cleanup(lambda: os.killpg(p.pid, signal.SIGKILL) if p.poll() is None else None)
+    wait_until(lambda: glob.glob(os.path.join(local, ".huge.wicket-*")), timeout=30,
+               what="the temporary download file")
+    time.sleep(0.5)
+    os.kill(p.pid, signal.SIGINT)
+    try:
+        p.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        raise Failure("wicket did not exit within 15 s of SIGINT")
+    expect_eq(p.returncode, -signal.SIGINT, "wait status (stderr %r)" % p.stderr.read())
+    expect_eq(os.listdir(local), [], "local directory after SIGINT")
+
+
 @tap.check("kill -9 of wicket mid-upload leaves no file under the final name")
 def _():
     d = fresh("kill9")
@@ -564,8 +598,28 @@ def _():
         expect(word in r.err, "%s: message\n%s" % (mode, r.describe()))
 
 
+@tap.check("malicious server: random garbage among honest replies (25 seeds) -> clean exit, never a crash")
+def _():
+    d = fresh("evil-garbage")
+    outside = os.path.join(d, "outside")
+    dest = os.path.join(d, "dest")
+    os.makedirs(outside)
+    os.makedirs(dest)
+    bad = []
+    for seed in range(1, 26):
+        for src in ("x:/dir", "x:/bigfile"):
+            cmd = "%s %s --mode garbage --seed %d --outside %s" % (sys.executable, EVIL, seed,
+                                                                    outside)
+            r = cp("-rq", src, dest, timeout=60, proxy=cmd)
+            if r.rc not in (0, 1, 255) or (r.rc and b"wicket: cp: " not in r.err):
+                bad.append("seed %d %s: %s" % (seed, src, r.describe()))
+    expect(not bad, "\n".join(bad))
+    expect_eq(os.listdir(outside), [], "directory the evil symlink points to")
+    expect_eq(sorted(os.listdir(d)), ["dest", "outside"], "next to DEST")
+
+
 if __name__ == "__main__":
-    if len(sys.argv) == 4 and sys.argv[1] == "--relay":
-        relay_main(sys.argv[2], int(sys.argv[3]))
+    if len(sys.argv) in (4, 5) and sys.argv[1] == "--relay":
+        relay_main(sys.argv[2], *map(int, sys.argv[3:]))
         sys.exit(0)
     tap.main(setup)

@@ -24,7 +24,7 @@ from taplib import (MSG_CHANNEL_CLOSE, MSG_CHANNEL_DATA, MSG_CHANNEL_EOF,  # noq
                     MSG_CHANNEL_WINDOW_ADJUST, MSG_DEBUG, MSG_DISCONNECT, MSG_GLOBAL_REQUEST,
                     MSG_IGNORE, MSG_REQUEST_FAILURE, MSG_REQUEST_SUCCESS, Agent, Failure,
                     RawConn, Reader, Skip, expect, expect_eq, parse_disconnect, read_until,
-                    run, show, spawn, sshbool, sshstr, tap, u32, wait_until, wicket)
+                    WICKETD, run, show, spawn, sshbool, sshstr, tap, u32, wait_until, wicket)
 
 S = {}  # tmp, agent, denied, echo_port, count_port, unix_echo
 
@@ -177,14 +177,15 @@ def setup():
 class Forward:
     """`wicket forward TARGET -L ...` running; ports from its stderr lines."""
 
-    def __init__(self, target, *specs):
+    def __init__(self, target, *specs, proxy=None):
+        pre = ["--proxy-command", proxy] if proxy else []
         args = []
         for s in specs:
             args += ["-L", s]
         self.errpath = os.path.join(S["tmp"], "forward-%d.err" % time.monotonic_ns())
         self.errf = open(self.errpath, "w+b")
         tap.at_cleanup(self.errf.close)
-        self.p = spawn(wicket("forward", target, *args), stdin=subprocess.DEVNULL,
+        self.p = spawn(wicket(*(pre + ["forward", target] + args)), stdin=subprocess.DEVNULL,
                        stdout=subprocess.DEVNULL, stderr=self.errf)
         self.ports = []
 
@@ -695,7 +696,8 @@ def _():
               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     wait_until(lambda: p.poll() is not None or port_listening(port), timeout=10,
                what="plink to listen on %d" % port)
-    expect(p.poll() is None, "plink exited: %s" % p.stderr.read())
+    if p.poll() is not None:
+        raise Failure("plink exited with %s: %s" % (p.returncode, show(p.stderr.read())))
     data = os.urandom(1 << 20)
     s = socket.create_connection(("127.0.0.1", port), timeout=15)
     got = exchange(s, data)
@@ -713,7 +715,8 @@ def _():
               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     wait_until(lambda: p.poll() is not None or port_listening(port), timeout=10,
                what="wicketd to listen on %d for plink" % port)
-    expect(p.poll() is None, "plink exited: %s" % p.stderr.read())
+    if p.poll() is not None:
+        raise Failure("plink exited with %s: %s" % (p.returncode, show(p.stderr.read())))
     data = os.urandom(1 << 20)
     s = socket.create_connection(("127.0.0.1", port), timeout=15)
     got = exchange(s, data)
@@ -723,6 +726,33 @@ def _():
     p.wait(10)
     wait_until(lambda: not port_listening(port), timeout=5,
                what="the forward to go with plink's connection")
+
+
+@tap.check("wicket forward against psusan (a real bare ssh-connection server): 1 MB echoed")
+def _():
+    if not shutil.which("psusan"):
+        raise Skip("psusan (putty-tools) is not installed")
+    f = Forward("x", "0:127.0.0.1:%d" % S["echo_port"], proxy="psusan")
+    data = os.urandom(1 << 20)
+    s = f.connect(0)
+    got = exchange(s, data)
+    s.close()
+    expect(got == data, "echo differs (%s)" % (len(got) if isinstance(got, bytes) else got))
+    expect_eq(f.stop(signal.SIGINT), 0, "exit status\n" + f.err())
+
+
+@tap.check("the agent going away ends wicket forward with 255 and a reason")
+def _():
+    # Use an agent that exits 1 s after starting (wicketd --stdio under timeout).
+    f = Forward("x", "0:127.0.0.1:%d" % S["echo_port"],
+                proxy="timeout 1 %s --stdio" % WICKETD)
+    try:
+        rc = f.p.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        raise Failure("wicket forward still running after its agent exited")
+    expect_eq(rc, 255, "exit status\n" + f.err())
+    expect("connection lost" in f.err(), "stderr:\n" + f.err())
+    expect(not port_listening(f.ports[0]), "port still listening")
 
 
 @tap.check("the agents are still alive")

@@ -13,18 +13,18 @@ mounts proc, sysfs, devtmpfs, /dev/pts and /tmp, sets the hostname, loads
 the modules and hands over to busybox init, which keeps the agents running:
 
   always                     wicketd --listen virtio/org.wicket.agent.0
-  wicket.serial=ttyS1        wicketd --listen serial/dev/ttyS1
+  wicket.serial=ttyS1        wicketd --listen serial//dev/ttyS1
   wicket.vsock=1             wicketd --listen vsock/9022 --vsock-allow-cid 1
   wicket.vsock=PORT          the same on PORT (in-guest loopback allowed)
   wicket.vsock_hostonly=PORT wicketd --listen vsock/PORT (default policy:
                              only the host, CID 2)
   wicket.agent_args="..."    extra options for every wicketd (e.g. -v)
 
-Each agent logs to the console (prefixed "wicketd[NAME]:" lines are not
-added: the agent's own "wicketd:" lines go there as they are) and to
-/tmp/wicketd-NAME.log; when one exits, "wicket-vm: agent NAME exited
-with status N" goes to the console and busybox init restarts it.  When
-everything is started, /init writes "wicket-vm: ready ..." to the console.
+Each agent's log (its own "wicketd: ..." lines) goes to the console and to
+/tmp/wicketd-NAME.log (NAME: virtio, serial, vsockPORT); when one exits,
+"wicket-vm: agent NAME exited with status N" goes there too and busybox
+init restarts it.  Once everything is started, /init writes
+"wicket-vm: ready after ..." to the console.
 
 The image is cached under BUILDDIR/vm/ by the hash of everything that goes
 into it, so repeated runs reuse it.

@@ -343,16 +343,20 @@ def _wait_ready(vm, t0, timeout):
 # ---------------------------------------------------------------- demo
 
 
-def demo(argv=None):
-    """Boot a demo VM; `wicket shell` on a terminal, else a few execs."""
+DEMO_UNAVAILABLE = 3  # exit status of --demo when no VM can be booted here
+
+
+def demo():
+    """Boot a demo VM; `wicket shell` on a terminal, else a few execs.
+    Returns the exit status (the shell's, or DEMO_UNAVAILABLE)."""
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
     why = missing()
     if why:
-        print("demo: cannot boot a VM: %s" % why, file=sys.stderr)
-        return 1
+        print("wicket demo: cannot boot a VM here: %s" % why, file=sys.stderr)
+        return DEMO_UNAVAILABLE
     accel = "kvm" if kvm_usable() else "tcg"
-    print("wicket demo: booting a throwaway VM (QEMU, %s, kernel %s, busybox + wicketd)..."
-          % ("KVM" if accel == "kvm" else "TCG, no KVM here: slower",
+    print("wicket demo: booting a throwaway VM (QEMU with %s; kernel %s; busybox + wicketd)..."
+          % ("KVM" if accel == "kvm" else "TCG: KVM is not usable here, so a bit slow",
              os.path.basename(mkinitramfs.find_kernel()[0])), flush=True)
     try:
         vm = boot(serial=False, accel=accel)
@@ -369,12 +373,12 @@ def demo(argv=None):
         if interactive:
             print("wicket demo: opening `wicket shell %s`; '~.' or 'exit' leaves and "
                   "stops the VM" % vm.target, flush=True)
-            # The shell owns the terminal; ignore ^C here meanwhile.
-            old = signal.signal(signal.SIGINT, signal.SIG_IGN)
-            try:
-                return subprocess.call([wicket, "shell", vm.target])
-            finally:
-                signal.signal(signal.SIGINT, old)
+            p = subprocess.Popen([wicket, "shell", vm.target])
+            while True:
+                try:
+                    return p.wait()
+                except KeyboardInterrupt:  # the shell has the terminal; it decides
+                    continue
         cmds = [
             ["uname", "-a"],
             ["sh", "-c", 'echo "hostname: $(hostname), user: $(id -un), '

@@ -1,0 +1,104 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Fuzz target: authorized_keys parsing and matching
+ * (host-tool/ssh/authkeys.c, with sshkey.c for the keys it holds).
+ *
+ * The whole input is the text of an authorized_keys file.  It is parsed
+ * with authkeys_parse(), then each of the test keys (fuzz_keys.h) is
+ * matched against it for a set of client addresses (none, IPv4, IPv6,
+ * IPv4-mapped IPv6, link-local with a zone), and the options of a match are
+ * read the way relay.c reads them.
+ *
+ * Oracles: parsed + invalid lines never exceed the number of lines; a
+ * match's comment is a NUL-terminated printable string and its command (if
+ * any) is a NUL-terminated copy; a key never matches for a client when an
+ * earlier call said the same (key, client) did not match (determinism).
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "authkeys.h"
+#include "buf.h"
+#include "fuzz_keys.h"
+#include "log.h"
+#include "sshkey.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+
+static struct sshkey *test_keys[3];
+
+static const char *const addrs[] = {
+	NULL, "192.0.2.7", "10.1.2.3", "2001:db8::1", "::ffff:192.0.2.7", "fe80::1%eth0", "UNKNOWN",
+};
+#define NADDRS (sizeof(addrs) / sizeof(addrs[0]))
+
+static struct sshkey *key_from_text(const char *type, const char *b64)
+{
+	struct sshkey *k = sshkey_from_openssh_public(sv_from_cstr(type), sv_from_cstr(b64));
+	if (!k)
+		abort();
+	return k;
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	(void)argc;
+	(void)argv;
+	/* Quiet: protocol errors are the point.  WICKET_FUZZ_LOG=3 shows them. */
+	log_level = getenv("WICKET_FUZZ_LOG") ? atoi(getenv("WICKET_FUZZ_LOG")) : -1;
+	test_keys[0] = key_from_text(FUZZ_KEY_ED25519_TYPE, FUZZ_KEY_ED25519_B64);
+	test_keys[1] = key_from_text(FUZZ_KEY_ECDSA_TYPE, FUZZ_KEY_ECDSA_B64);
+	test_keys[2] = key_from_text(FUZZ_KEY_RSA_TYPE, FUZZ_KEY_RSA_B64);
+	return 0;
+}
+
+#define CHECK(cond)                                                                     \
+	do {                                                                            \
+		if (!(cond)) {                                                          \
+			fprintf(stderr, "fuzz_authkeys: check failed: %s (line %d)\n", #cond, \
+				__LINE__);                                              \
+			abort();                                                        \
+		}                                                                       \
+	} while (0)
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct authkeys *ak = authkeys_parse("fuzz", (struct sv){ data, size });
+	if (!ak)
+		return 0; /* out of memory only */
+	size_t lines = 1;
+	for (size_t i = 0; i < size; i++)
+		lines += data[i] == '\n';
+	CHECK(authkeys_count(ak) + authkeys_invalid(ak) <= lines);
+
+	for (size_t k = 0; k < 3; k++) {
+		for (size_t a = 0; a < NADDRS; a++) {
+			struct authkeys_opts o;
+			int r = authkeys_match(ak, test_keys[k], addrs[a], &o);
+			if (r == 0) {
+				CHECK(memchr(o.comment, 0, sizeof(o.comment)) != NULL);
+				for (const char *c = o.comment; *c; c++)
+					CHECK(*c >= 0x20 && *c < 0x7f);
+				if (o.command)
+					CHECK(strlen(o.command) < size + 1);
+				authkeys_allows_port_forwarding(&o);
+				authkeys_allows_pty(&o);
+			} else {
+				CHECK(o.command == NULL && !o.restrict_all && !o.comment[0]);
+			}
+			struct authkeys_opts o2;
+			int r2 = authkeys_match(ak, test_keys[k], addrs[a], &o2);
+			CHECK(r == r2);
+			authkeys_opts_clear(&o);
+			authkeys_opts_clear(&o2);
+		}
+	}
+	/* A key that is not in any file: never matches. */
+	struct authkeys_opts o;
+	CHECK(authkeys_match(ak, NULL, "192.0.2.7", &o) == -1);
+	authkeys_free(ak);
+	return 0;
+}

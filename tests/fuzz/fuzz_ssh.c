@@ -1,0 +1,216 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Fuzz target: the SSH wrapper's server side (host-tool/ssh/): version
+ * line, binary packet framing, message dispatch, KEXINIT negotiation,
+ * KEX_ECDH_INIT, userauth (none, publickey against authorized_keys,
+ * keyboard-interactive token), zlib@openssh.com inflation and the
+ * connection-layer relay policy, both directions.
+ *
+ * transport.c keeps its packet reader (rx_packets) and dispatcher static
+ * and its only public entry, sshs_run(), owns a poll loop on real fds.  To
+ * drive the real reader and dispatcher without sockets the file is
+ * compiled into this target (#include below), and the state sshs_run()
+ * sets up is set up here the same way.  If transport.c renames
+ * rx_packets() or sshs_free(), this target stops compiling: adjust it, or
+ * better, give transport.c a socket-free "feed bytes" entry point.
+ *
+ * Input layout:
+ *   byte 0     bit 0: mode.  0 = transport from the start (version line,
+ *              KEXINIT, ECDH_INIT, NEWKEYS: everything before keys are in
+ *              force); 1 = after a finished key exchange with the "none"
+ *              cipher kept (the state a real client reaches through
+ *              encryption the fuzzer cannot produce), so SERVICE_REQUEST,
+ *              USERAUTH_*, re-KEXINIT and, once authenticated, the relay run
+ *              on the fuzzer's plaintext.  The session id is then 00 01 ..
+ *              1f, which mkcorpus.py signs for publickey seeds.
+ *              bit 1 allow "none" auth, bit 2 a one-time token file, bit 3
+ *              authorized_keys (the test keys, see below), bit 4 the guest
+ *              cannot be reached, bit 5 zlib@openssh.com negotiated both ways
+ *              (mode 1), bit 6 packet log to /dev/null
+ *   byte 1     client bytes are fed in chunks of byte 1 + 1
+ *   bytes 2-3  length G of the guest's byte stream (mode 1; big endian)
+ *   G bytes    what the guest sends once the relay is open (greeting + packets)
+ *   rest       what the SSH client sends
+ */
+#include "../../host-tool/ssh/transport.c"
+
+#include <stdint.h>
+
+#include "fuzz_keys.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+
+static struct sshkey *host_key;
+static struct authkeys *authkeys;
+static char token_dir[256], token_path[300];
+static int null_fd = -1;
+static FILE *null_file;
+static const char token[] = "fuzz-one-time-token-4711";
+
+static const char authkeys_text[] =
+	"restrict,pty,command=\"echo forced\" " FUZZ_KEY_ED25519_TYPE " " FUZZ_KEY_ED25519_B64
+	" fuzz-ed25519\n"
+	"from=\"192.0.2.0/24,!10.0.0.0/8\",no-port-forwarding " FUZZ_KEY_ECDSA_TYPE
+	" " FUZZ_KEY_ECDSA_B64 " fuzz-ecdsa\n"
+	"no-pty,no-agent-forwarding,no-X11-forwarding " FUZZ_KEY_RSA_TYPE " " FUZZ_KEY_RSA_B64
+	" fuzz-rsa\n";
+
+static void cleanup(void)
+{
+	unlink(token_path);
+	rmdir(token_dir);
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	(void)argc;
+	(void)argv;
+	/* Quiet: protocol errors are the point.  WICKET_FUZZ_LOG=3 shows them. */
+	log_level = getenv("WICKET_FUZZ_LOG") ? atoi(getenv("WICKET_FUZZ_LOG")) : -1;
+	signal(SIGPIPE, SIG_IGN);
+	host_key = sshkey_generate_ed25519();
+	authkeys = authkeys_parse("fuzz", sv_from_cstr(authkeys_text));
+	if (!host_key || !authkeys || authkeys_count(authkeys) != 3) {
+		fprintf(stderr, "fuzz_ssh: cannot set up keys\n");
+		abort();
+	}
+	const char *tmp = getenv("TMPDIR");
+	snprintf(token_dir, sizeof(token_dir), "%s/wicket-fuzz-ssh.XXXXXX",
+		 tmp && tmp[0] ? tmp : "/tmp");
+	if (!mkdtemp(token_dir))
+		abort();
+	snprintf(token_path, sizeof(token_path), "%s/token", token_dir);
+	atexit(cleanup);
+	null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+	null_file = fopen("/dev/null", "w");
+	if (null_fd < 0 || !null_file)
+		abort();
+	return 0;
+}
+
+static int open_guest_ok(void *arg, struct tp *out)
+{
+	(void)arg;
+	/* Nothing is ever written to it here: the harness drains gout itself. */
+	*out = (struct tp){ .rfd = null_fd, .wfd = null_fd, .pid = 0 };
+	return 0;
+}
+
+static int open_guest_fail(void *arg, struct tp *out)
+{
+	(void)arg;
+	(void)out;
+	return -1;
+}
+
+static void put_token(void)
+{
+	int fd = open(token_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		abort();
+	if (write(fd, token, sizeof(token) - 1) != (ssize_t)(sizeof(token) - 1) ||
+	    write(fd, "\n", 1) != 1)
+		abort();
+	close(fd);
+}
+
+/* The state sshs_run() builds before its loop. */
+static struct sshs *new_sshs(const struct ssh_server_cfg *cfg)
+{
+	struct sshs *s = calloc(1, sizeof(*s));
+	if (!s)
+		abort();
+	s->cfg = cfg;
+	s->crfd = s->cwfd = -1;
+	s->guest = TP_INIT;
+	buf_init(&s->cin, 2 * SSH_MAX_PACKET + 2 * READ_CHUNK);
+	buf_init(&s->cout, QUEUE_MAX);
+	buf_init(&s->gin, 2 * SSH_MAX_PACKET + 2 * READ_CHUNK);
+	buf_init(&s->gout, QUEUE_MAX);
+	buf_init(&s->ic, SSH_MAX_PACKET);
+	buf_init(&s->is, SSH_MAX_PACKET);
+	buf_init(&s->pending, QUEUE_MAX);
+	buf_init(&s->scratch, 2 * SSH_MAX_PACKET);
+	buf_init(&s->rxz, SSH_MAX_PACKET);
+	cipher_init(&s->rx.c, cipher_none(), NULL, NULL, false);
+	cipher_init(&s->tx.c, cipher_none(), NULL, NULL, true);
+	s->started = time(NULL);
+	buf_put(&s->cout, server_version, sizeof(server_version) - 1);
+	buf_put(&s->cout, "\r\n", 2);
+	return s;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	if (size < 4)
+		return 0;
+	uint8_t opt = data[0];
+	size_t chunk = (size_t)data[1] + 1;
+	size_t glen = (size_t)data[2] << 8 | data[3];
+	data += 4;
+	size -= 4;
+	if (glen > size)
+		glen = size;
+	const uint8_t *gdata = data;
+	const uint8_t *cdata = data + glen;
+	size_t clen = size - glen;
+	bool direct = opt & 1;
+
+	if (opt & 4)
+		put_token();
+	struct ssh_server_cfg cfg = {
+		.host_key = host_key,
+		.authkeys = (opt & 8) ? authkeys : NULL,
+		.token_file = (opt & 4) ? token_path : NULL,
+		.allow_none = opt & 2,
+		.open_guest = (opt & 16) ? open_guest_fail : open_guest_ok,
+		.pktlog = (opt & 64) ? null_file : NULL,
+		.peer_addr = "192.0.2.7",
+		.auth_notify_fd = -1,
+	};
+	struct sshs *s = new_sshs(&cfg);
+	if (direct) {
+		/* As after kex_on_newkeys() of a first exchange that chose "none". */
+		s->version_done = true;
+		snprintf(s->peer_version, sizeof(s->peer_version), "SSH-2.0-fuzz");
+		s->first_kex_done = true;
+		s->kex_count = 1;
+		s->kex_time = time(NULL);
+		for (int i = 0; i < 32; i++)
+			s->session_id[i] = (uint8_t)i;
+		s->have_session_id = true;
+		s->rx.zlib = s->tx.zlib = opt & 32;
+	} else {
+		kex_send_init(s);
+	}
+
+	size_t cpos = 0, gpos = 0;
+	while (!s->closing) {
+		bool progress = false;
+		if (cpos < clen) {
+			size_t k = clen - cpos < chunk ? clen - cpos : chunk;
+			buf_put(&s->cin, cdata + cpos, k);
+			cpos += k;
+			progress = true;
+		}
+		rx_packets(s);
+		if (!s->closing && s->authed && s->guest_open) {
+			if (gpos < glen) {
+				size_t k = glen - gpos < chunk ? glen - gpos : chunk;
+				buf_put(&s->gin, gdata + gpos, k);
+				gpos += k;
+				progress = true;
+			}
+			relay_from_guest(s);
+		}
+		/* The client and the guest read everything we queue. */
+		buf_reset(&s->cout);
+		buf_reset(&s->gout);
+		if (!progress)
+			break;
+	}
+	sshs_free(s);
+	free(s);
+	return 0;
+}
