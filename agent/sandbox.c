@@ -82,6 +82,8 @@ static void print_cond(FILE *f, const struct syscall_cond *c)
 {
 	if (c->cmp == SC_CMP_EQ)
 		fprintf(f, "arg%u == %#llx", c->arg, c->a);
+	else if (c->cmp == SC_CMP_GE)
+		fprintf(f, "arg%u >= %llu", c->arg, c->a);
 	else
 		fprintf(f, "(arg%u & %#llx) == %#llx", c->arg, c->a, c->b);
 }
@@ -175,9 +177,12 @@ static int add_rule(scmp_filter_ctx ctx, uint32_t action, const struct syscall_r
 	unsigned nc = 0;
 	for (unsigned i = 0; i < 2 && r->cond[i].cmp; i++) {
 		const struct syscall_cond *c = &r->cond[i];
-		cmp[nc++] = c->cmp == SC_CMP_EQ
-				    ? (struct scmp_arg_cmp){ c->arg, SCMP_CMP_EQ, c->a, 0 }
-				    : (struct scmp_arg_cmp){ c->arg, SCMP_CMP_MASKED_EQ, c->a, c->b };
+		if (c->cmp == SC_CMP_EQ)
+			cmp[nc++] = (struct scmp_arg_cmp){ c->arg, SCMP_CMP_EQ, c->a, 0 };
+		else if (c->cmp == SC_CMP_GE)
+			cmp[nc++] = (struct scmp_arg_cmp){ c->arg, SCMP_CMP_GE, c->a, 0 };
+		else
+			cmp[nc++] = (struct scmp_arg_cmp){ c->arg, SCMP_CMP_MASKED_EQ, c->a, c->b };
 	}
 	int e = seccomp_rule_add_array(ctx, action, nr, nc, cmp);
 	if (e == -EEXIST)

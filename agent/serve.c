@@ -82,23 +82,26 @@ static void agent_ended(struct conn *c)
 		ac->failed = true;
 }
 
-static void agent_greeted(struct conn *c)
+/*
+ * Test-only (WICKETD_TESTING=1 and WICKETD_TEST_FORBIDDEN_SYSCALL=1): once
+ * the greetings are exchanged, make a syscall outside the allowlist, so
+ * tests can watch the filter kill the worker.
+ */
+static void agent_test_forbidden(struct agent_conn *ac)
 {
-	struct agent_conn *ac = c->data;
-	if (ac->test_forbidden) {
-		/* Test-only: prove the filter kills (openat is not allowed). */
-		log_warn("test: calling a forbidden syscall (openat)");
-		long r = syscall(SYS_openat, AT_FDCWD, "/", O_RDONLY | O_CLOEXEC);
-		log_warn("test: openat returned %ld: no seccomp filter in place", r);
-		if (r >= 0)
-			close((int)r);
-	}
+	if (!ac->test_forbidden || !ac->c.greeted || buf_used(&ac->c.out))
+		return;
+	ac->test_forbidden = false;
+	log_warn("test: calling a forbidden syscall (openat)");
+	long r = syscall(SYS_openat, AT_FDCWD, "/", O_RDONLY | O_CLOEXEC);
+	log_warn("test: openat returned %ld: no seccomp filter in place", r);
+	if (r >= 0)
+		close((int)r);
 }
 
 static const struct conn_ops agent_conn_ops = {
 	.open = agent_open,
 	.global_request = agent_global_request,
-	.greeted = agent_greeted,
 	.ended = agent_ended,
 };
 
@@ -163,6 +166,21 @@ static int worker_isolate(const struct agent_cfg *cfg, const struct agent_user *
 	return sandbox_isolate(&o);
 }
 
+/* Close @fd, or point it at /dev/null if it is one of 0-2 (never reused). */
+static void release_stream_fd(int fd)
+{
+	if (fd > 2) {
+		close(fd);
+		return;
+	}
+	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (null >= 0) {
+		dup2(null, fd);
+		if (null != fd)
+			close(null);
+	}
+}
+
 /* The protocol worker: parse the stream, ask the monitor for the rest. */
 static int worker_main(int rfd, int wfd, const struct agent_cfg *cfg, const struct agent_user *u,
 		       int monfd, struct buf *carry, int carryfd)
@@ -179,6 +197,11 @@ static int worker_main(int rfd, int wfd, const struct agent_cfg *cfg, const stru
 	ac.test_forbidden = t && strcmp(t, "1") == 0 && tf && strcmp(tf, "1") == 0;
 
 	signal(SIGPIPE, SIG_IGN);
+	/* stdin and stdout, unless they are the stream, may be the agent's
+	 * terminal: the worker keeps only stderr, for logging. */
+	for (int fd = 0; fd <= 1; fd++)
+		if (fd != rfd && fd != wfd)
+			release_stream_fd(fd);
 	spawn_init(monfd);
 	ac.monw = (struct watch){ .fd = monfd, .ops = &agent_monitor_ops, .data = &ac };
 	loop_add(&l, &ac.monw);
@@ -243,6 +266,7 @@ static int worker_main(int rfd, int wfd, const struct agent_cfg *cfg, const stru
 			session_child_exited(&ac.sessions, pid, st);
 		session_tick(&ac.sessions);
 		conn_service(&ac.c);
+		agent_test_forbidden(&ac);
 	}
 	if (carry && carryfd >= 0) {
 		/* What a broken session could not parse may hold the next greeting. */
@@ -257,21 +281,6 @@ static int worker_main(int rfd, int wfd, const struct agent_cfg *cfg, const stru
 		}
 	}
 	return ac.failed ? 1 : 0;
-}
-
-/* The monitor must not keep the stream open once the worker is gone. */
-static void release_stream_fd(int fd)
-{
-	if (fd > 2) {
-		close(fd);
-		return;
-	}
-	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-	if (null >= 0) {
-		dup2(null, fd);
-		if (null != fd)
-			close(null);
-	}
 }
 
 int agent_serve(int rfd, int wfd, const struct agent_cfg *cfg, struct buf *carry)

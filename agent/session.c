@@ -572,10 +572,12 @@ unsigned session_count(const struct session_ctx *ctx)
 }
 
 /* Seccomp allowlist of this file: terminal settings on the pty pair the
- * monitor handed us (tcgetattr, tcsetattr, window size), non-blocking
- * mode and the master's duplicate. */
+ * monitor handed us (tcgetattr, tcsetattr, window size; never on fds 0-2,
+ * which may be the agent's own terminal), non-blocking mode and the
+ * master's duplicate. */
 SYSCALLS(session) = {
-	SC_EQ("ioctl", 1, TCGETS), SC_EQ("ioctl", 1, TCSETS), SC_EQ("ioctl", 1, TIOCSWINSZ),
+	SC_GE_EQ("ioctl", 0, 3, 1, TCGETS), SC_GE_EQ("ioctl", 0, 3, 1, TCSETS),
+	SC_GE_EQ("ioctl", 0, 3, 1, TIOCSWINSZ),
 	SC_EQ("fcntl", 1, F_GETFL), SC_EQ("fcntl", 1, F_SETFL), SC_EQ("fcntl", 1, F_DUPFD_CLOEXEC),
 	SC("close"), SC_END,
 };

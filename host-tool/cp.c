@@ -100,7 +100,8 @@ static void sig_ready(struct watch *w, short rev)
 static const struct watch_ops sig_ops = { sig_want, sig_ready };
 
 static const char cp_usage[] =
-	"usage: wicket cp [-r] [-p] [-q] [--resume] SRC... DST   (see 'wicket --help')";
+	"usage: wicket cp [-r] [-p] [-q] [--resume] [--requests N] [--buffer-size BYTES] SRC... DST\n"
+	"       (SRC or DST as TARGET:PATH; details in 'wicket --help')";
 
 int cmd_cp(int argc, char **argv, int i, struct globals *g)
 {
@@ -120,6 +121,10 @@ int cmd_cp(int argc, char **argv, int i, struct globals *g)
 		}
 		if (a[0] != '-' || !a[1])
 			break;
+		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+			printf("%s\n", cp_usage);
+			return 0;
+		}
 		if (strcmp(a, "--resume") == 0) {
 			cp.resume = true;
 		} else if (strcmp(a, "--recursive") == 0) {

@@ -271,7 +271,6 @@ struct sftp_req *sftp_req_new(struct sftp *s, uint8_t op, req_done_fn done, void
 	return q;
 }
 
-/* Start a request packet in obuf: length (patched by sftp_req_end), type, id. */
 static void drop_done(struct sftp *s, const struct sftp_req *q, const struct reply *r)
 {
 	(void)s;
@@ -291,6 +290,7 @@ void sftp_req_abandon(struct sftp *s, void *arg)
 	}
 }
 
+/* Start a request packet in obuf: length (patched by sftp_req_end), type, id. */
 size_t sftp_req_begin(struct sftp *s, struct sftp_req *q)
 {
 	size_t st = buf_used(&s->obuf);
@@ -301,7 +301,6 @@ size_t sftp_req_begin(struct sftp *s, struct sftp_req *q)
 	return st;
 }
 
-/* @extra: bytes of the packet that follow outside obuf (WRITE data). */
 void sftp_req_end(struct sftp *s, struct sftp_req *q, size_t st, size_t extra)
 {
 	if (s->obuf.err) {

@@ -2,8 +2,9 @@
 /*
  * An SFTP v3 client over one "subsystem sftp" session channel: request ids,
  * pipelined requests with completion callbacks, strict parsing of every
- * reply (the server is untrusted), blocking helpers for the metadata
- * operations a copy needs, and pipelined whole-file transfers.
+ * reply (the server is untrusted) in sftp_client.c; blocking helpers for the
+ * metadata operations a copy needs in sftp_calls.c; pipelined whole-file
+ * transfers in sftp_xfer.c.
  *
  * Return convention of the blocking calls: SFTP_OK, a positive SSH_FX_*
  * status from the server (sftp_error() has its text), or one of the

@@ -835,6 +835,9 @@ static void conn_process(struct conn *c)
 	while (!c->dead && !c->ended) {
 		struct sv pkt;
 		uint32_t len = 0;
+		/* Kept so a packet that breaks the session stays in the buffer: on a
+		 * serial line it may hold the next host's greeting (see agent/port.c). */
+		size_t off = c->in.off, end = c->in.len;
 		int r = wire_next_packet(&c->in, &pkt, &len);
 		if (r == 0)
 			break;
@@ -849,6 +852,10 @@ static void conn_process(struct conn *c)
 		}
 		conn_handle_packet(c, pkt);
 		c->rx_seq++;
+		if (c->dead && !c->ended) {
+			c->in.off = off;
+			c->in.len = end;
+		}
 	}
 }
 

@@ -17,6 +17,7 @@ enum syscall_cmp {
 	SC_CMP_NONE = 0,
 	SC_CMP_EQ,	/* arg == a */
 	SC_CMP_MASKED,	/* (arg & a) == b */
+	SC_CMP_GE,	/* arg >= a (unsigned) */
 };
 
 struct syscall_cond {
@@ -40,6 +41,10 @@ struct syscall_rule {
 #define SC_EQ_MASKED(n, i, v, j, m, w)                                                   \
 	{ .name = (n), .cond = { { SC_CMP_EQ, (i), (unsigned long long)(v), 0 },           \
 				 { SC_CMP_MASKED, (j), (unsigned long long)(m), (unsigned long long)(w) } } }
+/* (argument @i >= @v) and (argument @j == @w): e.g. ioctl on no stdio fd. */
+#define SC_GE_EQ(n, i, v, j, w)                                                          \
+	{ .name = (n), .cond = { { SC_CMP_GE, (i), (unsigned long long)(v), 0 },           \
+				 { SC_CMP_EQ, (j), (unsigned long long)(w), 0 } } }
 #define SC_END { .name = 0 }
 
 /* Declare the list of one source file: SYSCALLS(loop) = { ... }; */

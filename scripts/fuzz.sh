@@ -36,8 +36,10 @@ B=build-fuzz
 if [ ! -f $B/build.ninja ]; then
 	# werror off: clang's warnings differ from gcc's, and only the fuzz
 	# executables are built here.
-	CC=clang meson setup $B -Dfuzzing=true -Dwerror=false -Dbuildtype=debugoptimized >$B.setup.log 2>&1 ||
-		{ cat $B.setup.log; echo "fuzz.sh: meson setup failed" >&2; exit 2; }
+	log=$(mktemp)
+	CC=clang meson setup $B -Dfuzzing=true -Dwerror=false -Dbuildtype=debugoptimized >"$log" 2>&1 ||
+		{ cat "$log"; rm -f "$log"; echo "fuzz.sh: meson setup failed" >&2; exit 2; }
+	rm -f "$log"
 fi
 exes=()
 for t in "${targets[@]}"; do

@@ -398,6 +398,24 @@ def _():
     expect_eq(r.rc, 255, "unreachable target\n" + r.describe())
 
 
+def start_bg(argv, d):
+    """Popen in its own session, stderr to a file (the relay, a grandchild,
+    may hold a pipe open long after wicket is gone); killed at cleanup."""
+    errpath = os.path.join(d, "stderr.txt")
+    with open(errpath, "wb") as ef:
+        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=ef, start_new_session=True)
+
+    def kill_group():
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    tap.at_cleanup(kill_group)
+    p.err = lambda: open(errpath, "rb").read()
+    return p
+
+
 def slow_upload(d, big_name, rate=4 << 20):
     """Start an upload through a throttled relay; returns (Popen, remote dir)."""
     t = need_agent()
@@ -408,14 +426,11 @@ def slow_upload(d, big_name, rate=4 << 20):
     os.makedirs(rdir)
     relay = "%s %s --relay %s %d" % (sys.executable, os.path.abspath(__file__),
                                       t[len("unix/"):], rate)
-    p = subprocess.Popen(wicket("--proxy-command", relay, "cp", src, "x:" + rdir),
-                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, start_new_session=True)
-    tap.at_cleanup(lambda: os.killpg(p.pid, signal.SIGKILL) if p.poll() is None else None)
+    p = start_bg(wicket("--proxy-command", relay, "cp", src, "x:" + rdir), d)
 
     def temp_seen():
         if p.poll() is not None:
-            raise Failure("wicket ended early: %s %r" % (p.returncode, p.stderr.read()))
+            raise Failure("wicket ended early: %s %r" % (p.returncode, p.err()))
         return glob.glob(os.path.join(rdir, "." + big_name + ".wicket-*"))
     wait_until(temp_seen, timeout=30, what="the temporary upload file")
     time.sleep(0.5)
@@ -433,10 +448,7 @@ def _():
     os.makedirs(local)
     relay = "%s %s --relay %s %d %d" % (sys.executable, os.path.abspath(__file__),
                                          t[len("unix/"):], 1 << 30, 4 << 20)
-    p = subprocess.Popen(wicket("--proxy-command", relay, "cp", "x:" + src, local),
-                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, start_new_session=True)
-    tap.at_cleanup(lambda: os.killpg(p.pid, signal.SIGKILL) if p.poll() is None else None)
+    p = start_bg(wicket("--proxy-command", relay, "cp", "x:" + src, local), d)
     wait_until(lambda: glob.glob(os.path.join(local, ".huge.wicket-*")), timeout=30,
                what="the temporary download file")
     time.sleep(0.5)
@@ -445,7 +457,7 @@ def _():
         p.wait(timeout=15)
     except subprocess.TimeoutExpired:
         raise Failure("wicket did not exit within 15 s of SIGINT")
-    expect_eq(p.returncode, -signal.SIGINT, "wait status (stderr %r)" % p.stderr.read())
+    expect_eq(p.returncode, -signal.SIGINT, "wait status (stderr %r)" % p.err())
     expect_eq(os.listdir(local), [], "local directory after SIGINT")
 
 
@@ -472,7 +484,7 @@ def _():
         p.wait(timeout=15)
     except subprocess.TimeoutExpired:
         raise Failure("wicket did not exit within 15 s of SIGTERM")
-    expect_eq(p.returncode, -signal.SIGTERM, "wait status")
+    expect_eq(p.returncode, -signal.SIGTERM, "wait status (stderr %r)" % p.err())
     time.sleep(0.5)
     expect_eq(os.listdir(rdir), [], "remote directory after SIGTERM")
 
