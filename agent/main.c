@@ -434,9 +434,6 @@ int main(int argc, char **argv)
 		if (pw->pw_uid == geteuid() && geteuid() != 0)
 			cfg.user = NULL; /* already that user: nothing to switch */
 	}
-	if (!cfg.no_sandbox && !sandbox_available())
-		log_warn("built without libseccomp: the protocol worker runs without a syscall "
-			 "filter (NO_NEW_PRIVS and rlimits only)");
 
 	struct listener ls[MAX_LISTEN];
 	int nls = 0;
@@ -471,5 +468,8 @@ int main(int argc, char **argv)
 		log_info("listening on %s", listen[i]);
 		nls++;
 	}
+	if (!cfg.no_sandbox && !sandbox_available())
+		log_warn("built without libseccomp: protocol workers run without a syscall "
+			 "filter (NO_NEW_PRIVS and rlimits only)");
 	return serve_all(ls, nls, &cfg);
 }

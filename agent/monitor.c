@@ -451,8 +451,10 @@ static bool req_spawn(struct mon *m, const struct mon_msg *h, int *fds, int nfds
 	const struct agent_cfg *cfg = m->cfg;
 	int64_t kind = h->v[0], argc = h->v[1], envc = h->v[2], len = h->v[3];
 	if (nfds > 1 || len <= 0 || len > (int64_t)MON_SPAWN_MAX || argc < 1 ||
-	    argc > MON_MAX_ARGS || envc < 0 || envc > MON_MAX_ENV)
+	    argc > MON_MAX_ARGS || envc < 0 || envc > MON_MAX_ENV) {
+		close_pairs(fds, (size_t)nfds);
 		return false;
+	}
 	char *blob = malloc((size_t)len);
 	uint8_t *buf = malloc(MON_DGRAM_MAX);
 	bool ok = blob && buf;
@@ -478,6 +480,7 @@ static bool req_spawn(struct mon *m, const struct mon_msg *h, int *fds, int nfds
 	free(buf);
 	if (!ok) {
 		free(blob);
+		close_pairs(fds, (size_t)nfds);
 		return false;
 	}
 
@@ -487,6 +490,7 @@ static bool req_spawn(struct mon *m, const struct mon_msg *h, int *fds, int nfds
 		free(a.argv);
 		free(a.envp);
 		free(blob);
+		close_pairs(fds, (size_t)nfds);
 		return false;
 	}
 	/* Policy again, on this side: a subverted worker gets no more than a peer. */
@@ -850,6 +854,7 @@ int monitor_run(int sock, pid_t worker, const struct agent_cfg *cfg, const struc
 			m.sock_gone = true;
 		}
 	}
+	m.sock_gone = true; /* nothing more to tell the worker */
 	while (m.qhead) {
 		struct qmsg *q = m.qhead;
 		m.qhead = q->next;

@@ -20,6 +20,8 @@
 #define CONN_OUT_MAX (64u * 1024u * 1024u)
 /* Largest data payload in one read-into-packet. */
 #define CHAN_READ_MAX (256u * 1024u)
+/* Largest data payload in any packet we send. */
+#define CHAN_DATA_MAX (WIRE_MAX_PACKET - 32u)
 
 static void conn_finish(struct conn *c);
 
@@ -285,6 +287,10 @@ size_t chan_send_room(const struct chan *ch)
 	size_t room = ch->rwin;
 	if (room > ch->rmaxpkt)
 		room = ch->rmaxpkt;
+	/* Whatever the peer advertises, no packet of ours exceeds the limit we
+	 * hold peers to (header: at most 17 bytes). */
+	if (room > CHAN_DATA_MAX)
+		room = CHAN_DATA_MAX;
 	return room;
 }
 

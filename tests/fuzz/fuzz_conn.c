@@ -7,7 +7,9 @@
  * acceptor: it confirms "session" channels, answers exec/shell/pty-req/
  * env/signal/window-change/subsystem/exec-argv@wicket requests, echoes data
  * back, finishes a "command" with exit-status + EOF + CLOSE, defers
- * "direct-tcpip" opens (confirmed or refused a round later) and opens a
+ * "direct-tcpip" opens (confirmed or refused a round later), sends the
+ * 300 KiB output of an exec of "big" from an fd with chan_send_from_fd()
+ * (the agent's path for a child's output), and opens a
  * "forwarded-tcpip" channel of its own after a tcpip-forward request, so
  * both directions of CHANNEL_OPEN are exercised.  Nothing is spawned.
  *
@@ -24,8 +26,9 @@
  *   rest       the byte stream from the "client"
  *
  * Oracle, besides the sanitizers: everything the conn writes back must be
- * its greeting line followed by well-formed packets (length 1..256 KiB,
- * message allowed on a bare stream) — checked as it is drained.
+ * its greeting line followed by well-formed packets (length 1..256 KiB, as
+ * wire_next_packet() accepts them; message allowed on a bare stream) —
+ * checked as it is drained.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -35,6 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -57,14 +61,20 @@ struct fch {
 	bool session, started, consume;
 	struct fch *next_deferred;
 	uint32_t deferred_arg;
+	int fd;			/* "big" command output, sent with chan_send_from_fd */
+	struct fch *next_src;
 };
 
 struct fsrv {
 	struct conn c;
 	bool consume;
 	struct fch *deferred; /* opens answered at the next round */
+	struct fch *sources;  /* channels with fd >= 0 */
 	int own_opens;
 };
+
+/* Output of the "big" command: more than one maximum-size packet. */
+#define BIG_OUTPUT (300u * 1024u)
 
 static void f_opened(struct chan *ch)
 {
@@ -107,10 +117,25 @@ static void send_exit(struct chan *ch, uint32_t status)
 static void f_eof(struct chan *ch)
 {
 	struct fch *f = ch->data;
+	if (f->fd >= 0)
+		return; /* "big" still writing: it exits when its output is sent */
 	if (f->session && f->started)
 		send_exit(ch, 0);
 	else
 		chan_send_eof(ch);
+}
+
+static void drop_source(struct fsrv *srv, struct fch *f)
+{
+	for (struct fch **pp = &srv->sources; *pp; pp = &(*pp)->next_src) {
+		if (*pp == f) {
+			*pp = f->next_src;
+			break;
+		}
+	}
+	if (f->fd >= 0)
+		close(f->fd);
+	f->fd = -1;
 }
 
 static void f_closed(struct chan *ch)
@@ -125,6 +150,7 @@ static void f_closed(struct chan *ch)
 			break;
 		}
 	}
+	drop_source(srv, f);
 	free(f);
 	ch->data = NULL;
 }
@@ -189,6 +215,17 @@ static bool f_request(struct chan *ch, struct sv type, bool want_reply, struct r
 	if (subsys && !sv_eq(cmd, "sftp"))
 		return false;
 	f->started = true;
+	if (exec && sv_eq(cmd, "big")) {
+		/* Like a child writing a lot: read straight from its fd into
+		 * packets (the agent's path for session output). */
+		struct fsrv *srv = ch->c->data;
+		f->fd = memfd_create("fuzz-big", MFD_CLOEXEC);
+		if (f->fd < 0 || ftruncate(f->fd, BIG_OUTPUT) < 0)
+			abort();
+		f->next_src = srv->sources;
+		srv->sources = f;
+		return true;
+	}
 	static const char out[] = "fuzz session output\n";
 	chan_send(ch, 0, out, sizeof(out) - 1);
 	chan_send(ch, SSH_EXTENDED_DATA_STDERR, out, 5);
@@ -240,6 +277,7 @@ static uint32_t f_open(struct conn *c, struct chan *ch, struct sv type, struct r
 	f->ch = ch;
 	f->session = session;
 	f->consume = srv->consume;
+	f->fd = -1;
 	ch->ops = &fops;
 	ch->data = f;
 	if (direct) {
@@ -270,6 +308,7 @@ static bool f_global(struct conn *c, struct sv name, bool want_reply, struct rd 
 		if (srv->own_opens < 4) {
 			struct fch *f = calloc(1, sizeof(*f));
 			if (f) {
+				f->fd = -1;
 				struct buf b;
 				buf_init(&b, 256);
 				buf_cstr(&b, "127.0.0.1");
@@ -323,6 +362,26 @@ static void answer_deferred(struct fsrv *srv)
 			free(f);
 			chan_open_reject(ch, OPEN_CONNECT_FAILED, "connection refused");
 		}
+	}
+}
+
+/* Send what the "big" commands have, as far as windows allow. */
+static void pump_sources(struct fsrv *srv)
+{
+	struct fch *f = srv->sources;
+	while (f) {
+		struct fch *next = f->next_src;
+		ssize_t r;
+		do
+			r = chan_send_from_fd(f->ch, 0, f->fd);
+		while (r > 0);
+		if (r == 0) {
+			drop_source(srv, f);
+			send_exit(f->ch, 0);
+		} else if (r != -EAGAIN) {
+			drop_source(srv, f);
+		}
+		f = next;
 	}
 }
 
@@ -449,6 +508,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		loop_once(&l, 0);
 		answer_deferred(srv);
+		if (!srv->c.ended)
+			pump_sources(srv);
 		conn_service(&srv->c);
 		drain(sp[1], &o);
 	}

@@ -155,6 +155,8 @@ def gen_conn():
               + chan_open("direct-tcpip", 5, extra=s("localhost") + u32(23) + s("1.2.3.4") + u32(5))
               + chan_open("x11", 6) + data(0, b"early") + data(0, b"hello") + eof(0) + close(0))
     write("conn", "direct-tcpip", conn_hdr(8, 0, 2) + direct)
+    big = GREETING + chan_open("session", 0) + chan_req(0, "exec", 1, s("big"))
+    write("conn", "exec-big", conn_hdr(256, 0, 4) + big + pkt(bytes([93]) + u32(0) + u32(0x100000)) + eof(0))
     # Hostile ones.
     write("conn", "garbage-before-greeting", conn_hdr(256) + b"\x00stale\xffbytes SSHCONN" + exec_true)
     write("conn", "long-greeting", conn_hdr(256) + GREETING[:-2] + b"v" * 300 + b"\r\n")

@@ -3,9 +3,10 @@
  * Replay driver for the fuzz targets when they are built without libFuzzer
  * (plain gcc, `meson test`): every file named on the command line, or found
  * in a directory named there (sorted, not recursive), goes once through
- * LLVMFuzzerTestOneInput.  Output is TAP, one "ok N - file" per input.  A
- * crash, an abort from a sanitizer or an assertion in the target kills the
- * process, which the TAP harness reports as a failure of that input.
+ * LLVMFuzzerTestOneInput.  Output is TAP, one "ok N - file" per input.
+ * Each input runs in a child process (forked after LLVMFuzzerInitialize),
+ * so a crash, a sanitizer report or a leak is "not ok" for that input and
+ * the rest of the corpus still runs.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -15,10 +16,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 /* Optional in a target, as in libFuzzer. */
 extern int LLVMFuzzerInitialize(int *argc, char ***argv) __attribute__((weak));
+/* Present in ASan/LSan builds: a child ends with _exit(), so ask for the
+ * leak check that exit() would have done. */
+extern int __lsan_do_recoverable_leak_check(void) __attribute__((weak));
 
 static int ntests;
 static int nfail;
@@ -65,9 +71,31 @@ static void run_file(const char *path, const char *label)
 		memcpy(exact, p, n);
 	free(p);
 	fflush(stdout);
-	LLVMFuzzerTestOneInput(exact, n);
+	fflush(stderr);
+	pid_t pid = fork();
+	if (pid == 0) {
+		LLVMFuzzerTestOneInput(exact, n);
+		free(exact);
+		int leaked = __lsan_do_recoverable_leak_check ? __lsan_do_recoverable_leak_check() : 0;
+		fflush(stdout);
+		_exit(leaked ? 1 : 0); /* no atexit handlers: they belong to the parent */
+	}
 	free(exact);
-	printf("ok %d - %s (%zu bytes)\n", ++ntests, label, n);
+	int st = 0;
+	if (pid < 0 || waitpid(pid, &st, 0) < 0) {
+		printf("not ok %d - %s # cannot fork: %s\n", ++ntests, label, strerror(errno));
+		nfail++;
+	} else if (WIFEXITED(st) && WEXITSTATUS(st) == 0) {
+		printf("ok %d - %s (%zu bytes)\n", ++ntests, label, n);
+	} else {
+		nfail++;
+		if (WIFSIGNALED(st))
+			printf("not ok %d - %s (%zu bytes) # killed by signal %d\n", ++ntests, label, n,
+			       WTERMSIG(st));
+		else
+			printf("not ok %d - %s (%zu bytes) # exit status %d\n", ++ntests, label, n,
+			       WEXITSTATUS(st));
+	}
 	fflush(stdout);
 }
 

@@ -173,10 +173,14 @@ def length_case(n, kind):
     c.handshake()
     if n > MAX:
         c.send(u32(n) + b"\x02" * 64)
-        return outcome(c, probe=False), None
+        res = outcome(c, probe=False)
+        c.close()
+        return res, None
     if n == 0:
         c.send(u32(0))
-        return outcome(c, probe=False), None
+        res = outcome(c, probe=False)
+        c.close()
+        return res, None
     if kind == "ignore":
         body = bytes([MSG_IGNORE]) + (sshstr(b"i" * (n - 5)) if n >= 5 else b"\0" * (n - 1))
     else:
@@ -188,8 +192,10 @@ def length_case(n, kind):
         w = proclib.new_worker(S["agent"].pid, before, timeout=2)
     except Failure:
         pass
+    res = outcome(c)
     hwm = proclib.vm_hwm_kib(w) if w else 0
-    return outcome(c), hwm
+    c.close()
+    return res, hwm
 
 
 for _n, _want in LENGTHS:
@@ -206,8 +212,8 @@ for _n, _want in LENGTHS:
                       + (" worker peak %d KiB" % hwm if hwm else ""))
                 expect(judge("length %d/%s" % (n, kind), res, want=w),
                        "length %d (%s): %s" % (n, kind, res))
-                expect(not hwm or hwm < 16 * 1024, "worker peak RSS %d KiB" % hwm)
-        _make()
+                expect(not hwm or hwm < 16 * 1024, "worker peak RSS %s KiB" % hwm)
+    _make()
 
 
 @tap.check("after the length cases: the witness and new connections work, nothing left")
@@ -241,16 +247,20 @@ def number_case(state, n, shaped):
         c.handshake()
         # Bytes before the greeting are garbage to discard: must be fully usable.
         res = outcome(c)
-        if res[0] != "polite":
-            return res
-        out, err, status = c.exec_collect("echo pre")
-        return res if (out, status) == (b"pre\n", 0) else ("broken", "session failed")
+        if res[0] == "polite":
+            out, err, status = c.exec_collect("echo pre")
+            if (out, status) != (b"pre\n", 0):
+                res = ("broken", "session failed")
+        c.close()
+        return res
     c.handshake()
     if state != "fresh":
         chan = open_channel(c, run_cmd=state in ("running", "after-eof"), eof=state == "after-eof")
     body = bytes([n]) + (u32(chan) + u32(0) * 3 if shaped else b"")
     c.send(pkt(body))
-    return outcome(c)
+    res = outcome(c)
+    c.close()
+    return res
 
 
 for _state in STATES:
@@ -270,7 +280,7 @@ for _state in STATES:
             print("# %s: %s" % (state, ", ".join("%d %s" % (v, k) for k, v in sorted(kinds.items()))))
             expect(not bad, "misbehaving: %s" % bad[:10])
             settle()
-        _make()
+    _make()
 
 
 @tap.check("after the message-number cases: the witness and new connections work")
@@ -337,6 +347,7 @@ def _():
     bad = []
     for k in range(len(cap) + 1):
         c = RawConn(S["agent"].path, timeout=15)
+        c.read_greeting()
         c.send(cap[:k])
         try:
             c.s.shutdown(socket.SHUT_WR)
@@ -368,6 +379,7 @@ def _():
     ours, theirs = c.open_session()  # we gave the agent a 1 MiB window
     c.send_packet(bytes([MSG_CHANNEL_WINDOW_ADJUST]) + u32(theirs) + u32(0xFFFFFFFF))
     res = outcome(c)
+    c.close()
     expect(judge("window overflow", res, want=("disconnect", ["overflow"])), "%s" % (res,))
 
 
@@ -381,6 +393,7 @@ def _():
     theirs = Reader(p[5:]).u32()
     c.send_packet(bytes([MSG_CHANNEL_WINDOW_ADJUST]) + u32(theirs) + u32(0xFFFFFFFF))
     res = outcome(c)
+    c.close()
     expect(judge("window exactly max", res, want=("polite",)), "%s" % (res,))
 
 
@@ -391,6 +404,7 @@ def _():
         c.handshake()
         c.send_packet(channel_data(chan, b"hello"))
         res = outcome(c)
+        c.close()
         expect(judge("data on %d" % chan, res, want=("disconnect", ["not open"])),
                "channel %d: %s" % (chan, res))
 
@@ -404,6 +418,7 @@ def _():
         c.send_packet(bytes([MSG_CHANNEL_CLOSE]) + u32(theirs))
         c.send_packet(second(theirs, b"late"))
         res = outcome(c)
+        c.close()
         expect(judge("after close", res, want=("disconnect",)), "%s" % (res,))
 
 

@@ -496,6 +496,47 @@ def _():
     tap._diag("%.0f KB/s both ways" % (len(data) / r.elapsed / 1e3))
 
 
+def serial_truncated_then_exec(vm, t, tail, what):
+    """A host that greets, then sends `tail` (an incomplete packet, as when a
+    host's last bytes are lost) and hangs up after QEMU delivered it; the
+    next host's greeting must still get it a session."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(30)
+    s.connect(vm.serial_sock)
+    try:
+        s.sendall(GREETING_PREFIX + b"truncated_0\r\n")
+        got = b""
+        while b"\n" not in got:
+            d = s.recv(4096)
+            if not d:
+                raise Failure("EOF before the agent's greeting over serial")
+            got += d
+        s.sendall(tail)
+        time.sleep(2)  # let QEMU feed it to the UART before the hang-up
+    except socket.timeout:
+        raise Failure("no greeting from the serial agent in 30 s (got %s)\n%s"
+                      % (show(got), serial_log(vm)))
+    finally:
+        s.close()
+    r = sx(vm, t, "echo", "next", timeout=30)
+    expect_eq((r.rc, r.out), (0, b"next\n"), "the session after %s\n%s\n%s"
+              % (what, r.describe(), serial_log(vm)))
+
+
+@tap.check("serial: a host's last packet cut inside its length field; the next host gets in")
+def _():
+    vm, t = need_serial()
+    serial_truncated_then_exec(vm, t, b"\x00\x00\x00", "3 bytes of a length field")
+
+
+@tap.check("serial: a host's last packet cut inside its payload; the next host gets in")
+def _():
+    vm, t = need_serial()
+    # DISCONNECT announcing 33 bytes, only 9 of them sent.
+    serial_truncated_then_exec(vm, t, b"\x00\x00\x00\x21\x01\x00\x00\x00\x0b\x00\x00\x00\x10",
+                               "a packet cut after 9 of its 33 bytes")
+
+
 @tap.check("serial: host killed mid-session; the next host's greeting recovers the port")
 def _():
     vm, t = need_serial()
