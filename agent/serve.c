@@ -28,6 +28,11 @@
 #include "session.h"
 #include "spawn.h"
 #include "syscalls.h"
+#include "wire.h"
+
+/* A half-received packet with no new byte for this long on a port means
+ * its sender is gone (the stall check only runs once greeted). */
+#define AGENT_PORT_STALL_MS 2000
 
 /* Seccomp allowlist of this file: the handshake clock, the carry pipe. */
 SYSCALLS(serve) = { SC("clock_gettime"), SC("write"), SC("close"), SC_END };
@@ -233,8 +238,28 @@ static int worker_main(int rfd, int wfd, const struct agent_cfg *cfg, const stru
 	 * outlives hosts the clock starts with the host's first byte.
 	 */
 	int64_t deadline = 0, limit = (int64_t)cfg->handshake_timeout * 1000;
+	/* Ports: a packet left half-sent by a dead host must not wait forever
+	 * for bytes that are really the next host's greeting. */
+	uint64_t seen_rx = 0;
+	int64_t stall_at = 0;
 	while (!ac.c.ended) {
 		int timeout = -1;
+		if (carry && conn_partial_input(&ac.c) && !ac.c.dead) {
+			if (ac.c.rx_bytes != seen_rx || !stall_at) {
+				seen_rx = ac.c.rx_bytes;
+				stall_at = mono_ms() + AGENT_PORT_STALL_MS;
+			}
+			int64_t left = stall_at - mono_ms();
+			if (left <= 0) {
+				conn_fail(&ac.c, DISC_PROTOCOL_ERROR,
+					  "incomplete packet stalled; resynchronising on the next greeting");
+				stall_at = 0;
+			} else {
+				timeout = (int)left;
+			}
+		} else {
+			stall_at = 0;
+		}
 		if (limit && !ac.c.greeted && !ac.c.dead) {
 			if (!deadline && (!carry || ac.c.rx_bytes))
 				deadline = mono_ms() + limit;
@@ -269,9 +294,11 @@ static int worker_main(int rfd, int wfd, const struct agent_cfg *cfg, const stru
 		agent_test_forbidden(&ac);
 	}
 	if (carry && carryfd >= 0) {
-		/* What a broken session could not parse may hold the next greeting. */
-		const uint8_t *p = buf_data(&ac.c.in);
-		size_t n = buf_used(&ac.c.in);
+		/* What a broken session parsed last or could not parse may hold
+		 * the next greeting. */
+		static uint8_t tail[WIRE_MAX_PACKET + 512];
+		size_t n = conn_resync_tail(&ac.c, tail, sizeof(tail));
+		const uint8_t *p = tail;
 		while (n) {
 			ssize_t w = write(carryfd, p, n);
 			if (w <= 0)

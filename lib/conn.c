@@ -820,6 +820,35 @@ static void conn_handle_packet(struct conn *c, struct sv pkt)
 	}
 }
 
+/* Keep the last sizeof(hist) bytes of parsed packets (ports only). */
+static void conn_remember(struct conn *c, const uint8_t *p, size_t n)
+{
+	const size_t cap = sizeof(c->hist);
+	if (n >= cap) {
+		memcpy(c->hist, p + n - cap, cap);
+		c->hist_n = cap;
+		return;
+	}
+	if (c->hist_n + n > cap) {
+		size_t drop = c->hist_n + n - cap;
+		memmove(c->hist, c->hist + drop, c->hist_n - drop);
+		c->hist_n -= drop;
+	}
+	memcpy(c->hist + c->hist_n, p, n);
+	c->hist_n += n;
+}
+
+size_t conn_resync_tail(const struct conn *c, uint8_t *out, size_t max)
+{
+	size_t h = c->hist_n < max ? c->hist_n : max;
+	memcpy(out, c->hist + c->hist_n - h, h);
+	size_t u = buf_used(&c->in);
+	if (u > max - h)
+		u = max - h;
+	memcpy(out + h, buf_data(&c->in), u);
+	return h + u;
+}
+
 /* Parse everything complete in the input buffer. */
 static void conn_process(struct conn *c)
 {
@@ -856,6 +885,8 @@ static void conn_process(struct conn *c)
 			conn_fail(c, DISC_PROTOCOL_ERROR, "zero-length packet");
 			return;
 		}
+		if (c->cfg.greet_after_peer)
+			conn_remember(c, c->in.p + off, 4 + (size_t)len);
 		conn_handle_packet(c, pkt);
 		c->rx_seq++;
 		if (c->dead && !c->ended) {

@@ -114,6 +114,13 @@ struct conn {
 	bool want_finish; /* end at the next conn_service() */
 	uint32_t rx_seq;
 	uint64_t rx_bytes; /* bytes received, greeting and garbage included */
+	/*
+	 * greet_after_peer (ports): the last bytes of parsed packets.  When a
+	 * dead host's half-sent packet swallowed the start of the next host's
+	 * greeting, the greeting is in here (see conn_resync_tail()).
+	 */
+	uint8_t hist[256];
+	size_t hist_n;
 	char peer_version[256];
 	struct chan **ch;
 	uint32_t nch;	/* table size */
@@ -126,6 +133,14 @@ struct conn {
 /* Initialise on (rfd, wfd), queue our greeting and add the watches. */
 int conn_init(struct conn *c, struct loop *l, int rfd, int wfd, const struct conn_cfg *cfg,
 	      const struct conn_ops *ops, void *data);
+/*
+ * Bytes to rescan for the next host's greeting once a port session broke:
+ * the recently parsed packet bytes, then whatever is still unparsed.
+ * Writes at most @max bytes to @out and returns the count.
+ */
+size_t conn_resync_tail(const struct conn *c, uint8_t *out, size_t max);
+/* True when a packet has started arriving but is not complete. */
+static inline bool conn_partial_input(const struct conn *c) { return c->greeted && buf_used(&c->in); }
 /* Process bytes read elsewhere as if they had come from the stream. */
 void conn_feed(struct conn *c, const void *p, size_t n);
 /* Release memory; closes nothing (fds belong to the caller). */

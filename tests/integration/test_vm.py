@@ -21,6 +21,7 @@ import hashlib
 import os
 import random
 import re
+import select
 import shlex
 import shutil
 import signal
@@ -73,7 +74,8 @@ def serial_log(vm):
     """The serial agent's log, fetched over virtio-serial (for diagnostics)."""
     try:
         r = wx(vm.target, "cat", "/tmp/wicketd-serial.log", timeout=30)
-        return "guest /tmp/wicketd-serial.log:\n" + r.out.decode("utf-8", "replace")[-1500:]
+        lines = r.out.decode("utf-8", "replace").splitlines()
+        return "guest /tmp/wicketd-serial.log (last lines):\n" + "\n".join(lines[-6:])
     except Failure as e:
         return "(could not read the serial agent's log: %s)" % e
 
@@ -309,7 +311,8 @@ def flood_and_kill(target, marker, what):
         got = 0
         deadline = time.monotonic() + 60
         while got < (1 << 20):
-            if time.monotonic() > deadline:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([p.stdout], [], [], left)[0]:
                 raise Failure("%s: only %d bytes of output in 60 s" % (what, got))
             d = os.read(p.stdout.fileno(), 65536)
             if not d:
@@ -496,47 +499,6 @@ def _():
     tap._diag("%.0f KB/s both ways" % (len(data) / r.elapsed / 1e3))
 
 
-def serial_truncated_then_exec(vm, t, tail, what):
-    """A host that greets, then sends `tail` (an incomplete packet, as when a
-    host's last bytes are lost) and hangs up after QEMU delivered it; the
-    next host's greeting must still get it a session."""
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(30)
-    s.connect(vm.serial_sock)
-    try:
-        s.sendall(GREETING_PREFIX + b"truncated_0\r\n")
-        got = b""
-        while b"\n" not in got:
-            d = s.recv(4096)
-            if not d:
-                raise Failure("EOF before the agent's greeting over serial")
-            got += d
-        s.sendall(tail)
-        time.sleep(2)  # let QEMU feed it to the UART before the hang-up
-    except socket.timeout:
-        raise Failure("no greeting from the serial agent in 30 s (got %s)\n%s"
-                      % (show(got), serial_log(vm)))
-    finally:
-        s.close()
-    r = sx(vm, t, "echo", "next", timeout=30)
-    expect_eq((r.rc, r.out), (0, b"next\n"), "the session after %s\n%s\n%s"
-              % (what, r.describe(), serial_log(vm)))
-
-
-@tap.check("serial: a host's last packet cut inside its length field; the next host gets in")
-def _():
-    vm, t = need_serial()
-    serial_truncated_then_exec(vm, t, b"\x00\x00\x00", "3 bytes of a length field")
-
-
-@tap.check("serial: a host's last packet cut inside its payload; the next host gets in")
-def _():
-    vm, t = need_serial()
-    # DISCONNECT announcing 33 bytes, only 9 of them sent.
-    serial_truncated_then_exec(vm, t, b"\x00\x00\x00\x21\x01\x00\x00\x00\x0b\x00\x00\x00\x10",
-                               "a packet cut after 9 of its 33 bytes")
-
-
 @tap.check("serial: host killed mid-session; the next host's greeting recovers the port")
 def _():
     vm, t = need_serial()
@@ -574,6 +536,73 @@ def _():
     tap._diag("next session answered %.1f s after the kill" % (time.monotonic() - t0))
 
 
+# Last on the serial line: when these fail, the agent may stay wedged.
+
+
+def serial_truncated_then_exec(vm, t, tail, what):
+    """A host that greets, then sends `tail` (an incomplete packet, as when a
+    host's last bytes are lost) and hangs up after QEMU delivered it; the
+    next host's greeting must still get it a session."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(30)
+    s.connect(vm.serial_sock)
+    got = b""
+    try:
+        s.sendall(GREETING_PREFIX + b"truncated_0\r\n")
+        while b"\n" not in got:
+            d = s.recv(4096)
+            if not d:
+                raise Failure("EOF before the agent's greeting over serial")
+            got += d
+        s.sendall(tail)
+        time.sleep(2)  # let QEMU feed it to the UART before the hang-up
+    except socket.timeout:
+        raise Failure("no greeting from the serial agent in 30 s (got %s)\n%s"
+                      % (show(got), serial_log(vm)))
+    finally:
+        s.close()
+    r = sx(vm, t, "echo", "next", timeout=30)
+    expect_eq((r.rc, r.out), (0, b"next\n"), "the session after %s\n%s\n%s"
+              % (what, r.describe(), serial_log(vm)))
+
+
+def restart_serial_agent(vm):
+    """Kill the serial agent (all its processes); busybox init starts a new one."""
+    ps = "ps -o pid,args | awk '/[w]icketd --listen serial/ {print $1}'"
+    r = wx(vm.target, "sh", "-c", ps, timeout=30)
+    old = set(r.out.split())
+    expect(old, "no serial agent running:\n" + r.describe())
+    # Per-session processes (the protocol worker, its children) may be gone
+    # by now: a pid that no longer exists is not an error.
+    r = wx(vm.target, "sh", "-c", "kill -KILL " + " ".join(p.decode() for p in old)
+           + " 2>/dev/null; exit 0", timeout=30)
+    ok(r, "killing the serial agent")
+    S["serial_restarts"] = S.get("serial_restarts", 0) + 1
+
+    def restarted():
+        r = wx(vm.target, "sh", "-c", ps, timeout=30)
+        pids = set(r.out.split())
+        return pids and not pids & old
+    wait_until(restarted, timeout=20, interval=0.5, what="a new serial agent")
+    time.sleep(1)  # let it open and set up the tty
+
+
+@tap.check("serial: a host's last packet cut inside its length field; the next host gets in")
+def _():
+    vm, t = need_serial()
+    restart_serial_agent(vm)  # a fresh agent: no fallout from the checks before
+    serial_truncated_then_exec(vm, t, b"\x00\x00\x00", "3 bytes of a length field")
+
+
+@tap.check("serial: a host's last packet cut inside its payload; the next host gets in")
+def _():
+    vm, t = need_serial()
+    restart_serial_agent(vm)
+    # DISCONNECT announcing 33 bytes, only 9 of them sent.
+    serial_truncated_then_exec(vm, t, b"\x00\x00\x00\x21\x01\x00\x00\x00\x0b\x00\x00\x00\x10",
+                               "a packet cut after 9 of its 33 bytes")
+
+
 # ---------------------------------------------------------------- end
 
 
@@ -581,6 +610,9 @@ def _():
 def _():
     vm = need_vm()
     exits = [ln for ln in vm.console().splitlines() if "wicket-vm: agent" in ln]
+    # Restarts made on purpose (restart_serial_agent) are not counted.
+    serial = [ln for ln in exits if "agent serial exited with status 137" in ln]
+    exits = [ln for ln in exits if ln not in serial] + serial[S.get("serial_restarts", 0):]
     expect(not exits, "agents exited:\n" + "\n".join(exits) + "\n" + console_tail(vm))
     r = wx(vm.target, "sh", "-c", "ps -o pid,args | grep '[w]icketd --listen'")
     ok(r, "ps")
