@@ -263,9 +263,12 @@ int sandbox_isolate(const struct sandbox_opts *o)
 			return e;
 		}
 	}
-	/* After the user switch: RLIMIT_NPROC would fail setresuid() otherwise. */
+#ifndef __SANITIZE_ADDRESS__
+	/* After the user switch: RLIMIT_NPROC would fail setresuid() otherwise.
+	 * (Not under ASan: LeakSanitizer clones a tracer at exit.) */
 	if (o->no_fork)
 		set_limit(RLIMIT_NPROC, 0);
+#endif
 	if (o->drop_caps) {
 		e = drop_caps(o->keep_bind_service && geteuid() == 0);
 		if (e < 0 && e != -EPERM) {
@@ -273,7 +276,10 @@ int sandbox_isolate(const struct sandbox_opts *o)
 			return e;
 		}
 	}
+#ifndef __SANITIZE_ADDRESS__
+	/* Not under ASan: LeakSanitizer ptraces its own process at exit. */
 	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+#endif
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
 		e = -errno;
 		log_err("sandbox: PR_SET_NO_NEW_PRIVS: %s", strerror(errno));

@@ -26,6 +26,9 @@ enum { TAG_PTY = 1, TAG_ARGV, TAG_EXEC, TAG_SHELL };
 
 /* How long a forwarded SIGTERM/SIGHUP may take before wicket leaves anyway. */
 #define CLIENT_TERM_GRACE_MS 3000
+/* Waiting for the agent's greeting: a hint after this long, an error after that. */
+#define CLIENT_GREETING_HINT_MS 5000
+#define CLIENT_GREETING_TIMEOUT_MS 60000
 
 static long long monotonic_ms(void)
 {
@@ -54,6 +57,7 @@ struct client {
 	int status;
 	int signals_seen;
 	long long abort_at;	/* give up at this monotonic time (ms), 0 = never */
+	long long hint_at, greet_deadline;
 	struct term_escape esc;
 	char err[300];
 	int saved_fl[3];
@@ -471,6 +475,28 @@ int client_run(struct tp *tp, const struct client_opts *o)
 			break;
 		}
 		int timeout = -1;
+		if (!cl.c.greeted && !cl.c.dead) {
+			/* An agent that never greets (not running, wrong port, a
+			 * stream that goes nowhere) gets a hint, then an error. */
+			long long now = monotonic_ms();
+			if (!cl.hint_at) {
+				cl.hint_at = now + CLIENT_GREETING_HINT_MS;
+				cl.greet_deadline = now + CLIENT_GREETING_TIMEOUT_MS;
+			}
+			if (cl.hint_at > 0 && now >= cl.hint_at) {
+				fprintf(stderr, "wicket: %s: still waiting for the agent's greeting "
+						"(is wicketd running there?)\r\n", o->target);
+				cl.hint_at = -1;
+			}
+			if (now >= cl.greet_deadline) {
+				snprintf(cl.err, sizeof(cl.err), "%s: no greeting from the agent within %d s",
+					 o->target, CLIENT_GREETING_TIMEOUT_MS / 1000);
+				conn_abort(&cl.c);
+				break;
+			}
+			long long next = cl.hint_at > 0 ? cl.hint_at : cl.greet_deadline;
+			timeout = (int)(next - now);
+		}
 		if (cl.abort_at) {
 			long long left = cl.abort_at - monotonic_ms();
 			if (left <= 0) {
@@ -481,7 +507,8 @@ int client_run(struct tp *tp, const struct client_opts *o)
 				conn_abort(&cl.c);
 				break;
 			}
-			timeout = (int)left;
+			if (timeout < 0 || left < timeout)
+				timeout = (int)left;
 		}
 		if (loop_once(&cl.loop, timeout) < 0)
 			break;

@@ -89,6 +89,8 @@ void tp_close(struct tp *t)
 			struct timespec ts = { 0, 10 * 1000 * 1000 };
 			nanosleep(&ts, NULL);
 		}
+		/* Same process group as us on purpose: a proxy command such as
+		 * ssh may need the terminal for a password prompt. */
 		kill(t->pid, SIGTERM);
 		waitpid(t->pid, NULL, 0);
 	}

@@ -6,6 +6,7 @@ connection monitor -> protocol worker, monitor -> session children),
 status fields, fds, zombies, and who holds a given pty."""
 
 import os
+import subprocess
 import time
 
 from taplib import Failure, wait_until
@@ -168,3 +169,20 @@ def no_leftovers(root, baseline_fds, timeout=10):
         raise Failure("left behind below the listener %d: %s; listener fds %d (idle: %d)\n%s"
                       % (root, {p: (s, comm(p)) for p, s in d.items()}, fd_count(root),
                          baseline_fds, fd_targets(root)))
+
+
+def sanitized(binary):
+    """Built with ASan/UBSan? (Their runtimes need more memory and syscalls.)"""
+    try:
+        out = subprocess.run(["ldd", binary], stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL, timeout=10).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return b"libasan" in out or b"libubsan" in out
+
+
+def seccomp_enforced(wicketd):
+    """Was wicketd built with libseccomp (its --print-syscalls says so)?"""
+    out = subprocess.run([wicketd, "--print-syscalls"], stdout=subprocess.PIPE,
+                         stderr=subprocess.DEVNULL, timeout=10).stdout
+    return b"not enforced" not in out
