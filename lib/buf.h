@@ -61,7 +61,12 @@ void buf_init(struct buf *b, size_t max);
 void buf_free(struct buf *b);
 void buf_reset(struct buf *b);
 static inline size_t buf_used(const struct buf *b) { return b->len - b->off; }
-static inline uint8_t *buf_data(const struct buf *b) { return b->p + b->off; }
+/* Never NULL, even before the first allocation (memchr(NULL, c, 0) is UB). */
+static inline uint8_t *buf_data(const struct buf *b)
+{
+	static uint8_t empty[1];
+	return b->p ? b->p + b->off : empty;
+}
 /* Make room for n more bytes at the end; returns the write pointer or NULL. */
 uint8_t *buf_reserve(struct buf *b, size_t n);
 void buf_commit(struct buf *b, size_t n);

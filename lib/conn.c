@@ -21,7 +21,7 @@
 /* Largest data payload in one read-into-packet. */
 #define CHAN_READ_MAX (256u * 1024u)
 /* Largest data payload in any packet we send. */
-#define CHAN_DATA_MAX (WIRE_MAX_PACKET - 32u)
+#define CHAN_DATA_MAX (WIRE_MAX_PACKET - 2048u) /* fits the SSH relay too */
 
 static void conn_finish(struct conn *c);
 

@@ -360,7 +360,19 @@ static int px_copy(void *be, void *from, uint64_t from_off, uint64_t len, void *
 	int in = ((struct px_fh *)from)->fd, out = ((struct px_fh *)to)->fd;
 	if (from_off > (uint64_t)INT64_MAX || to_off > (uint64_t)INT64_MAX)
 		return -EINVAL;
-	bool all = len == 0;
+	/*
+	 * Length 0 means "to the end of the source" as it is now: fix that end
+	 * before copying, or a copy within one file chases its own growing end.
+	 */
+	if (len == 0) {
+		struct stat st;
+		if (fstat(in, &st) < 0)
+			return neg_errno();
+		if ((uint64_t)st.st_size <= from_off)
+			return 0;
+		len = (uint64_t)st.st_size - from_off;
+	}
+	bool all = false;
 	while (all || len) {
 		loff_t io = (loff_t)from_off, oo = (loff_t)to_off;
 		size_t want = all || len > (1u << 30) ? (1u << 30) : (size_t)len;
