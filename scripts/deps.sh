@@ -10,6 +10,8 @@ PACKAGES=(
 	# run the demo guests: bubblewrap sandbox, and a throwaway QEMU VM (TCG or KVM)
 	bubblewrap
 	qemu-system-x86 linux-image-amd64 busybox-static
+	# bench/bench_vm.py: qemu-ga in the guest as the peer
+	qemu-guest-agent
 	# vm/NAME tests: a libvirtd of their own (QEMU driver) and virsh
 	libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
 	# tests and benchmarks: real peers and a real terminal

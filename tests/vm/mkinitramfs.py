@@ -19,6 +19,9 @@ the modules and hands over to busybox init, which keeps the agents running:
   wicket.vsock_hostonly=PORT wicketd --listen vsock/PORT (default policy:
                              only the host, CID 2)
   wicket.agent_args="..."    extra options for every wicketd (e.g. -v)
+  wicket.qga=1               qemu-ga -m virtio-serial on the port named
+                             org.qemu.guest_agent.0 (only in an image built
+                             with qga=True / --qga; bench/bench_vm.py)
 
 Each agent's log (its own "wicketd: ..." lines) goes to the console and to
 /tmp/wicketd-NAME.log (NAME: virtio, serial, vsockPORT); when one exits,
@@ -29,7 +32,7 @@ init restarts it.  Once everything is started, /init writes
 The image is cached under BUILDDIR/vm/ by the hash of everything that goes
 into it, so repeated runs reuse it.
 
-    python3 mkinitramfs.py [--builddir DIR] [--kernel VMLINUZ] [-o FILE]
+    python3 mkinitramfs.py [--builddir DIR] [--kernel VMLINUZ] [-o FILE] [--qga]
 
 prints the image's path (and the kernel's on a second line)."""
 
@@ -128,6 +131,36 @@ shift
 	"$@" 2>&1
 	echo "wicket-vm: agent $name exited with status $?"
 } | tee -a "/tmp/wicketd-$name.log" >/dev/console
+sleep 1
+"""
+
+# Only in images built with qga=True: /etc/wicket/qga and an inittab line.
+QGA_INIT = r"""	if grep -q 'wicket\.qga=1' /proc/cmdline; then
+		echo "::respawn:/etc/wicket/qga"
+	fi
+"""
+
+QGA_WRAPPER = r"""#!/bin/sh
+# Run qemu-ga on the virtio-serial port org.qemu.guest_agent.0 (found by its
+# name in sysfs: no udev here, so no /dev/virtio-ports/ links).
+dev=
+i=0
+while [ -z "$dev" ] && [ $i -lt 100 ]; do
+	for p in /sys/class/virtio-ports/*; do
+		[ "$(cat "$p/name" 2>/dev/null)" = org.qemu.guest_agent.0 ] && dev=/dev/${p##*/}
+	done
+	[ -n "$dev" ] || sleep 0.1
+	i=$((i + 1))
+done
+if [ -z "$dev" ]; then
+	echo "wicket-vm: qemu-ga: no port org.qemu.guest_agent.0" >/dev/console
+	sleep 5
+	exit 1
+fi
+mkdir -p /run/qga
+/usr/sbin/qemu-ga -m virtio-serial -p "$dev" -t /run/qga -f /run/qga/qemu-ga.pid 2>&1 |
+	tee -a /tmp/qemu-ga.log >/dev/console
+echo "wicket-vm: qemu-ga exited" >/dev/console
 sleep 1
 """
 
@@ -317,8 +350,13 @@ def busybox_applets(busybox):
 # ---------------------------------------------------------------- build
 
 
-def collect(builddir, kernel_version):
-    """Everything that goes into the image: a list of (kind, dest, arg)."""
+QGA_BINARY = "/usr/sbin/qemu-ga"
+
+
+def collect(builddir, kernel_version, qga=False):
+    """Everything that goes into the image: a list of (kind, dest, arg).
+    qga: also qemu-ga (Debian's qemu-guest-agent) and its start-up, run when
+    the kernel command line has wicket.qga=1."""
     items = []
     busybox = find_busybox()
     if not busybox:
@@ -339,7 +377,13 @@ def collect(builddir, kernel_version):
     for dest, src in sorted(binaries.items()):
         items.append(("file", dest, src, 0o755))
     libs = set()
-    for src in [busybox] + list(binaries.values()):
+    extra = []
+    if qga:
+        if not os.access(QGA_BINARY, os.X_OK):
+            raise BuildError("%s not found (install qemu-guest-agent)" % QGA_BINARY)
+        items.append(("file", QGA_BINARY, QGA_BINARY, 0o755))
+        extra.append(QGA_BINARY)
+    for src in [busybox] + list(binaries.values()) + extra:
         libs.update(ldd_libs(src))
     for lib in sorted(libs):
         items.append(("file", lib, os.path.realpath(lib), 0o755))
@@ -351,7 +395,11 @@ def collect(builddir, kernel_version):
         items.append(("module", dest, os.path.join(moddir, m)))
         inimage.append(dest)
     items.append(("data", "/etc/wicket/modules", "".join(p + "\n" for p in inimage).encode(), 0o644))
-    items.append(("data", "/init", INIT.encode(), 0o755))
+    init = INIT
+    if qga:
+        init = init.replace("} >/etc/inittab\n", QGA_INIT + "} >/etc/inittab\n", 1)
+        items.append(("data", "/etc/wicket/qga", QGA_WRAPPER.encode(), 0o755))
+    items.append(("data", "/init", init.encode(), 0o755))
     items.append(("data", "/etc/wicket/agent", AGENT_WRAPPER.encode(), 0o755))
     items.append(("data", "/etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n", 0o644))
     items.append(("data", "/etc/group", b"root:x:0:\ntty:x:5:\n", 0o644))
@@ -404,16 +452,17 @@ def write_image(items, path):
     os.replace(tmp, path)
 
 
-def build(builddir=None, kernel=None, output=None, keep=3):
+def build(builddir=None, kernel=None, output=None, keep=3, qga=False):
     """Build (or reuse) the image.  Returns (initramfs path, vmlinuz path,
-    kernel version).  Raises BuildError with a reason."""
+    kernel version).  qga: include qemu-ga (see collect()).  Raises
+    BuildError with a reason."""
     builddir = os.path.abspath(builddir or os.environ.get("WICKET_BUILDDIR")
                                or os.path.join(SRCDIR, "build"))
     vmlinuz, ver = find_kernel(kernel)
     if not vmlinuz:
         raise BuildError("no readable kernel /boot/vmlinuz-* with /lib/modules/VERSION "
                          "(install linux-image-amd64)")
-    items = collect(builddir, ver)
+    items = collect(builddir, ver, qga)
     digest = content_hash(items, ver)
     if output:
         path = os.path.abspath(output)
@@ -442,9 +491,11 @@ def main():
     ap.add_argument("--builddir", help="meson build directory (default: ./build)")
     ap.add_argument("--kernel", help="vmlinuz to match modules with (default: newest in /boot)")
     ap.add_argument("-o", "--output", help="write here instead of the cache")
+    ap.add_argument("--qga", action="store_true",
+                    help="also include qemu-ga, started by wicket.qga=1")
     a = ap.parse_args()
     try:
-        path, vmlinuz, _ = build(a.builddir, a.kernel, a.output)
+        path, vmlinuz, _ = build(a.builddir, a.kernel, a.output, qga=a.qga)
     except BuildError as e:
         print("mkinitramfs: %s" % e, file=sys.stderr)
         return 1

@@ -17,6 +17,9 @@ qemu-system-x86_64 (KVM when it works, else TCG), with
     (boot adds wicket.serial=ttyS1: wicketd --listen serial//dev/ttyS1),
   - the console (ttyS0) in WORKDIR/console.log,
   - with vsock_cid=N and a usable /dev/vhost-vsock, a vhost-vsock device,
+  - with qga=True a second virtio-serial port org.qemu.guest_agent.0 on
+    WORKDIR/qga.sock, served by qemu-ga in the guest (the image then
+    includes qemu-ga; boot adds wicket.qga=1),
 
 and waits until `wicket exec unix/WORKDIR/agent.sock -- true` succeeds.
 QEMU gets PR_SET_PDEATHSIG(SIGKILL): it dies with the process that
@@ -43,6 +46,7 @@ import mkinitramfs  # noqa: E402
 
 SRCDIR = mkinitramfs.SRCDIR
 AGENT_PORT_NAME = "org.wicket.agent.0"
+QGA_PORT_NAME = "org.qemu.guest_agent.0"
 QEMU = "qemu-system-x86_64"
 
 
@@ -155,6 +159,7 @@ class VM:
         self.accel = accel
         self.argv = argv
         self.boot_seconds = None
+        self.qga_sock = None
         self._own_workdir = own_workdir
 
     @property
@@ -200,7 +205,7 @@ class VM:
                 except OSError:
                     pass
                 self.proc.wait(timeout=10)
-        for p in (self.agent_sock, self.serial_sock):
+        for p in (self.agent_sock, self.serial_sock, self.qga_sock):
             if p:
                 try:
                     os.unlink(p)
@@ -227,14 +232,16 @@ def _agent_answers(wicket, target, timeout):
 
 
 def boot(workdir=None, extra_append="", serial=True, vsock_cid=None, memory=512, accel=None,
-         timeout=None, kernel=None, initrd=None, wait=True, extra_qemu=()):
+         timeout=None, kernel=None, initrd=None, wait=True, extra_qemu=(), qga=False):
     """Start a guest; returns a VM once its virtio-serial agent answers.
 
     workdir: where the sockets and console.log go (None: a new temp dir,
     removed by stop()).  extra_append: more kernel command line (e.g.
     "wicket.vsock=1 wicket.vsock_hostonly=9023").  accel: "kvm", "tcg" or
     None (KVM when kvm_usable(), else TCG).  timeout: seconds to wait for
-    the agent (default 120 under TCG, 60 under KVM).  Raises VMError."""
+    the agent (default 120 under TCG, 60 under KVM).  qga: also run
+    qemu-ga on WORKDIR/qga.sock (vm.qga_sock; needs qemu-guest-agent on
+    the host, whose /usr/sbin/qemu-ga goes into the image).  Raises VMError."""
     why = missing()
     if why:
         raise VMError(why)
@@ -245,7 +252,7 @@ def boot(workdir=None, extra_append="", serial=True, vsock_cid=None, memory=512,
     os.makedirs(workdir, exist_ok=True)
     if not initrd:
         try:
-            initrd, vmlinuz, _ = mkinitramfs.build(builddir(), kernel)
+            initrd, vmlinuz, _ = mkinitramfs.build(builddir(), kernel, qga=qga)
         except mkinitramfs.BuildError as e:
             raise VMError("initramfs: %s" % e)
         kernel = kernel or vmlinuz
@@ -257,9 +264,10 @@ def boot(workdir=None, extra_append="", serial=True, vsock_cid=None, memory=512,
         timeout = 120 if accel == "tcg" else 60
     agent_sock = os.path.join(workdir, "agent.sock")
     serial_sock = os.path.join(workdir, "serial.sock") if serial else None
+    qga_sock = os.path.join(workdir, "qga.sock") if qga else None
     console_log = os.path.join(workdir, "console.log")
     # Unix socket paths are limited to 107 bytes.
-    for p in (agent_sock, serial_sock):
+    for p in (agent_sock, serial_sock, qga_sock):
         if p and len(p.encode()) > 100:
             raise VMError("socket path too long for AF_UNIX: %s" % p)
         if p and os.path.exists(p):
@@ -267,6 +275,8 @@ def boot(workdir=None, extra_append="", serial=True, vsock_cid=None, memory=512,
     append = "console=ttyS0 panic=-1 loglevel=4 quiet"
     if serial:
         append += " wicket.serial=ttyS1"
+    if qga:
+        append += " wicket.qga=1"
     if extra_append:
         append += " " + extra_append
     argv = [QEMU, "-accel", accel, "-M", "q35", "-m", str(memory), "-smp", "1",
@@ -281,6 +291,9 @@ def boot(workdir=None, extra_append="", serial=True, vsock_cid=None, memory=512,
     argv += ["-device", "virtio-serial-pci,id=vser0",
              "-chardev", "socket,id=agent0,path=%s,server=on,wait=off" % agent_sock,
              "-device", "virtserialport,bus=vser0.0,chardev=agent0,name=%s" % AGENT_PORT_NAME]
+    if qga:
+        argv += ["-chardev", "socket,id=qga0,path=%s,server=on,wait=off" % qga_sock,
+                 "-device", "virtserialport,bus=vser0.0,chardev=qga0,name=%s" % QGA_PORT_NAME]
     if vsock_cid is not None:
         if not vhost_vsock_usable():
             raise VMError("no usable /dev/vhost-vsock: host<->guest vsock is impossible here")
@@ -294,6 +307,7 @@ def boot(workdir=None, extra_append="", serial=True, vsock_cid=None, memory=512,
     finally:
         qlog.close()
     vm = VM(workdir, proc, agent_sock, serial_sock, console_log, accel, argv, own)
+    vm.qga_sock = qga_sock
     if not wait:
         return vm
     try:
