@@ -61,13 +61,28 @@ static int target_demo(struct tp *out, char *err, size_t errlen)
 		snprintf(err, errlen, "demo: wicketd not found (build it, or set WICKETD=PATH)");
 		return -ENOENT;
 	}
+	/*
+	 * The agent's directory (wicketd and wicket-sftp-server) is mounted at a
+	 * fixed place: the private /tmp would hide a build tree under /tmp.
+	 */
+	char agent_dir[PATH_MAX];
+	snprintf(agent_dir, sizeof(agent_dir), "%s", agent);
+	char *slash = strrchr(agent_dir, '/');
+	if (!slash) {
+		snprintf(err, errlen, "demo: wicketd path '%s' is not absolute", agent);
+		return -EINVAL;
+	}
+	*slash = 0;
+	char inner[PATH_MAX];
+	snprintf(inner, sizeof(inner), "/run/wicket/%s", slash + 1);
 	char *argv[] = {
 		(char *)"bwrap", (char *)"--unshare-all", (char *)"--die-with-parent",
 		(char *)"--new-session", (char *)"--ro-bind", (char *)"/", (char *)"/",
 		(char *)"--dev", (char *)"/dev", (char *)"--proc", (char *)"/proc",
 		(char *)"--tmpfs", (char *)"/tmp", (char *)"--tmpfs", (char *)"/run",
+		(char *)"--ro-bind", agent_dir[0] ? agent_dir : (char *)"/", (char *)"/run/wicket",
 		(char *)"--hostname", (char *)"wicket-demo", (char *)"--chdir", (char *)"/",
-		(char *)"--", agent, (char *)"--stdio", (char *)"--quiet", NULL,
+		(char *)"--", inner, (char *)"--stdio", (char *)"--quiet", NULL,
 	};
 	int r = tp_argv_spawn(argv, out, err, errlen);
 	if (r == -ENOENT)
