@@ -6,6 +6,7 @@ and psftp; python3-asyncssh; and hostile clients (ssh_rawclient.py, a bit
 flipped on the wire)."""
 
 import os
+import threading
 import re
 import shutil
 import socket
@@ -146,6 +147,84 @@ def _():
     r = runp(["sftp", "-F", tmp + "/ssh_config", "-b", "-", T()], input=batch.encode(), timeout=120)
     expect(r.rc == 0 and open(tmp + "/down4", "rb").read() == open(big, "rb").read(),
            "sftp\n" + r.describe())
+
+
+def echo_server():
+    """A TCP echo server on 127.0.0.1 in a thread; returns its port."""
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(8)
+
+    def serve_one(c):
+        with c:
+            while True:
+                d = c.recv(65536)
+                if not d:
+                    return
+                c.sendall(d)
+
+    def loop():
+        while True:
+            try:
+                c, _ = ls.accept()
+            except OSError:
+                return
+            threading.Thread(target=serve_one, args=(c,), daemon=True).start()
+    threading.Thread(target=loop, daemon=True).start()
+    S.setdefault("close", []).append(ls)
+    return ls.getsockname()[1]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def echo_through(port, payload, timeout=30):
+    """Connect (retrying while the forward comes up), send, half-close, read all."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            c = socket.create_connection(("127.0.0.1", port), timeout=5)
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise Failure("forward port %d never accepted" % port)
+            time.sleep(0.1)
+    with c:
+        c.settimeout(timeout)
+        c.sendall(payload)
+        c.shutdown(socket.SHUT_WR)
+        got = b""
+        while True:
+            d = c.recv(65536)
+            if not d:
+                return got
+            got += d
+
+
+@tap.check("ssh -L, -R and -W through the relay carry data (agent-side forwarding)")
+def _():
+    echo = echo_server()
+    payload = os.urandom(1024 * 1024)
+    for flag in ("-L", "-R"):
+        port = free_port()
+        p = subprocess.Popen(sshc("-N", "-o", "ExitOnForwardFailure=yes", flag,
+                                  "%d:127.0.0.1:%d" % (port, echo), "g"),
+                             env=S["env"], cwd=S["tmp"], stdin=subprocess.DEVNULL,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            got = echo_through(port, payload)
+            expect(got == payload, "%s: %d of %d bytes echoed intact" % (flag, len(got),
+                                                                      len(payload)))
+        finally:
+            p.terminate()
+            p.wait(timeout=10)
+    r = subprocess.run(sshc("-W", "127.0.0.1:%d" % echo, "g"), input=payload,
+                       capture_output=True, env=S["env"], cwd=S["tmp"], timeout=60)
+    expect(r.stdout == payload, "-W: exit %d, %d bytes back, stderr %r" % (
+        r.returncode, len(r.stdout), r.stderr[-300:]))
 
 
 @tap.check("proxy --ssh --authorized-keys: the key is required, a wrong one gets 255")
