@@ -480,7 +480,8 @@ int client_run(struct tp *tp, const struct client_opts *o)
 			 * stream that goes nowhere) gets a hint, then an error. */
 			long long now = monotonic_ms();
 			if (!cl.hint_at) {
-				cl.hint_at = now + CLIENT_GREETING_HINT_MS;
+				/* The hint is for a person; scripts get only the error. */
+				cl.hint_at = isatty(2) ? now + CLIENT_GREETING_HINT_MS : -1;
 				cl.greet_deadline = now + CLIENT_GREETING_TIMEOUT_MS;
 			}
 			if (cl.hint_at > 0 && now >= cl.hint_at) {
