@@ -134,31 +134,19 @@ static void write_fill(struct sftp_req *w, uint8_t *p, size_t n)
 
 /*
  * One CHANNEL_DATA message: @a queued request bytes, then @f bytes of
- * @w's file read straight into the connection's output queue.  Built here
- * rather than with chan_send() because the lib has no "send from fd at
- * offset, at most n bytes" call; window accounting is the same.
+ * @w's file read straight into the connection's output queue.
  */
 static bool send_data(struct sftp *s, size_t a, struct sftp_req *w, size_t f)
 {
-	struct conn *c = &s->c;
-	struct chan *ch = s->ch;
-	size_t st = conn_pkt_begin(c, MSG_CHANNEL_DATA);
-	buf_u32(&c->out, ch->rid);
-	buf_u32(&c->out, (uint32_t)(a + f));
-	buf_put(&c->out, buf_data(&s->obuf), a);
-	if (f) {
-		uint8_t *p = buf_reserve(&c->out, f);
-		if (p) {
-			write_fill(w, p, f);
-			buf_commit(&c->out, f);
-		}
-	}
-	if (c->out.err) {
+	uint8_t *p = chan_data_reserve(s->ch, 0, a + f);
+	if (!p) {
 		sftp_fatal(s, "output queue overflow");
 		return false;
 	}
-	conn_pkt_end(c, st);
-	ch->rwin -= (uint32_t)(a + f);
+	memcpy(p, buf_data(&s->obuf), a);
+	if (f)
+		write_fill(w, p + a, f);
+	chan_data_commit(s->ch, 0, a + f);
 	buf_consume(&s->obuf, a);
 	s->sent += a;
 	if (f) {

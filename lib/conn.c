@@ -312,6 +312,29 @@ static size_t chan_data_header(struct chan *ch, uint32_t ext, uint8_t *h, size_t
 	return hl;
 }
 
+/* Header bytes of a data packet: length, type, recipient, [ext type], data length. */
+static size_t chan_data_hlen(uint32_t ext)
+{
+	return ext ? 17 : 13;
+}
+
+uint8_t *chan_data_reserve(struct chan *ch, uint32_t ext, size_t n)
+{
+	uint8_t *w = buf_reserve(&ch->c->out, chan_data_hlen(ext) + n);
+	return w ? w + chan_data_hlen(ext) : NULL;
+}
+
+void chan_data_commit(struct chan *ch, uint32_t ext, size_t n)
+{
+	struct conn *c = ch->c;
+	uint8_t *w = c->out.p + c->out.len; /* where chan_data_reserve() put it */
+	size_t hl = chan_data_header(ch, ext, w, n);
+	if (c->cfg.pktlog)
+		pktlog_write(c->cfg.pktlog, '>', w + 4, hl - 4 + n);
+	buf_commit(&c->out, hl + n);
+	ch->rwin -= (uint32_t)n;
+}
+
 size_t chan_send(struct chan *ch, uint32_t ext, const void *p, size_t n)
 {
 	const uint8_t *src = p;
@@ -321,15 +344,11 @@ size_t chan_send(struct chan *ch, uint32_t ext, const void *p, size_t n)
 		if (!room)
 			break;
 		size_t k = n - done < room ? n - done : room;
-		uint8_t *w = buf_reserve(&ch->c->out, 17 + k);
+		uint8_t *w = chan_data_reserve(ch, ext, k);
 		if (!w)
 			break;
-		size_t hl = chan_data_header(ch, ext, w, k);
-		memcpy(w + hl, src + done, k);
-		if (ch->c->cfg.pktlog)
-			pktlog_write(ch->c->cfg.pktlog, '>', w + 4, hl - 4 + k);
-		buf_commit(&ch->c->out, hl + k);
-		ch->rwin -= (uint32_t)k;
+		memcpy(w, src + done, k);
+		chan_data_commit(ch, ext, k);
 		done += k;
 	}
 	return done;
@@ -342,23 +361,18 @@ ssize_t chan_send_from_fd(struct chan *ch, uint32_t ext, int fd)
 		return -EAGAIN;
 	if (room > CHAN_READ_MAX)
 		room = CHAN_READ_MAX;
-	size_t hmax = ext ? 17 : 13;
-	uint8_t *w = buf_reserve(&ch->c->out, hmax + room);
+	uint8_t *w = chan_data_reserve(ch, ext, room);
 	if (!w)
 		return -ENOMEM;
 	ssize_t r;
 	do
-		r = read(fd, w + hmax, room);
+		r = read(fd, w, room);
 	while (r < 0 && errno == EINTR);
 	if (r < 0)
 		return -errno;
 	if (r == 0)
 		return 0;
-	size_t hl = chan_data_header(ch, ext, w, (size_t)r);
-	if (ch->c->cfg.pktlog)
-		pktlog_write(ch->c->cfg.pktlog, '>', w + 4, hl - 4 + (size_t)r);
-	buf_commit(&ch->c->out, hl + (size_t)r);
-	ch->rwin -= (uint32_t)r;
+	chan_data_commit(ch, ext, (size_t)r);
 	return r;
 }
 

@@ -192,6 +192,13 @@ size_t chan_send(struct chan *ch, uint32_t ext, const void *p, size_t n);
  * copy).  Return: bytes read, 0 at EOF, -errno (-EAGAIN when nothing to do).
  */
 ssize_t chan_send_from_fd(struct chan *ch, uint32_t ext, int fd);
+/*
+ * Build a data packet in place: reserve room for @n payload bytes (n at most
+ * chan_send_room()), fill them, then commit the count actually written.
+ * Nothing may be queued in between.  NULL when the queue cannot grow.
+ */
+uint8_t *chan_data_reserve(struct chan *ch, uint32_t ext, size_t n);
+void chan_data_commit(struct chan *ch, uint32_t ext, size_t n);
 void chan_consumed(struct chan *ch, size_t n);
 void chan_send_eof(struct chan *ch);
 void chan_send_close(struct chan *ch);
