@@ -34,6 +34,9 @@ import tempfile
 import threading
 import time
 
+# psusan runs commands through $SHELL and exits 127 without it (cron, CI).
+os.environ.setdefault("SHELL", "/bin/sh")
+
 # Time ratios (wicket time / other time); lower is better.
 TARGETS = {
     "throughput_wicket_vs_rawpipe": 1.2,

@@ -30,6 +30,10 @@ BUILDDIR = os.environ.get("WICKET_BUILDDIR") or os.path.join(SRCDIR, "build")
 WICKET = os.environ.get("WICKET") or os.path.join(BUILDDIR, "host-tool", "wicket")
 WICKETD = os.environ.get("WICKETD") or os.path.join(BUILDDIR, "agent", "wicketd")
 
+# psusan runs every command through $SHELL and exits 127 when it is unset,
+# as it is under CI (no login shell).  Our own agent reads the passwd entry.
+os.environ.setdefault("SHELL", "/bin/sh")
+
 GREETING_PREFIX = b"SSHCONNECTION@putty.projects.tartarus.org-2.0-"
 
 # Message numbers (RFC 4253/4254).
