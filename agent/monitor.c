@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "selinux.h"
 
 /* Child stdout/stderr pipes this large mean fewer wakeups per MiB. */
 #define SPAWN_PIPE_SIZE (1024 * 1024)
@@ -57,6 +58,7 @@ struct mon {
 	struct qmsg *qhead, **qtail;
 	gid_t root_groups[AGENT_MAX_GROUPS];
 	int nroot_groups;
+	struct agent_se se; /* sessions' SELinux context */
 };
 
 /* ---- output: non-blocking, queued, so the monitor never waits on the worker ---- */
@@ -302,8 +304,9 @@ static int do_spawn(struct mon *m, const struct spawn_args *a, pid_t *pid_out, i
 			dup2(pout[1], 1);
 			dup2(perr[1], 2);
 		}
-		int e = 0;
-		if (child_switch_user(m->u) < 0)
+		/* Set while still root: the user's domain at execve(). */
+		int e = agent_se_exec(&m->se);
+		if (!e && child_switch_user(m->u) < 0)
 			e = errno ? errno : EPERM;
 		/* Set after the switch (which clears it); the monitor gone = hang-up. */
 		prctl(PR_SET_PDEATHSIG, SIGHUP);
@@ -567,6 +570,7 @@ static void req_openpty(struct mon *m)
 	/* The session user's terminal, as login(1) and sshd leave it. */
 	if (m->u->switch_user && fchown(sl, m->u->uid, (gid_t)-1) < 0)
 		log_warn("cannot give the pty to uid %u: %s", (unsigned)m->u->uid, strerror(errno));
+	agent_se_pty(&m->se, sl);
 	int fds[2] = { ms, sl };
 	reply(m, 0, 0, 0, fds, 2);
 }
@@ -827,6 +831,7 @@ int monitor_run(int sock, pid_t worker, const struct agent_cfg *cfg, const struc
 		int n = getgroups(AGENT_MAX_GROUPS, m.root_groups);
 		m.nroot_groups = n < 0 ? 0 : n;
 	}
+	agent_se_init(&m.se, agent_se_system(), u->name);
 	while (!m.sock_gone && !m.worker_reaped) {
 		struct pollfd p[2] = {
 			{ .fd = m.sock, .events = (short)(POLLIN | (m.qhead ? POLLOUT : 0)) },
@@ -865,6 +870,7 @@ int monitor_run(int sock, pid_t worker, const struct agent_cfg *cfg, const struc
 	if (m.sigfd >= 0)
 		close(m.sigfd);
 	free(m.kids);
+	agent_se_free(&m.se);
 	return m.worker_status;
 }
 

@@ -6,7 +6,7 @@ set -euo pipefail
 PACKAGES=(
 	# build
 	gcc meson ninja-build pkg-config
-	libseccomp-dev zlib1g-dev libssl-dev libvirt-dev
+	libseccomp-dev zlib1g-dev libssl-dev libvirt-dev libselinux1-dev
 	# run the demo guests: bubblewrap sandbox, and a throwaway QEMU VM (TCG or KVM)
 	bubblewrap
 	qemu-system-x86 linux-image-amd64 busybox-static
