@@ -280,6 +280,7 @@ struct fwd_listener {
 	unsigned nsocks;
 	dev_t dev;		/* the socket file we created (unlinked at the end) */
 	ino_t ino;
+	struct loop_pause pause; /* accept() ran out of fds or memory */
 };
 
 struct fwd_accepted {
@@ -295,8 +296,8 @@ static const struct sockchan_hooks accepted_hooks = { .release = accepted_releas
 
 static short listener_want(struct watch *w)
 {
-	(void)w;
-	return POLLIN;
+	struct fwd_listener *l = w->data;
+	return loop_pause_active(l->f->loop, &l->pause) ? 0 : POLLIN;
 }
 
 /* Numeric address and port of a connected socket's peer. */
@@ -324,8 +325,13 @@ static void listener_ready(struct watch *w, short rev)
 	(void)rev;
 	int fd = accept4(w->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 	if (fd < 0) {
-		if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+		if (loop_accept_should_pause(errno)) {
+			/* The connection stays queued; try again in a second, not at once. */
+			log_warn("forward %s: accept: %s (pausing 1 s)", l->addr, strerror(errno));
+			loop_pause_for(&l->pause, 1000);
+		} else if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED) {
 			log_warn("forward %s: accept: %s", l->addr, strerror(errno));
+		}
 		return;
 	}
 	struct fwd_accepted *a = calloc(1, sizeof(*a));

@@ -48,6 +48,7 @@ struct lfwd {
 	char dest[300];		/* for messages */
 	struct watch w[LFWD_MAX_SOCKS];
 	unsigned nsocks;
+	struct loop_pause pause; /* accept() ran out of fds or memory */
 };
 
 struct fwd_main {
@@ -196,6 +197,8 @@ static void addr_name(const struct sockaddr *sa, socklen_t sl, char *host, size_
 static short listen_want(struct watch *w)
 {
 	struct lfwd *l = w->data;
+	if (loop_pause_active(&l->m->loop, &l->pause))
+		return 0;
 	return conn_can_queue(&l->m->c) ? POLLIN : 0;
 }
 
@@ -208,8 +211,13 @@ static void listen_ready(struct watch *w, short rev)
 	socklen_t sl = sizeof(ss);
 	int fd = accept4(w->fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
 	if (fd < 0) {
-		if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
-			log_warn("accept: %s", strerror(errno));
+		if (loop_accept_should_pause(errno)) {
+			/* The connection stays queued; try again in a second, not at once. */
+			log_warn("forward %s: accept: %s (pausing 1 s)", l->spec, strerror(errno));
+			loop_pause_for(&l->pause, 1000);
+		} else if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED) {
+			log_warn("forward %s: accept: %s", l->spec, strerror(errno));
+		}
 		return;
 	}
 	struct lconn *lc = calloc(1, sizeof(*lc));

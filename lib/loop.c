@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <stdlib.h>
+#include <time.h>
 #include "syscalls.h"
 
 void loop_init(struct loop *l)
@@ -70,6 +71,7 @@ int loop_once(struct loop *l, int timeout_ms)
 		l->pcap = n;
 	}
 	struct pollfd *pfd = l->pfd;
+	l->wake_ms = -1;
 	for (size_t i = 0; i < n; i++) {
 		struct watch *w = l->w[i];
 		pfd[i].fd = w->fd;
@@ -78,6 +80,8 @@ int loop_once(struct loop *l, int timeout_ms)
 		if (!pfd[i].events || w->fd < 0)
 			pfd[i].fd = -1;
 	}
+	if (l->wake_ms >= 0 && (timeout_ms < 0 || l->wake_ms < timeout_ms))
+		timeout_ms = l->wake_ms;
 	int r = poll(pfd, n, timeout_ms);
 	if (r < 0)
 		return errno == EINTR ? 0 : -errno;
@@ -90,6 +94,37 @@ int loop_once(struct loop *l, int timeout_ms)
 	return 0;
 }
 
+static long long mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void loop_pause_for(struct loop_pause *p, int ms)
+{
+	p->until_ms = mono_ms() + ms;
+}
+
+bool loop_pause_active(struct loop *l, struct loop_pause *p)
+{
+	if (!p->until_ms)
+		return false;
+	long long left = p->until_ms - mono_ms();
+	if (left <= 0) {
+		p->until_ms = 0;
+		return false;
+	}
+	if (l->wake_ms < 0 || left < l->wake_ms)
+		l->wake_ms = (int)left;
+	return true;
+}
+
+bool loop_accept_should_pause(int err)
+{
+	return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM;
+}
+
 /* Seccomp allowlist of this file (see syscalls.h); glibc's poll() is ppoll on some
  * architectures. */
-SYSCALLS(loop) = { SC("poll"), SC("ppoll"), SC_END };
+SYSCALLS(loop) = { SC("poll"), SC("ppoll"), SC("clock_gettime"), SC_END };

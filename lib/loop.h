@@ -33,6 +33,17 @@ struct loop {
 	struct pollfd *pfd;
 	size_t pcap;
 	bool stop;
+	int wake_ms; /* set by want() hooks through loop_pause_active(); -1: none */
+};
+
+/*
+ * A watch that must stay quiet for a while, e.g. a listener whose accept()
+ * failed with EMFILE: its socket stays readable, so polling it again at once
+ * would spin.  want() returns 0 while loop_pause_active() is true; the loop
+ * wakes up in time to poll it again.
+ */
+struct loop_pause {
+	long long until_ms; /* CLOCK_MONOTONIC; 0: not paused */
 };
 
 void loop_init(struct loop *l);
@@ -41,5 +52,11 @@ int loop_add(struct loop *l, struct watch *w);
 void loop_del(struct loop *l, struct watch *w);
 /* One poll + dispatch.  timeout_ms as poll(2).  -errno on poll failure. */
 int loop_once(struct loop *l, int timeout_ms);
+
+void loop_pause_for(struct loop_pause *p, int ms);
+/* For want() hooks: still paused?  (Shortens this round's poll to the end.) */
+bool loop_pause_active(struct loop *l, struct loop_pause *p);
+/* accept() errors that mean "out of fds or memory": pause, don't spin. */
+bool loop_accept_should_pause(int err);
 
 #endif

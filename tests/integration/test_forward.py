@@ -334,6 +334,39 @@ def _():
         for i in bad]))
 
 
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@tap.check("out of fds (EMFILE): wicket forward pauses instead of spinning, then serves the queue")
+def _():
+    if not shutil.which("prlimit"):
+        raise Skip("prlimit (util-linux) is not installed")
+    f = Forward(S["agent"].target, "0:127.0.0.1:%d" % S["echo_port"])
+    try:
+        nfds = len(os.listdir("/proc/%d/fd" % f.p.pid))
+        # Room for exactly one accepted connection.
+        run(["prlimit", "--pid", str(f.p.pid), "--nofile=%d:%d" % (nfds + 1, nfds + 1)])
+        first = f.connect(0)
+        expect_eq(exchange(first, b"one"), b"one", "first connection echo")
+        waiting = [f.connect(0) for _ in range(3)]  # queued: accept() gets EMFILE
+        wait_until(lambda: "pausing" in f.err(), timeout=10, what="the EMFILE warning")
+        c0 = cpu_seconds(f.p.pid)
+        time.sleep(2)
+        used = cpu_seconds(f.p.pid) - c0
+        expect(used < 0.5, "wicket forward used %.2f s of CPU in 2 s while out of fds" % used)
+        first.close()
+        # One at a time, as fds free up: each queued connection is served.
+        for i, s in enumerate(waiting):
+            expect_eq(exchange(s, b"queued %d" % i), b"queued %d" % i, "queued connection %d" % i)
+            s.close()
+        expect(f.p.poll() is None, "wicket forward exited:\n" + f.err())
+    finally:
+        f.stop()
+
+
 @tap.check("-L 127.0.0.1:0:/PATH: direct-streamlocal to a Unix echo server, 2 MB byte-exact")
 def _():
     data = os.urandom(2 * 1024 * 1024 + 5)
