@@ -26,6 +26,7 @@
 #include "log.h"
 
 #ifdef HAVE_LIBCRYPTO
+#include "privsep.h"
 #include "sshs.h"
 
 struct ssh_opts {
@@ -174,27 +175,35 @@ int ssh_cmd_proxy(int argc, char **argv, int i, struct globals *g)
 	if (load_keys(&o, &hk, &ak) < 0)
 		return WICKET_EXIT_FAILURE;
 	struct open_ctx oc = { tname, g };
-	struct ssh_server_cfg cfg = {
+	struct ssh_authority auth = {
 		.host_key = hk,
 		.authkeys = ak,
 		.token_file = o.token_file,
+		.peer_addr = "UNKNOWN",
 		.allow_none = !ak && !o.token_file,
+		.auth_notify_fd = -1,
 		.open_guest = open_guest_cb,
 		.open_arg = &oc,
+	};
+	authority_init(&auth);
+	struct buf blob;
+	buf_init(&blob, 4096);
+	sshkey_put_blob(hk, &blob);
+	struct ssh_server_cfg cfg = {
+		.host_blob = { buf_data(&blob), buf_used(&blob) },
+		.has_authkeys = ak != NULL,
+		.has_token = o.token_file != NULL,
+		.allow_none = auth.allow_none,
 		.pktlog = g->pktlog,
 		.peer_addr = "UNKNOWN",
-		.auth_notify_fd = -1,
 		.rekey_bytes = o.rekey_bytes,
 	};
-	struct tp tp = TP_INIT;
-	/* Reach the guest while the key exchange runs: connecting is fast. */
-	if (open_target(tname, g, &tp) < 0) {
-		sshkey_free(hk);
-		authkeys_free(ak);
-		return WICKET_EXIT_FAILURE;
-	}
-	int code = sshs_run(&cfg, 0, 1, &tp);
-	tp_close(&tp);
+	/* Reach the guest while the key exchange runs: connecting is fast.
+	 * The monitor hands it to the network process only after auth. */
+	int code = 255;
+	if (privsep_preopen(&auth) == 0)
+		code = privsep_run(&auth, &cfg, 0, 1);
+	buf_free(&blob);
 	sshkey_free(hk);
 	authkeys_free(ak);
 	return code ? WICKET_EXIT_FAILURE : 0;
@@ -336,6 +345,9 @@ int ssh_cmd_serve(int argc, char **argv, int i, struct globals *g)
 	struct child *kids = calloc((size_t)o.max_clients + 1, sizeof(*kids));
 	int nkids = 0;
 	struct open_ctx oc = { argv[i], g };
+	struct buf blob;
+	buf_init(&blob, 4096);
+	sshkey_put_blob(hk, &blob);
 	while (!got_term) {
 		int st;
 		pid_t pid;
@@ -403,22 +415,27 @@ int ssh_cmd_serve(int argc, char **argv, int i, struct globals *g)
 			close(pp[0]);
 			for (int k = 0; k < nkids; k++)
 				close(kids[k].notify);
-			struct ssh_server_cfg cfg = {
+			struct ssh_authority auth = {
 				.host_key = hk,
 				.authkeys = ak,
 				.token_file = o.token_file,
+				.peer_addr = addr,
+				.log_logins = true,
+				.auth_notify_fd = pp[1],
 				.open_guest = open_guest_cb,
 				.open_arg = &oc,
+			};
+			authority_init(&auth);
+			struct ssh_server_cfg cfg = {
+				.host_blob = { buf_data(&blob), buf_used(&blob) },
+				.has_authkeys = ak != NULL,
+				.has_token = o.token_file != NULL,
 				.pktlog = g->pktlog,
 				.peer_addr = addr,
 				.grace_seconds = o.grace,
-				.auth_notify_fd = pp[1],
 				.rekey_bytes = o.rekey_bytes,
-				.log_logins = true,
 			};
-			struct tp tp = TP_INIT;
-			int code = sshs_run(&cfg, fd, fd, &tp);
-			tp_close(&tp);
+			int code = privsep_run(&auth, &cfg, fd, fd);
 			_exit(code ? 1 : 0);
 		}
 		close(pp[1]);
@@ -435,6 +452,7 @@ int ssh_cmd_serve(int argc, char **argv, int i, struct globals *g)
 		kill(kids[k].pid, SIGTERM);
 	free(kids);
 	close(lfd);
+	buf_free(&blob);
 	sshkey_free(hk);
 	authkeys_free(ak);
 	return 0;
