@@ -129,6 +129,18 @@ static int load_keys(const struct ssh_opts *o, struct sshkey **hk, struct authke
 	return 0;
 }
 
+/* --print-syscalls anywhere among the options: the network process's allowlist. */
+static bool print_syscalls(int argc, char **argv, int i)
+{
+	for (; i < argc && argv[i][0] == '-'; i++) {
+		if (strcmp(argv[i], "--print-syscalls") == 0) {
+			sandbox_print(stdout, &ssh_net_profile);
+			return true;
+		}
+	}
+	return false;
+}
+
 bool ssh_proxy_wanted(int argc, char **argv, int i)
 {
 	for (; i < argc && argv[i][0] == '-'; i++)
@@ -140,6 +152,8 @@ bool ssh_proxy_wanted(int argc, char **argv, int i)
 int ssh_cmd_proxy(int argc, char **argv, int i, struct globals *g)
 {
 	struct ssh_opts o = { 0 };
+	if (print_syscalls(argc, argv, i))
+		return 0;
 	for (; i < argc; i++) {
 		int r = parse_global(g, argc, argv, &i);
 		if (r == 0)
@@ -303,6 +317,8 @@ static void peer_name(const struct sockaddr_storage *ss, socklen_t sl, char *out
 int ssh_cmd_serve(int argc, char **argv, int i, struct globals *g)
 {
 	struct ssh_opts o = { .grace = 120, .max_unauth = 10, .max_clients = 100 };
+	if (print_syscalls(argc, argv, i))
+		return 0;
 	for (; i < argc; i++) {
 		int r = parse_global(g, argc, argv, &i);
 		if (r == 0)
