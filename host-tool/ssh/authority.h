@@ -30,6 +30,9 @@ struct ssh_authority {
 	bool allow_none;
 	bool log_logins;
 	int auth_notify_fd;		 /* -1, or a byte is written here after success */
+	int grace_seconds;		 /* 0, or the monitor ends a process not
+					  * authenticated this long after it started
+					  * (plus slack: the transport says so first) */
 	/* Open the stream to the guest; prints its own error, -1 on failure. */
 	int (*open_guest)(void *arg, struct tp *out);
 	void *open_arg;

@@ -15,12 +15,16 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
 
 #include "log.h"
 #include "wire.h"
+
+/* The transport disconnects at the grace time itself; the monitor a bit later. */
+#define GRACE_SLACK 10
 
 struct mon {
 	struct ssh_authority *a;
@@ -274,6 +278,27 @@ static int wait_net(pid_t pid)
 	return 255;
 }
 
+/*
+ * Until a success, a request must come before the login grace time is up
+ * (a network process that stalls forever would hold a `serve` slot).
+ * 1 readable, 0 gone, -1 too late.
+ */
+static int await_request(struct mon *m, time_t deadline)
+{
+	while (!m->a->authed && m->a->grace_seconds) {
+		time_t now = time(NULL);
+		if (now >= deadline)
+			return violation(m, "no authentication within the login grace time"), -1;
+		struct pollfd p = { .fd = m->sock, .events = POLLIN };
+		int n = poll(&p, 1, (int)(deadline - now) * 1000);
+		if (n > 0)
+			return 1;
+		if (n < 0 && errno != EINTR)
+			return 0;
+	}
+	return 1;
+}
+
 int privsep_preopen(struct ssh_authority *a)
 {
 	if (a->open_guest(a->open_arg, &a->guest) < 0) {
@@ -331,8 +356,12 @@ int privsep_run(struct ssh_authority *a, const struct ssh_server_cfg *cfg, int r
 	int r = msg ? 1 : -1;
 	if (!msg)
 		violation(&m, "out of memory");
-	while (r > 0)
-		r = serve_one(&m, msg);
+	time_t deadline = time(NULL) + a->grace_seconds + GRACE_SLACK;
+	while (r > 0) {
+		r = await_request(&m, deadline);
+		if (r > 0)
+			r = serve_one(&m, msg);
+	}
 	free(msg);
 	int code;
 	if (r < 0) {

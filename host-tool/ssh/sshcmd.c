@@ -438,6 +438,7 @@ int ssh_cmd_serve(int argc, char **argv, int i, struct globals *g)
 				.peer_addr = addr,
 				.log_logins = true,
 				.auth_notify_fd = pp[1],
+				.grace_seconds = o.grace,
 				.open_guest = open_guest_cb,
 				.open_arg = &oc,
 			};
