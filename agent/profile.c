@@ -20,7 +20,7 @@ SYSCALLS_DECLARE(forward);
 SYSCALLS_DECLARE(serve);
 
 static const struct syscall_rule *const worker_lists[] = {
-	libc_syscalls,	  /* agent/sandbox.c */
+	libc_syscalls,	  /* lib/sandbox.c */
 	loop_syscalls,	  /* lib/loop.c */
 	conn_syscalls,	  /* lib/conn.c */
 	sink_syscalls,	  /* lib/sink.c */

@@ -65,6 +65,8 @@ static const char usage[] =
 	"                    SSH server on stdio for ssh's ProxyCommand\n"
 	"  serve --listen [ADDR:]PORT --authorized-keys F [--token-file F] TARGET\n"
 	"                    SSH server on TCP (see README: Through plain ssh)\n"
+	"                    (both: --print-syscalls shows the seccomp allowlist of the\n"
+	"                    sandboxed process that talks to the client)\n"
 	"  ssh-config        print the ssh_config.d snippet for 'ssh vm/NAME'\n"
 	"  list              libvirt domains, their state and how each can be reached\n"
 	"\n"

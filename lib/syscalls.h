@@ -2,7 +2,8 @@
 /*
  * Seccomp allowlists, declared next to the code that makes the calls (as
  * passt's "#syscalls" lines) and collected per process profile by
- * agent/sandbox.c.  Only data here: nothing in lib/ links libseccomp.
+ * lib/sandbox.c.  Only data here: of lib/, only sandbox.c (its own static
+ * library, libwicket-sandbox) links libseccomp.
  *
  *	SYSCALLS(conn) = { SC("read"), SC("write"), SC_END };
  *

@@ -265,7 +265,7 @@ int kex_on_ecdh_init(struct sshs *s, struct rd *r)
 	buf_init(&hb, 2 * SSH_MAX_PACKET);
 	buf_init(&kmp, 64);
 	buf_init(&sig, 4096);
-	sshkey_put_blob(s->cfg->host_key, &ks);
+	buf_put(&ks, s->cfg->host_blob.p, s->cfg->host_blob.n);
 	put_mpint(&kmp, k, 32);
 	buf_cstr(&hb, s->peer_version);
 	static const char sv_[] = "SSH-2.0-wicket_" WICKET_VERSION;
@@ -284,7 +284,8 @@ int kex_on_ecdh_init(struct sshs *s, struct rd *r)
 		memcpy(s->session_id, h, 32);
 		s->have_session_id = true;
 	}
-	if (sshkey_sign(s->cfg->host_key, h, 32, &sig) < 0)
+	/* Only the authority holds the host key (privsep.h). */
+	if (s->cfg->priv->sign(s->cfg->priv_ctx, h, &sig) < 0)
 		goto fail;
 	struct sv kv = { buf_data(&kmp), buf_used(&kmp) };
 	const struct cipher_info *rx = s->nk_rx.enc, *tx = s->nk_tx.enc;
@@ -359,6 +360,19 @@ int kex_on_newkeys(struct sshs *s)
 	buf_reset(&s->is);
 	log_debug("ssh: key exchange %u done (%s)", s->kex_count, s->rx.c.info->name);
 	return 0;
+}
+
+int kex_prewarm(void)
+{
+	uint8_t peer[32], pub[32], k[32], h[32];
+	/* A peer key that is not a low-order point: our own public key. */
+	memset(peer, 9, sizeof(peer));
+	if (RAND_bytes(h, sizeof(h)) != 1 || x25519(peer, pub, k) < 0 || x25519(pub, peer, k) < 0)
+		return -1;
+	struct sv p[] = { { k, 32 } };
+	int rc = sha256_parts(p, 1, h);
+	OPENSSL_cleanse(k, sizeof(k));
+	return rc;
 }
 
 void kex_wipe(struct sshs *s)

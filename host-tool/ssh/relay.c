@@ -14,6 +14,7 @@
 
 #include "log.h"
 #include "msg.h"
+#include "syscalls.h"
 #include "wire.h"
 
 #define OUT_HIGH (1u << 20)
@@ -27,18 +28,21 @@ static void nonblock(int fd)
 		fcntl(fd, F_SETFL, fl | O_NONBLOCK);
 }
 
+SYSCALLS(sshs_relay) = { SC_EQ("fcntl", 1, F_GETFL), SC_EQ("fcntl", 1, F_SETFL), SC_END };
+
 int relay_open_guest(struct sshs *s)
 {
-	if (s->guest.rfd < 0) {
-		if (s->cfg->open_guest(s->cfg->open_arg, &s->guest) < 0) {
-			s->guest = TP_INIT;
-			ssh_disconnect(s, SSH_DISC_BY_APPLICATION, "cannot reach the guest");
-			return -1;
-		}
+	bool greeted = false;
+	if (s->cfg->priv->open_guest(s->cfg->priv_ctx, &s->guest, &greeted) < 0) {
+		s->guest = TP_INIT;
+		ssh_disconnect(s, SSH_DISC_BY_APPLICATION, "cannot reach the guest");
+		return -1;
 	}
 	nonblock(s->guest.rfd);
 	nonblock(s->guest.wfd);
-	wire_put_greeting(&s->gout, "wicket-ssh_" WICKET_VERSION);
+	/* A guest opened ahead of time has had our greeting already. */
+	if (!greeted)
+		wire_put_greeting(&s->gout, "wicket-ssh_" WICKET_VERSION);
 	s->guest_open = true;
 	return 0;
 }

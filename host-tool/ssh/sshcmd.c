@@ -26,6 +26,7 @@
 #include "log.h"
 
 #ifdef HAVE_LIBCRYPTO
+#include "privsep.h"
 #include "sshs.h"
 
 struct ssh_opts {
@@ -128,6 +129,18 @@ static int load_keys(const struct ssh_opts *o, struct sshkey **hk, struct authke
 	return 0;
 }
 
+/* --print-syscalls anywhere among the options: the network process's allowlist. */
+static bool print_syscalls(int argc, char **argv, int i)
+{
+	for (; i < argc && argv[i][0] == '-'; i++) {
+		if (strcmp(argv[i], "--print-syscalls") == 0) {
+			sandbox_print(stdout, &ssh_net_profile);
+			return true;
+		}
+	}
+	return false;
+}
+
 bool ssh_proxy_wanted(int argc, char **argv, int i)
 {
 	for (; i < argc && argv[i][0] == '-'; i++)
@@ -139,6 +152,8 @@ bool ssh_proxy_wanted(int argc, char **argv, int i)
 int ssh_cmd_proxy(int argc, char **argv, int i, struct globals *g)
 {
 	struct ssh_opts o = { 0 };
+	if (print_syscalls(argc, argv, i))
+		return 0;
 	for (; i < argc; i++) {
 		int r = parse_global(g, argc, argv, &i);
 		if (r == 0)
@@ -174,27 +189,35 @@ int ssh_cmd_proxy(int argc, char **argv, int i, struct globals *g)
 	if (load_keys(&o, &hk, &ak) < 0)
 		return WICKET_EXIT_FAILURE;
 	struct open_ctx oc = { tname, g };
-	struct ssh_server_cfg cfg = {
+	struct ssh_authority auth = {
 		.host_key = hk,
 		.authkeys = ak,
 		.token_file = o.token_file,
+		.peer_addr = "UNKNOWN",
 		.allow_none = !ak && !o.token_file,
+		.auth_notify_fd = -1,
 		.open_guest = open_guest_cb,
 		.open_arg = &oc,
+	};
+	authority_init(&auth);
+	struct buf blob;
+	buf_init(&blob, 4096);
+	sshkey_put_blob(hk, &blob);
+	struct ssh_server_cfg cfg = {
+		.host_blob = { buf_data(&blob), buf_used(&blob) },
+		.has_authkeys = ak != NULL,
+		.has_token = o.token_file != NULL,
+		.allow_none = auth.allow_none,
 		.pktlog = g->pktlog,
 		.peer_addr = "UNKNOWN",
-		.auth_notify_fd = -1,
 		.rekey_bytes = o.rekey_bytes,
 	};
-	struct tp tp = TP_INIT;
-	/* Reach the guest while the key exchange runs: connecting is fast. */
-	if (open_target(tname, g, &tp) < 0) {
-		sshkey_free(hk);
-		authkeys_free(ak);
-		return WICKET_EXIT_FAILURE;
-	}
-	int code = sshs_run(&cfg, 0, 1, &tp);
-	tp_close(&tp);
+	/* Reach the guest while the key exchange runs: connecting is fast.
+	 * The monitor hands it to the network process only after auth. */
+	int code = 255;
+	if (privsep_preopen(&auth) == 0)
+		code = privsep_run(&auth, &cfg, 0, 1);
+	buf_free(&blob);
 	sshkey_free(hk);
 	authkeys_free(ak);
 	return code ? WICKET_EXIT_FAILURE : 0;
@@ -294,6 +317,8 @@ static void peer_name(const struct sockaddr_storage *ss, socklen_t sl, char *out
 int ssh_cmd_serve(int argc, char **argv, int i, struct globals *g)
 {
 	struct ssh_opts o = { .grace = 120, .max_unauth = 10, .max_clients = 100 };
+	if (print_syscalls(argc, argv, i))
+		return 0;
 	for (; i < argc; i++) {
 		int r = parse_global(g, argc, argv, &i);
 		if (r == 0)
@@ -336,6 +361,9 @@ int ssh_cmd_serve(int argc, char **argv, int i, struct globals *g)
 	struct child *kids = calloc((size_t)o.max_clients + 1, sizeof(*kids));
 	int nkids = 0;
 	struct open_ctx oc = { argv[i], g };
+	struct buf blob;
+	buf_init(&blob, 4096);
+	sshkey_put_blob(hk, &blob);
 	while (!got_term) {
 		int st;
 		pid_t pid;
@@ -403,22 +431,28 @@ int ssh_cmd_serve(int argc, char **argv, int i, struct globals *g)
 			close(pp[0]);
 			for (int k = 0; k < nkids; k++)
 				close(kids[k].notify);
-			struct ssh_server_cfg cfg = {
+			struct ssh_authority auth = {
 				.host_key = hk,
 				.authkeys = ak,
 				.token_file = o.token_file,
+				.peer_addr = addr,
+				.log_logins = true,
+				.auth_notify_fd = pp[1],
+				.grace_seconds = o.grace,
 				.open_guest = open_guest_cb,
 				.open_arg = &oc,
+			};
+			authority_init(&auth);
+			struct ssh_server_cfg cfg = {
+				.host_blob = { buf_data(&blob), buf_used(&blob) },
+				.has_authkeys = ak != NULL,
+				.has_token = o.token_file != NULL,
 				.pktlog = g->pktlog,
 				.peer_addr = addr,
 				.grace_seconds = o.grace,
-				.auth_notify_fd = pp[1],
 				.rekey_bytes = o.rekey_bytes,
-				.log_logins = true,
 			};
-			struct tp tp = TP_INIT;
-			int code = sshs_run(&cfg, fd, fd, &tp);
-			tp_close(&tp);
+			int code = privsep_run(&auth, &cfg, fd, fd);
 			_exit(code ? 1 : 0);
 		}
 		close(pp[1]);
@@ -435,6 +469,7 @@ int ssh_cmd_serve(int argc, char **argv, int i, struct globals *g)
 		kill(kids[k].pid, SIGTERM);
 	free(kids);
 	close(lfd);
+	buf_free(&blob);
 	sshkey_free(hk);
 	authkeys_free(ak);
 	return 0;

@@ -58,21 +58,52 @@ enum {
 /* Largest payload we relay: leaves room for padding within SSH_MAX_PACKET. */
 #define SSH_MAX_PAYLOAD (SSH_MAX_PACKET - 1024u)
 
+/* Results of the privileged operations below. */
+enum {
+	SSH_PRIV_FATAL = -2,   /* the authority is gone or refused to go on: end */
+	SSH_PRIV_REFUSED = -1, /* an ordinary authentication failure */
+	SSH_PRIV_PK_OK = 0,    /* publickey query without signature: key acceptable */
+	SSH_PRIV_OK = 1,       /* authenticated */
+};
+
+/* A publickey userauth request, as the client sent it (RFC 4252 7). */
+struct ssh_pubkey_req {
+	struct sv user, service, algo, blob, sig;
+	bool has_sig;
+};
+
+/*
+ * What the transport may not do itself: everything that needs the host
+ * private key, authorized_keys, the token file or the guest.  The network
+ * process asks the monitor (privsep.h); the fuzzer calls the authority in
+ * process (authority.h).  The authority, not the caller, decides whether a
+ * user is authenticated and hands out the guest only after that.
+ */
+struct ssh_priv_ops {
+	/* Sign an exchange hash with the host key (the first is the session id). */
+	int (*sign)(void *ctx, const uint8_t h[32], struct buf *sig);
+	/* SSH_PRIV_*; on SSH_PRIV_OK *opts is the matching line's (authkeys_opts_clear). */
+	int (*pubkey)(void *ctx, const struct ssh_pubkey_req *rq, struct authkeys_opts *opts);
+	/* keyboard-interactive one-time token: SSH_PRIV_OK / REFUSED / FATAL. */
+	int (*token)(void *ctx, struct sv user, struct sv response);
+	/* "none" (stdio proxy mode only). */
+	int (*none)(void *ctx, struct sv user);
+	/* After success: the guest stream; *greeted when our greeting line was sent. 0 or -1. */
+	int (*open_guest)(void *ctx, struct tp *out, bool *greeted);
+};
+
 struct ssh_server_cfg {
-	const struct sshkey *host_key;
-	const struct authkeys *authkeys; /* NULL: no publickey auth */
-	const char *token_file;		 /* keyboard-interactive one-time token */
+	struct sv host_blob;		 /* public host key blob (K_S) */
+	bool has_authkeys;		 /* publickey auth possible */
+	bool has_token;			 /* keyboard-interactive one-time token */
 	bool allow_none;		 /* stdio proxy mode: local user owns us */
-	/* Open the stream to the guest; prints its own error, -1 on failure. */
-	int (*open_guest)(void *arg, struct tp *out);
-	void *open_arg;
+	const struct ssh_priv_ops *priv;
+	void *priv_ctx;
 	FILE *pktlog;
-	const char *peer_addr;		 /* for from= and logs ("UNKNOWN" on stdio) */
+	const char *peer_addr;		 /* for logs ("UNKNOWN" on stdio) */
 	int grace_seconds;		 /* 0: no login grace limit */
-	int auth_notify_fd;		 /* -1, or a byte is written here after auth */
 	uint64_t rekey_bytes;		 /* 0: default */
 	unsigned rekey_seconds;		 /* 0: default */
-	bool log_logins;
 };
 
 /* One direction of the packet protocol. */
@@ -146,7 +177,8 @@ void ssh_disconnect(struct sshs *s, uint32_t reason, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 bool ssh_in_kex(const struct sshs *s);
 void ssh_pkt_begin(struct buf *b, uint8_t type);
-int sshs_run(const struct ssh_server_cfg *cfg, int rfd, int wfd, struct tp *guest);
+/* Serve one client on @rfd/@wfd until it is gone; 0, or non-zero after an error. */
+int sshs_run(const struct ssh_server_cfg *cfg, int rfd, int wfd);
 
 /* kex.c */
 void kex_send_init(struct sshs *s);
@@ -155,6 +187,8 @@ int kex_on_ecdh_init(struct sshs *s, struct rd *r);
 int kex_on_newkeys(struct sshs *s);
 void kex_after_newkeys_sent(struct sshs *s);
 void kex_wipe(struct sshs *s);
+/* Run every primitive once, so libcrypto loads what it needs before a sandbox. */
+int kex_prewarm(void);
 
 /* compress.c */
 int comp_start(struct ssh_dir *d, bool out);

@@ -21,12 +21,22 @@
 
 #include "log.h"
 #include "msg.h"
+#include "syscalls.h"
 
 #define OUT_HIGH (1u << 20)	/* stop producing into a queue above this */
 #define QUEUE_MAX (64u << 20)	/* hard cap of any queue */
 #define READ_CHUNK (256u * 1024u)
 #define DEFAULT_REKEY_BYTES (1ull << 30)
 #define DEFAULT_REKEY_SECONDS 3600u
+
+/* The poll loop, the clock, and libcrypto's randomness (padding, cookies; its
+ * generator checks getpid() for a fork). */
+SYSCALLS(sshs_transport) = {
+	SC("read"), SC("write"), SC("poll"), SC("ppoll"), SC("clock_gettime"), SC("time"),
+	SC("getrandom"), SC("getpid"), SC("close"), SC_EQ("fcntl", 1, F_GETFL),
+	SC_EQ("fcntl", 1, F_SETFL),
+	SC_END,
+};
 
 static const char server_version[] = "SSH-2.0-wicket_" WICKET_VERSION;
 
@@ -421,16 +431,16 @@ static void sshs_free(struct sshs *s)
 	buf_free(&s->rxz);
 }
 
-int sshs_run(const struct ssh_server_cfg *cfg, int rfd, int wfd, struct tp *guest)
+int sshs_run(const struct ssh_server_cfg *cfg, int rfd, int wfd)
 {
-	signal(SIGPIPE, SIG_IGN);
+	/* SIGPIPE is ignored already (privsep_run): no sigaction in the sandbox. */
 	struct sshs *s = calloc(1, sizeof(*s));
 	if (!s)
 		return 255;
 	s->cfg = cfg;
 	s->crfd = rfd;
 	s->cwfd = wfd;
-	s->guest = *guest;
+	s->guest = TP_INIT;
 	buf_init(&s->cin, 2 * SSH_MAX_PACKET + 2 * READ_CHUNK);
 	buf_init(&s->cout, QUEUE_MAX);
 	buf_init(&s->gin, 2 * SSH_MAX_PACKET + 2 * READ_CHUNK);
@@ -454,8 +464,6 @@ int sshs_run(const struct ssh_server_cfg *cfg, int rfd, int wfd, struct tp *gues
 	buf_put(&s->cout, server_version, sizeof(server_version) - 1);
 	buf_put(&s->cout, "\r\n", 2);
 	kex_send_init(s);
-	if (s->guest.rfd >= 0 && relay_open_guest(s) < 0)
-		s->closing = true;
 
 	uint64_t rekey_bytes = cfg->rekey_bytes ? cfg->rekey_bytes : DEFAULT_REKEY_BYTES;
 	unsigned rekey_secs = cfg->rekey_seconds ? cfg->rekey_seconds : DEFAULT_REKEY_SECONDS;
@@ -549,7 +557,11 @@ int sshs_run(const struct ssh_server_cfg *cfg, int rfd, int wfd, struct tp *gues
 		if (p.revents && write_from(s->guest.wfd, &s->gout) < 0)
 			break;
 	}
-	*guest = s->guest;
+	/* Our copies only: a helper process belongs to whoever opened the guest. */
+	if (s->guest.rfd >= 0)
+		close(s->guest.rfd);
+	if (s->guest.wfd >= 0 && s->guest.wfd != s->guest.rfd)
+		close(s->guest.wfd);
 	int code = s->exit_code;
 	sshs_free(s);
 	OPENSSL_cleanse(s, sizeof(*s));

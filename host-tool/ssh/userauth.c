@@ -3,19 +3,14 @@
  * User authentication, server side (RFC 4252, RFC 4256): "none" only in
  * stdio proxy mode, "publickey" against an OpenSSH authorized_keys file,
  * "keyboard-interactive" with a one-time token read from a file that is
- * deleted when it is used.  Nothing of the connection layer passes before
- * success (transport.c checks s->authed).
+ * deleted when it is used.  This file only parses and answers the client:
+ * every decision is the authority's (authority.c, behind the monitor in
+ * privsep.h).  Nothing of the connection layer passes before success
+ * (transport.c checks s->authed).
  */
 #include "sshs.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <string.h>
-#include <unistd.h>
-
-#include <openssl/crypto.h>
-
-#include "log.h"
 
 #define MAX_AUTH_FAILURES 20
 
@@ -41,9 +36,9 @@ static int auth_failure(struct sshs *s)
 		return -1;
 	}
 	char methods[64] = "";
-	if (s->cfg->authkeys || !s->cfg->token_file)
+	if (s->cfg->has_authkeys || !s->cfg->has_token)
 		strcat(methods, "publickey");
-	if (s->cfg->token_file)
+	if (s->cfg->has_token)
 		strcat(methods, methods[0] ? ",keyboard-interactive" : "keyboard-interactive");
 	struct buf b;
 	ssh_pkt_begin(&b, SSH_MSG_USERAUTH_FAILURE);
@@ -53,11 +48,19 @@ static int auth_failure(struct sshs *s)
 	return 0;
 }
 
-static int auth_success(struct sshs *s, const char *how)
+/* The authority's answer to an attempt: failure, or it has gone (end). */
+static int auth_refused(struct sshs *s, int r)
 {
-	if (s->cfg->log_logins || log_level >= LOG_INFO)
-		log_msg(LOG_WARN, "ssh: %s: accepted %s for user %s", s->cfg->peer_addr, how,
-			s->user);
+	if (r == SSH_PRIV_FATAL) {
+		ssh_disconnect(s, SSH_DISC_BY_APPLICATION, "internal error");
+		return -1;
+	}
+	return auth_failure(s);
+}
+
+/* The authority said yes (it logged the login and counted it). */
+static int auth_success(struct sshs *s)
+{
 	uint8_t t = SSH_MSG_USERAUTH_SUCCESS;
 	ssh_send(s, &t, 1);
 	s->authed = true;
@@ -69,10 +72,6 @@ static int auth_success(struct sshs *s, const char *how)
 	if (s->rx.zlib && !s->rx.zon && comp_start(&s->rx, false) == 0)
 		s->rx.zon = true;
 #endif
-	if (s->cfg->auth_notify_fd >= 0) {
-		ssize_t w = write(s->cfg->auth_notify_fd, "A", 1);
-		(void)w;
-	}
 	if (!s->guest_open && relay_open_guest(s) < 0)
 		return -1;
 	return 0;
@@ -80,70 +79,39 @@ static int auth_success(struct sshs *s, const char *how)
 
 static int auth_publickey(struct sshs *s, struct rd *r, struct sv user, struct sv service)
 {
-	bool has_sig = rd_bool(r);	/* a signature follows */
-	struct sv algo = rd_str(r);	/* public key algorithm name */
-	struct sv blob = rd_str(r);	/* public key blob */
-	struct sv sig = has_sig ? rd_str(r) : SV_NULL; /* signature */
+	struct ssh_pubkey_req rq = { .user = user, .service = service };
+	rq.has_sig = rd_bool(r);		   /* a signature follows */
+	rq.algo = rd_str(r);			   /* public key algorithm name */
+	rq.blob = rd_str(r);			   /* public key blob */
+	rq.sig = rq.has_sig ? rd_str(r) : SV_NULL; /* signature */
 	if (!rd_end(r)) {
 		ssh_disconnect(s, SSH_DISC_PROTOCOL_ERROR, "malformed publickey request");
 		return -1;
 	}
-	if (!s->cfg->authkeys)
+	if (!s->cfg->has_authkeys)
 		return auth_failure(s);
-	struct sshkey *key = sshkey_from_blob(blob);
-	if (!key || !sshkey_algo_allowed(key, algo)) {
-		sshkey_free(key);
-		return auth_failure(s);
-	}
+	/* The authority parses the key, matches authorized_keys and checks the
+	 * signature over data it builds from the session id it remembers. */
 	struct authkeys_opts o;
 	memset(&o, 0, sizeof(o));
-	char fp[SSHKEY_FP_LEN];
-	sshkey_fingerprint(key, fp, sizeof(fp));
-	if (authkeys_match(s->cfg->authkeys, key, s->cfg->peer_addr, &o) != 0) {
-		log_info("ssh: %s: key %s %s not authorized", s->cfg->peer_addr,
-			 sshkey_type_name(key), fp);
-		authkeys_opts_clear(&o);
-		sshkey_free(key);
-		return auth_failure(s);
-	}
-	if (!has_sig) {
-		authkeys_opts_clear(&o);
-		sshkey_free(key);
+	int v = s->cfg->priv->pubkey(s->cfg->priv_ctx, &rq, &o);
+	if (v == SSH_PRIV_PK_OK && !rq.has_sig) {
 		struct buf b;
 		ssh_pkt_begin(&b, SSH_MSG_USERAUTH_PK_OK);
-		buf_sv(&b, algo);
-		buf_sv(&b, blob);
+		buf_sv(&b, rq.algo);
+		buf_sv(&b, rq.blob);
 		ssh_send_buf(s, &b);
 		return 0;
 	}
-	/* RFC 4252 7: what the client signed. */
-	struct buf d;
-	buf_init(&d, SSH_MAX_PACKET);
-	buf_str(&d, s->session_id, 32);
-	buf_u8(&d, SSH_MSG_USERAUTH_REQUEST);
-	buf_sv(&d, user);
-	buf_sv(&d, service);
-	buf_cstr(&d, "publickey");
-	buf_bool(&d, true);
-	buf_sv(&d, algo);
-	buf_sv(&d, blob);
-	int ok = !d.err && sshkey_verify(key, algo, sig, buf_data(&d), buf_used(&d)) == 0;
-	buf_free(&d);
-	if (!ok) {
-		log_info("ssh: %s: bad signature for key %s", s->cfg->peer_addr, fp);
+	if (v != SSH_PRIV_OK || !rq.has_sig) {
 		authkeys_opts_clear(&o);
-		sshkey_free(key);
-		return auth_failure(s);
+		return auth_refused(s, v == SSH_PRIV_FATAL ? v : SSH_PRIV_REFUSED);
 	}
 	if (s->have_opts)
 		authkeys_opts_clear(&s->opts);
 	s->opts = o;
 	s->have_opts = true;
-	char how[300];
-	snprintf(how, sizeof(how), "publickey %s %s%s%s", sshkey_type_name(key), fp,
-		 o.comment[0] ? " " : "", o.comment);
-	sshkey_free(key);
-	return auth_success(s, how);
+	return auth_success(s);
 }
 
 static int auth_kbd_start(struct sshs *s, struct rd *r)
@@ -154,7 +122,7 @@ static int auth_kbd_start(struct sshs *s, struct rd *r)
 		ssh_disconnect(s, SSH_DISC_PROTOCOL_ERROR, "malformed keyboard-interactive request");
 		return -1;
 	}
-	if (!s->cfg->token_file)
+	if (!s->cfg->has_token)
 		return auth_failure(s);
 	struct buf b;
 	ssh_pkt_begin(&b, SSH_MSG_USERAUTH_INFO_REQUEST);
@@ -189,35 +157,16 @@ int auth_on_request(struct sshs *s, struct rd *r)
 	sv_printable(user, s->user, sizeof(s->user));
 	s->kbd_pending = false;
 	if (sv_eq(method, "none")) {
-		if (s->cfg->allow_none && rd_end(r))
-			return auth_success(s, "none (local proxy)");
-		return auth_failure(s);
+		if (!s->cfg->allow_none || !rd_end(r))
+			return auth_failure(s);
+		int v = s->cfg->priv->none(s->cfg->priv_ctx, user);
+		return v == SSH_PRIV_OK ? auth_success(s) : auth_refused(s, v);
 	}
 	if (sv_eq(method, "publickey"))
 		return auth_publickey(s, r, user, service);
 	if (sv_eq(method, "keyboard-interactive"))
 		return auth_kbd_start(s, r);
 	return auth_failure(s);
-}
-
-/* The token: first line of the file, surrounding blanks removed. */
-static int read_token(const char *path, char *out, size_t outlen)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0)
-		return -1;
-	ssize_t n = read(fd, out, outlen - 1);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	out[n] = 0;
-	char *nl = strpbrk(out, "\r\n");
-	if (nl)
-		*nl = 0;
-	size_t l = strlen(out);
-	while (l && (out[l - 1] == ' ' || out[l - 1] == '\t'))
-		out[--l] = 0;
-	return l >= 8 ? 0 : -1; /* refuse trivially short tokens */
 }
 
 int auth_on_info_response(struct sshs *s, struct rd *r)
@@ -229,21 +178,9 @@ int auth_on_info_response(struct sshs *s, struct rd *r)
 		return -1;
 	}
 	s->kbd_pending = false;
-	char tok[256];
-	bool ok = false;
-	if (read_token(s->cfg->token_file, tok, sizeof(tok)) == 0) {
-		size_t tl = strlen(tok);
-		ok = resp.n == tl && CRYPTO_memcmp(resp.p, tok, tl) == 0;
-		/* One-time: whoever removes the file first has used it. */
-		if (ok && unlink(s->cfg->token_file) < 0)
-			ok = false;
-	}
-	OPENSSL_cleanse(tok, sizeof(tok));
-	if (!ok) {
-		log_info("ssh: %s: wrong or used one-time token", s->cfg->peer_addr);
-		return auth_failure(s);
-	}
-	return auth_success(s, "keyboard-interactive one-time token");
+	/* The authority reads, compares and removes the token file. */
+	int v = s->cfg->priv->token(s->cfg->priv_ctx, sv_from_cstr(s->user), resp);
+	return v == SSH_PRIV_OK ? auth_success(s) : auth_refused(s, v);
 }
 
 void auth_wipe(struct sshs *s)

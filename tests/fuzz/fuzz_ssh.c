@@ -3,7 +3,8 @@
  * Fuzz target: the SSH wrapper's server side (host-tool/ssh/): version
  * line, binary packet framing, message dispatch, KEXINIT negotiation,
  * KEX_ECDH_INIT, userauth (none, publickey against authorized_keys,
- * keyboard-interactive token), zlib@openssh.com inflation and the
+ * keyboard-interactive token, decided by the authority of authority.c as
+ * the monitor does in privsep.h), zlib@openssh.com inflation and the
  * connection-layer relay policy, both directions.
  *
  * transport.c keeps its packet reader (rx_packets) and dispatcher static
@@ -36,12 +37,14 @@
 
 #include <stdint.h>
 
+#include "authority.h"
 #include "fuzz_keys.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 
 static struct sshkey *host_key;
+static struct buf host_blob;
 static struct authkeys *authkeys;
 static char token_dir[256], token_path[300];
 static int null_fd = -1;
@@ -71,6 +74,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	signal(SIGPIPE, SIG_IGN);
 	host_key = sshkey_generate_ed25519();
 	authkeys = authkeys_parse("fuzz", sv_from_cstr(authkeys_text));
+	buf_init(&host_blob, 4096);
+	if (host_key)
+		sshkey_put_blob(host_key, &host_blob);
 	if (!host_key || !authkeys || authkeys_count(authkeys) != 3) {
 		fprintf(stderr, "fuzz_ssh: cannot set up keys\n");
 		abort();
@@ -159,15 +165,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (opt & 4)
 		put_token();
-	struct ssh_server_cfg cfg = {
+	/* The authority in process: the monitor's half of privsep.h. */
+	struct ssh_authority auth = {
 		.host_key = host_key,
 		.authkeys = (opt & 8) ? authkeys : NULL,
 		.token_file = (opt & 4) ? token_path : NULL,
+		.peer_addr = "192.0.2.7",
 		.allow_none = opt & 2,
+		.auth_notify_fd = -1,
 		.open_guest = (opt & 16) ? open_guest_fail : open_guest_ok,
+	};
+	authority_init(&auth);
+	struct ssh_server_cfg cfg = {
+		.host_blob = { buf_data(&host_blob), buf_used(&host_blob) },
+		.has_authkeys = opt & 8,
+		.has_token = opt & 4,
+		.allow_none = opt & 2,
+		.priv = &authority_ops,
+		.priv_ctx = &auth,
 		.pktlog = (opt & 64) ? null_file : NULL,
 		.peer_addr = "192.0.2.7",
-		.auth_notify_fd = -1,
 	};
 	struct sshs *s = new_sshs(&cfg);
 	if (direct) {
@@ -178,8 +195,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		s->kex_count = 1;
 		s->kex_time = time(NULL);
 		for (int i = 0; i < 32; i++)
-			s->session_id[i] = (uint8_t)i;
-		s->have_session_id = true;
+			s->session_id[i] = auth.session_id[i] = (uint8_t)i;
+		s->have_session_id = auth.have_session_id = true;
 		s->rx.zlib = s->tx.zlib = opt & 32;
 	} else {
 		kex_send_init(s);

@@ -1,19 +1,20 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Isolation of a process that handles untrusted bytes: the protocol worker
- * of wicketd and wicket-sftp-server.  One call does it all, in this order:
+ * of wicketd, wicket-sftp-server, and the network process of the host
+ * tool's SSH server (host-tool/ssh/privsep.h).  One call does it all, in this order:
  * rlimits, the switch to an unprivileged user, dropping capabilities,
  * PR_SET_DUMPABLE 0, NO_NEW_PRIVS, then the seccomp allowlist of the
  * process's profile (a list of the per-file lists in lib/syscalls.h).
  * Anything outside the allowlist kills the whole process
  * (SECCOMP_RET_KILL_PROCESS): SIGSYS, no handler can intervene.
  *
- * For developers only: with WICKETD_TESTING=1 and WICKET_SECCOMP_DEBUG=1 in
+ * For developers only: with WICKETD_TESTING=1 (or WICKET_TESTING=1) and WICKET_SECCOMP_DEBUG=1 in
  * the environment a forbidden syscall traps instead, its number is written
  * to stderr, and the process exits with status 159.
  */
-#ifndef WICKET_AGENT_SANDBOX_H
-#define WICKET_AGENT_SANDBOX_H
+#ifndef WICKET_SANDBOX_H
+#define WICKET_SANDBOX_H
 
 #include <stdbool.h>
 #include <stdio.h>
