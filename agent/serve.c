@@ -350,6 +350,9 @@ int agent_serve_ahead(int rfd, int wfd, const struct agent_cfg *cfg, struct buf 
 		log_err("session user %s: %s", cfg->user ? cfg->user : "(self)", strerror(-e));
 		return 1;
 	}
+	/* Compiled once per agent process, not once per worker. */
+	if (!cfg->no_sandbox)
+		sandbox_prepare(&agent_worker_profile);
 	/* sp: the monitor's socket; cp: the carry back to us; gp: the go signal. */
 	int fds[6] = { -1, -1, -1, -1, -1, -1 };
 	int *sp = fds, *cp = fds + 2, *gp = fds + 4;
