@@ -59,6 +59,13 @@ void agent_cfg_defaults(struct agent_cfg *cfg);
  * host does, and unparsed input is left in it for the next session.
  */
 int agent_serve(int rfd, int wfd, const struct agent_cfg *cfg, struct buf *carry);
+/*
+ * The same, but the protocol worker is forked and sandboxed while
+ * @wait_peer(@rfd) waits for a peer (0, or -errno: returned as is), so a
+ * host that connects does not wait for that.
+ */
+int agent_serve_ahead(int rfd, int wfd, const struct agent_cfg *cfg, struct buf *carry,
+		      int (*wait_peer)(int fd));
 
 /* Serve a virtio-serial or serial port forever, one host at a time. */
 int agent_serve_port(int fd, bool is_virtio, const struct agent_cfg *cfg);

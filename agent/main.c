@@ -471,5 +471,10 @@ int main(int argc, char **argv)
 	if (!cfg.no_sandbox && !sandbox_available())
 		log_warn("built without libseccomp: protocol workers run without a syscall "
 			 "filter (NO_NEW_PRIVS and rlimits only)");
+	if (!cfg.no_sandbox) {
+		/* Connection processes inherit the compiled filter. */
+		extern const struct sandbox_profile agent_worker_profile;
+		sandbox_prepare(&agent_worker_profile);
+	}
 	return serve_all(ls, nls, &cfg);
 }

@@ -30,6 +30,7 @@
 
 #include "log.h"
 #include "selinux.h"
+#include "vspawn.h"
 
 /* Child stdout/stderr pipes this large mean fewer wakeups per MiB. */
 #define SPAWN_PIPE_SIZE (1024 * 1024)
@@ -234,11 +235,12 @@ static void exec_search(const char *file, char *const *argv, char *const *envp)
 
 static void child_reset_signals(void)
 {
+	/* Defaults first: no handler of ours may run in the child. */
+	for (int s = 1; s < NSIG; s++)
+		signal(s, SIG_DFL);
 	sigset_t all;
 	sigemptyset(&all);
 	sigprocmask(SIG_SETMASK, &all, NULL);
-	for (int s = 1; s < NSIG; s++)
-		signal(s, SIG_DFL);
 }
 
 /* In the child: become the session user (groups first, uid last). */
@@ -262,7 +264,62 @@ struct spawn_args {
 	int pty_slave;
 };
 
-/* Fork and exec; fills @pid, @exec_errno and (without a pty) @fds. */
+/* What the child of do_spawn() needs; it shares our memory until exec. */
+struct spawn_child {
+	const struct spawn_args *a;
+	const struct agent_user *u;
+	const struct agent_se *se;
+	int in, out, err;	/* become stdio (without a pty) */
+	int report;		/* gets errno if exec fails */
+	pid_t parent;
+};
+
+/* In the child (see vspawn.h: no malloc, no stdio): set up and exec. */
+static int spawn_child(void *arg)
+{
+	const struct spawn_child *c = arg;
+	child_reset_signals();
+	/* Own session: no way to reach the agent's terminal (TIOCSTI). */
+	setsid();
+	if (c->a->pty_slave >= 0) {
+		int s = c->a->pty_slave;
+		ioctl(s, TIOCSCTTY, 0);
+		dup2(s, 0);
+		dup2(s, 1);
+		dup2(s, 2);
+		if (s > 2)
+			close(s);
+	} else {
+		dup2(c->in, 0);
+		dup2(c->out, 1);
+		dup2(c->err, 2);
+	}
+	/* Set while still root: the user's domain at execve(). */
+	int e = agent_se_exec(c->se);
+	if (!e && child_switch_user(c->u) < 0)
+		e = errno ? errno : EPERM;
+	/* Set after the switch (which clears it); the monitor gone = hang-up. */
+	prctl(PR_SET_PDEATHSIG, SIGHUP);
+	if (getppid() != c->parent)
+		_exit(129);
+	/* Nothing of the agent's but stdio crosses exec. */
+	close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
+	if (!e) {
+		if (!c->a->cwd || chdir(c->a->cwd) < 0) {
+			if (chdir("/") < 0) {
+				/* nothing better to do; run where we are */
+			}
+		}
+		umask(022);
+		exec_search(c->a->path, c->a->argv, c->a->envp);
+		e = errno;
+	}
+	ssize_t w = write(c->report, &e, sizeof(e));
+	(void)w;
+	return e == ENOENT ? 127 : 126;
+}
+
+/* Start and exec; fills @pid, @exec_errno and (without a pty) @fds. */
 static int do_spawn(struct mon *m, const struct spawn_args *a, pid_t *pid_out, int *exec_errno,
 		    int fds_out[3])
 {
@@ -280,53 +337,13 @@ static int do_spawn(struct mon *m, const struct spawn_args *a, pid_t *pid_out, i
 		fcntl(pout[0], F_SETPIPE_SZ, SPAWN_PIPE_SIZE);
 		fcntl(perr[0], F_SETPIPE_SZ, SPAWN_PIPE_SIZE);
 	}
-	pid_t parent = getpid();
-	pid_t pid = fork();
+	struct spawn_child c = { .a = a, .u = m->u, .se = &m->se, .in = pin[0], .out = pout[1], .err = perr[1],
+				 .report = report[1], .parent = getpid() };
+	pid_t pid = vspawn_run(spawn_child, &c);
 	if (pid < 0) {
 		int e = errno;
 		close_pairs(fds, 8);
 		return e;
-	}
-	if (pid == 0) {
-		child_reset_signals();
-		/* Own session: no way to reach the agent's terminal (TIOCSTI). */
-		setsid();
-		if (a->pty_slave >= 0) {
-			int s = a->pty_slave;
-			ioctl(s, TIOCSCTTY, 0);
-			dup2(s, 0);
-			dup2(s, 1);
-			dup2(s, 2);
-			if (s > 2)
-				close(s);
-		} else {
-			dup2(pin[0], 0);
-			dup2(pout[1], 1);
-			dup2(perr[1], 2);
-		}
-		/* Set while still root: the user's domain at execve(). */
-		int e = agent_se_exec(&m->se);
-		if (!e && child_switch_user(m->u) < 0)
-			e = errno ? errno : EPERM;
-		/* Set after the switch (which clears it); the monitor gone = hang-up. */
-		prctl(PR_SET_PDEATHSIG, SIGHUP);
-		if (getppid() != parent)
-			_exit(129);
-		/* Nothing of the agent's but stdio crosses exec. */
-		close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
-		if (!e) {
-			if (!a->cwd || chdir(a->cwd) < 0) {
-				if (chdir("/") < 0) {
-					/* nothing better to do; run where we are */
-				}
-			}
-			umask(022);
-			exec_search(a->path, a->argv, a->envp);
-			e = errno;
-		}
-		ssize_t w = write(report[1], &e, sizeof(e));
-		(void)w;
-		_exit(e == ENOENT ? 127 : 126);
 	}
 
 	close(report[1]);

@@ -17,28 +17,35 @@
 #include "log.h"
 #include "wire.h"
 
+/* Runs while the next session's worker sandboxes itself. */
+static int port_wait_virtio_host(int fd)
+{
+	int r = tp_virtio_wait_host(fd);
+	if (r < 0)
+		log_err("waiting for the host: %s", strerror(-r));
+	else
+		log_info("host connected");
+	return r;
+}
+
 int agent_serve_port(int fd, bool is_virtio, const struct agent_cfg *cfg)
 {
 	struct buf carry;
 	buf_init(&carry, WIRE_MAX_PACKET + 4);
 	for (;;) {
-		if (is_virtio) {
-			int r = tp_virtio_wait_host(fd);
-			if (r < 0) {
-				log_err("waiting for the host: %s", strerror(-r));
-				return 1;
-			}
-			log_info("host connected");
-		}
 		struct timespec t0, t1;
 		clock_gettime(CLOCK_MONOTONIC, &t0);
-		agent_serve(fd, fd, cfg, &carry);
+		int r = agent_serve_ahead(fd, fd, cfg, &carry,
+					  is_virtio ? port_wait_virtio_host : NULL);
+		if (r < 0)
+			return 1;
 		clock_gettime(CLOCK_MONOTONIC, &t1);
 		log_info("host session ended");
-		/* A session that ends at once (port error, host flapping) must
-		 * not turn this loop into a busy one. */
+		/* A session that fails at once (port error, a worker that
+		 * cannot start) must not turn this loop into a busy one; the
+		 * next host of a good one must not wait. */
 		long ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
-		if (ms < 100) {
+		if (r && ms < 100) {
 			struct timespec ts = { 0, 100 * 1000 * 1000 };
 			nanosleep(&ts, NULL);
 		}

@@ -6,9 +6,12 @@
 
 #ifdef HAVE_SELINUX
 #include <errno.h>
+#include <fcntl.h>
 #include <selinux/get_context_list.h>
 #include <selinux/selinux.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 static bool lib_enabled(void)
 {
@@ -26,17 +29,36 @@ static int lib_default_context(const char *user, char **ctx)
 	/* Linux user → SELinux user and MLS level (seusers), then the context. */
 	if (getseuserbyname(user, &seuser, &level) < 0)
 		return -1;
-	int r = get_default_context_with_level(seuser, level, NULL, ctx);
+	char *con = NULL;
+	int r = get_default_context_with_level(seuser, level, NULL, &con);
+	/* Raw now: the child writes it to the kernel as is (see lib_set_exec). */
+	if (r == 0)
+		r = selinux_trans_to_raw_context(con, ctx);
 	int e = errno;
+	freecon(con);
 	free(seuser);
 	free(level);
 	errno = e;
 	return r < 0 ? -1 : 0;
 }
 
+/*
+ * setexeccon() by hand: the child shares the monitor's memory until execve
+ * (agent/vspawn.c), and libselinux's version may allocate.
+ */
 static int lib_set_exec(const char *ctx)
 {
-	return setexeccon(ctx);
+	int fd = open("/proc/thread-self/attr/exec", O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	size_t n = strlen(ctx) + 1;
+	ssize_t w = write(fd, ctx, n);
+	int e = errno;
+	close(fd);
+	if (w == (ssize_t)n)
+		return 0;
+	errno = w < 0 ? e : EIO;
+	return -1;
 }
 
 static int lib_label_pty(const char *ctx, int fd)

@@ -186,9 +186,25 @@ static void release_stream_fd(int fd)
 	}
 }
 
-/* The protocol worker: parse the stream, ask the monitor for the rest. */
+/* Block until the monitor says the peer is there; false: it never will be. */
+static bool worker_wait_go(int gofd)
+{
+	char go;
+	ssize_t n;
+	do
+		n = read(gofd, &go, 1);
+	while (n < 0 && errno == EINTR);
+	close(gofd);
+	return n == 1;
+}
+
+/*
+ * The protocol worker: parse the stream, ask the monitor for the rest.
+ * With @gofd >= 0 it was started ahead of its peer: it isolates itself,
+ * then waits for the monitor's go before it touches the stream.
+ */
 static int worker_main(int rfd, int wfd, const struct agent_cfg *cfg, const struct agent_user *u,
-		       int monfd, struct buf *carry, int carryfd)
+		       int monfd, struct buf *carry, int carryfd, int gofd)
 {
 	prctl(PR_SET_NAME, "wicketd-worker", 0, 0, 0);
 	struct loop l;
@@ -229,6 +245,8 @@ static int worker_main(int rfd, int wfd, const struct agent_cfg *cfg, const stru
 		log_err("cannot sandbox the protocol worker: refusing to serve (--no-sandbox to debug)");
 		return 1;
 	}
+	if (gofd >= 0 && !worker_wait_go(gofd))
+		return 0;
 	if (carry && buf_used(carry)) {
 		conn_feed(&ac.c, buf_data(carry), buf_used(carry));
 		buf_reset(carry);
@@ -312,26 +330,44 @@ static int worker_main(int rfd, int wfd, const struct agent_cfg *cfg, const stru
 
 int agent_serve(int rfd, int wfd, const struct agent_cfg *cfg, struct buf *carry)
 {
+	return agent_serve_ahead(rfd, wfd, cfg, carry, NULL);
+}
+
+/* Close those of @fds that are open. */
+static void close_fds(int *fds, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+}
+
+int agent_serve_ahead(int rfd, int wfd, const struct agent_cfg *cfg, struct buf *carry,
+		      int (*wait_peer)(int fd))
+{
 	static struct agent_user user;
 	int e = agent_user_resolve(cfg->user, cfg, &user);
 	if (e < 0) {
 		log_err("session user %s: %s", cfg->user ? cfg->user : "(self)", strerror(-e));
 		return 1;
 	}
-	int sp[2], cp[2] = { -1, -1 };
+	/* Compiled once per agent process, not once per worker. */
+	if (!cfg->no_sandbox)
+		sandbox_prepare(&agent_worker_profile);
+	/* sp: the monitor's socket; cp: the carry back to us; gp: the go signal. */
+	int fds[6] = { -1, -1, -1, -1, -1, -1 };
+	int *sp = fds, *cp = fds + 2, *gp = fds + 4;
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0) {
 		log_err("socketpair: %s", strerror(errno));
 		return 1;
 	}
-	if (carry) {
-		if (pipe2(cp, O_CLOEXEC | O_NONBLOCK) < 0) {
-			log_err("pipe: %s", strerror(errno));
-			close(sp[0]);
-			close(sp[1]);
-			return 1;
-		}
-		fcntl(cp[1], F_SETPIPE_SZ, 1024 * 1024);
+	if ((carry && pipe2(cp, O_CLOEXEC | O_NONBLOCK) < 0) ||
+	    (wait_peer && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, gp) < 0)) {
+		log_err("pipe: %s", strerror(errno));
+		close_fds(fds, 6);
+		return 1;
 	}
+	if (carry)
+		fcntl(cp[1], F_SETPIPE_SZ, 1024 * 1024);
 	/* The monitor hears of children through a signalfd. */
 	signal(SIGCHLD, SIG_DFL);
 	sigset_t set;
@@ -342,20 +378,17 @@ int agent_serve(int rfd, int wfd, const struct agent_cfg *cfg, struct buf *carry
 	pid_t pid = fork();
 	if (pid < 0) {
 		log_err("fork: %s", strerror(errno));
-		close(sp[0]);
-		close(sp[1]);
-		if (carry) {
-			close(cp[0]);
-			close(cp[1]);
-		}
+		close_fds(fds, 6);
 		return 1;
 	}
 	if (pid == 0) {
 		close(sp[0]);
 		if (carry)
 			close(cp[0]);
+		if (wait_peer)
+			close(gp[1]);
 		sigprocmask(SIG_UNBLOCK, &set, NULL);
-		_exit(worker_main(rfd, wfd, cfg, &user, sp[1], carry, cp[1]));
+		_exit(worker_main(rfd, wfd, cfg, &user, sp[1], carry, cp[1], gp[0]));
 	}
 	close(sp[1]);
 	if (carry) {
@@ -365,6 +398,18 @@ int agent_serve(int rfd, int wfd, const struct agent_cfg *cfg, struct buf *carry
 		release_stream_fd(rfd);
 		if (wfd != rfd)
 			release_stream_fd(wfd);
+	}
+	int werr = 0;
+	if (wait_peer) {
+		/* The worker forks and sandboxes itself meanwhile. */
+		close(gp[0]);
+		werr = wait_peer(rfd);
+		if (!werr) {
+			/* If the worker is already gone, monitor_run() says why. */
+			ssize_t w = send(gp[1], "g", 1, MSG_NOSIGNAL);
+			(void)w;
+		}
+		close(gp[1]);
 	}
 	int st = monitor_run(sp[0], pid, cfg, &user);
 	close(sp[0]);
@@ -377,6 +422,8 @@ int agent_serve(int rfd, int wfd, const struct agent_cfg *cfg, struct buf *carry
 			buf_reset(carry);
 		close(cp[0]);
 	}
+	if (werr < 0)
+		return werr;
 	if (WIFSIGNALED(st)) {
 		int sig = WTERMSIG(st);
 		log_err("protocol worker killed by signal %d (%s)%s", sig, strsignal(sig),

@@ -87,6 +87,10 @@ def parse_args(argv):
                    help="guest-file-read count in MiB (default and max %d)" % QGA_READ_MAX_MIB)
     p.add_argument("--poll-sleep", type=float, default=0.0,
                    help="sleep between guest-exec-status polls, seconds (default 0: none)")
+    p.add_argument("--settle", type=float, default=0.0,
+                   help="idle pause before each timed round trip, seconds (default 0: back "
+                        "to back, as scripts run them), so that work one contender leaves "
+                        "running in the guest does not land in the other's time")
     p.add_argument("--accel", default="tcg", choices=("tcg", "kvm", "auto"),
                    help="QEMU accelerator (default tcg, as in the issue)")
     p.add_argument("--memory", type=int, default=1024, help="guest RAM in MiB (default 1024)")
@@ -347,8 +351,10 @@ def main(argv):
         rt = {"wicket": [], "qga": []}
         polls = []
         for i in range(args.exec_rounds):
+            time.sleep(args.settle)
             t, _ = timed(run_cmd, rt_w, to)
             rt["wicket"].append(t)
+            time.sleep(args.settle)
             t, n = timed(qga_exec_true, vm.qga_sock, to, args.poll_sleep)
             rt["qga"].append(t)
             polls.append(n)
@@ -401,7 +407,8 @@ def main(argv):
         print(f"  {labels[k]:<26} {tp_med[k]:>9.3f} {min(v):>8.3f} {max(v):>8.3f} "
               f"{mibs[k]:>9.2f}")
     print()
-    print(f"Round trip: `true`, {args.exec_rounds} rounds (alternating)")
+    print(f"Round trip: `true`, {args.exec_rounds} rounds (alternating, {args.settle * 1e3:g} ms "
+          f"idle before each)")
     print(f"  wicket: `wicket exec -n TARGET -- true` (whole command); qemu-ga: connect + "
           f"guest-sync + guest-exec /bin/true + guest-exec-status until exited ({poll_desc}; "
           f"polls median {med(polls):g}, max {max(polls)})")
@@ -436,6 +443,7 @@ def main(argv):
         "qga_chunk_mib": args.chunk_mib,
         "qga_reads_per_copy": qga_reads,
         "qga_poll_sleep_s": args.poll_sleep,
+        "settle_s": args.settle,
         "qga_status_polls": polls,
         "verified_sha256": True,
         "guest_sha256": guest_sha,

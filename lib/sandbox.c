@@ -17,7 +17,11 @@
 #include "log.h"
 
 #ifdef HAVE_SECCOMP
+#include <limits.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <seccomp.h>
+#include <sys/stat.h>
 #endif
 
 /*
@@ -221,26 +225,87 @@ static bool debug_mode(void)
 	return testing && d && strcmp(d, "1") == 0;
 }
 
-static int load_filter(const struct sandbox_profile *p)
+static scmp_filter_ctx build_filter(const struct sandbox_profile *p, int *err)
 {
-	bool debug = debug_mode();
-	if (debug) {
-		struct sigaction sa = { .sa_sigaction = sigsys_report, .sa_flags = SA_SIGINFO };
-		sigaction(SIGSYS, &sa, NULL);
+	scmp_filter_ctx ctx = seccomp_init(debug_mode() ? SCMP_ACT_TRAP : SCMP_ACT_KILL_PROCESS);
+	if (!ctx) {
+		*err = -ENOMEM;
+		return NULL;
 	}
-	scmp_filter_ctx ctx = seccomp_init(debug ? SCMP_ACT_TRAP : SCMP_ACT_KILL_PROCESS);
-	if (!ctx)
-		return -ENOMEM;
 	int e = 0;
 	for (const struct syscall_rule *const *l = p->lists; *l && !e; l++)
 		for (const struct syscall_rule *r = *l; r->name && !e; r++)
 			e = add_rule(ctx, SCMP_ACT_ALLOW, r);
 	for (const struct syscall_rule *r = p->refuse; r && r->name && !e; r++)
 		e = add_rule(ctx, SCMP_ACT_ERRNO((uint32_t)p->refuse_errno), r);
-	if (!e)
-		e = seccomp_load(ctx);
+	if (e) {
+		seccomp_release(ctx);
+		*err = e;
+		return NULL;
+	}
+	return ctx;
+}
+
+/*
+ * One profile's filter compiled to BPF ahead of time (sandbox_prepare()):
+ * libseccomp's compiler costs milliseconds per process under emulation,
+ * and every connection's worker would pay it again.
+ */
+static struct {
+	const struct sandbox_profile *profile;
+	struct sock_fprog prog;
+} prepared;
+
+void sandbox_prepare(const struct sandbox_profile *p)
+{
+	if (prepared.profile == p)
+		return;
+	int e = 0;
+	scmp_filter_ctx ctx = build_filter(p, &e);
+	if (!ctx)
+		return; /* sandbox_isolate() reports it */
+	int fd = memfd_create("wicketd-bpf", MFD_CLOEXEC);
+	struct stat st;
+	void *f = NULL;
+	if (fd >= 0 && seccomp_export_bpf(ctx, fd) == 0 && fstat(fd, &st) == 0 &&
+	    st.st_size > 0 && st.st_size % sizeof(struct sock_filter) == 0 &&
+	    st.st_size / sizeof(struct sock_filter) <= USHRT_MAX && (f = malloc((size_t)st.st_size)) &&
+	    pread(fd, f, (size_t)st.st_size, 0) == st.st_size) {
+		free(prepared.prog.filter);
+		prepared.profile = p;
+		prepared.prog = (struct sock_fprog){
+			.len = (unsigned short)(st.st_size / sizeof(struct sock_filter)), .filter = f
+		};
+		f = NULL;
+	}
+	free(f);
+	if (fd >= 0)
+		close(fd);
+	seccomp_release(ctx);
+}
+
+static int load_filter(const struct sandbox_profile *p)
+{
+	if (debug_mode()) {
+		struct sigaction sa = { .sa_sigaction = sigsys_report, .sa_flags = SA_SIGINFO };
+		sigaction(SIGSYS, &sa, NULL);
+	}
+	/* NO_NEW_PRIVS is set: what seccomp_load() would do, minus compiling. */
+	if (prepared.profile == p)
+		return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prepared.prog, 0, 0) < 0 ? -errno
+											      : 0;
+	int e = 0;
+	scmp_filter_ctx ctx = build_filter(p, &e);
+	if (!ctx)
+		return e;
+	e = seccomp_load(ctx);
 	seccomp_release(ctx);
 	return e;
+}
+#else
+void sandbox_prepare(const struct sandbox_profile *p)
+{
+	(void)p;
 }
 #endif
 

@@ -46,6 +46,12 @@ struct sandbox_opts {
 /* The C library itself: memory, exit, signal return. */
 SYSCALLS_DECLARE(libc);
 
+/*
+ * Compile @p's filter now, in a parent, so that children isolating
+ * themselves with it only install it.  Best effort: on failure they
+ * compile it themselves.
+ */
+void sandbox_prepare(const struct sandbox_profile *p);
 /* Isolate this process now.  0, or -errno (the process is then unusable). */
 int sandbox_isolate(const struct sandbox_opts *o);
 /* Distinct syscalls the profile allows on this architecture. */
