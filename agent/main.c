@@ -18,7 +18,9 @@
 #include "config.h"
 #include "agent.h"
 #include "log.h"
+#include "conffile.h"
 #include "guest.h"
+#include "options.h"
 #include "sandbox.h"
 #include "tp.h"
 
@@ -27,6 +29,7 @@
 static const char usage[] =
 	"Usage: wicketd --stdio [OPTION...]\n"
 	"       wicketd --listen ADDR [--listen ADDR...] [OPTION...]\n"
+	"       wicketd --config FILE [OPTION...]\n"
 	"\n"
 	"Guest agent speaking PuTTY's bare ssh-connection protocol.\n"
 	"\n"
@@ -61,20 +64,14 @@ static const char usage[] =
 	"                        for the protocol worker\n"
 	"  --print-syscalls      print the seccomp allowlist of each process profile\n"
 	"  --packet-log FILE     append a readable log of every packet\n"
+	"  --config FILE         session policy per listen address: [listen ADDR]\n"
+	"                        sections of the options above without '--' (user,\n"
+	"                        deny, accept-env, ...); keys before any section\n"
+	"                        apply to every listener\n"
 	"  -v, --verbose         more log output on stderr (repeatable)\n"
 	"  -q, --quiet           errors only\n"
 	"  -h, --help            this text\n"
 	"  -V, --version         print the version\n";
-
-void agent_cfg_defaults(struct agent_cfg *cfg)
-{
-	static const char *const env_default[] = { "LANG", "LC_*", "TERM", "COLORTERM", "TZ" };
-	*cfg = (struct agent_cfg){ .allow_exec = true, .allow_shell = true, .allow_sftp = true,
-				   .allow_forwarding = true, .max_channels = 1024,
-				   .handshake_timeout = 30 };
-	for (size_t i = 0; i < sizeof(env_default) / sizeof(env_default[0]); i++)
-		cfg->env_allow[cfg->nenv_allow++] = env_default[i];
-}
 
 /* wicket-sftp-server beside our own binary (build tree, or one install
  * directory), else the configured libexec directory. */
@@ -98,6 +95,7 @@ struct listener {
 	enum listen_kind kind;
 	int fd;
 	const char *addr;
+	const struct agent_cfg *cfg; /* its session policy */
 };
 
 static bool vsock_allowed(const struct agent_cfg *cfg, uint32_t cid)
@@ -110,8 +108,9 @@ static bool vsock_allowed(const struct agent_cfg *cfg, uint32_t cid)
 	return false;
 }
 
-static int accept_one(const struct listener *l, const struct agent_cfg *cfg)
+static int accept_one(const struct listener *l)
 {
+	const struct agent_cfg *cfg = l->cfg;
 	if (l->kind != L_VSOCK)
 		return tp_accept(l->fd);
 	uint32_t cid;
@@ -125,7 +124,7 @@ static int accept_one(const struct listener *l, const struct agent_cfg *cfg)
 	return fd;
 }
 
-static int serve_listeners(struct listener *ls, int n, const struct agent_cfg *cfg)
+static int serve_listeners(struct listener *ls, int n)
 {
 	struct pollfd pfd[MAX_LISTEN];
 	/* Connection processes are reaped by the kernel: no zombies here. */
@@ -142,7 +141,7 @@ static int serve_listeners(struct listener *ls, int n, const struct agent_cfg *c
 		for (int i = 0; i < n; i++) {
 			if (!(pfd[i].revents & POLLIN))
 				continue;
-			int fd = accept_one(&ls[i], cfg);
+			int fd = accept_one(&ls[i]);
 			if (fd < 0) {
 				if (fd != -EAGAIN && fd != -EINTR && fd != -ECONNABORTED && fd != -EPERM)
 					log_warn("accept: %s", strerror(-fd));
@@ -157,7 +156,7 @@ static int serve_listeners(struct listener *ls, int n, const struct agent_cfg *c
 			if (pid == 0) {
 				for (int k = 0; k < n; k++)
 					close(ls[k].fd);
-				_exit(agent_serve(fd, fd, cfg, NULL));
+				_exit(agent_serve(fd, fd, ls[i].cfg, NULL));
 			}
 			close(fd);
 		}
@@ -218,7 +217,7 @@ static int open_listen(const char *addr, struct listener *l, char *err, size_t e
  * Ports each get a supervisor process; listeners are served here.  With
  * only ports, we wait for the supervisors (they run until killed).
  */
-static int serve_all(struct listener *ls, int n, const struct agent_cfg *cfg)
+static int serve_all(struct listener *ls, int n)
 {
 	struct listener socks[MAX_LISTEN];
 	int nsocks = 0, nports = 0;
@@ -226,21 +225,23 @@ static int serve_all(struct listener *ls, int n, const struct agent_cfg *cfg)
 		if (ls[i].kind == L_PORT_VIRTIO || ls[i].kind == L_PORT_SERIAL) {
 			nports++;
 			if (n == 1)
-				return agent_serve_port(ls[i].fd, ls[i].kind == L_PORT_VIRTIO, cfg);
+				return agent_serve_port(ls[i].fd, ls[i].kind == L_PORT_VIRTIO,
+							ls[i].cfg);
 			pid_t pid = fork();
 			if (pid < 0) {
 				log_err("fork: %s", strerror(errno));
 				return 1;
 			}
 			if (pid == 0)
-				_exit(agent_serve_port(ls[i].fd, ls[i].kind == L_PORT_VIRTIO, cfg));
+				_exit(agent_serve_port(ls[i].fd, ls[i].kind == L_PORT_VIRTIO,
+						       ls[i].cfg));
 			close(ls[i].fd);
 		} else {
 			socks[nsocks++] = ls[i];
 		}
 	}
 	if (nsocks)
-		return serve_listeners(socks, nsocks, cfg);
+		return serve_listeners(socks, nsocks);
 	int st = 0;
 	while (nports && wait(&st) > 0)
 		nports--;
@@ -249,23 +250,24 @@ static int serve_all(struct listener *ls, int n, const struct agent_cfg *cfg)
 
 int main(int argc, char **argv)
 {
-	enum { OPT_STDIO = 256, OPT_LISTEN, OPT_ENV, OPT_NOENV, OPT_DENY, OPT_MAXCH, OPT_PKTLOG,
-	       OPT_SFTP, OPT_SFTP_RO, OPT_VSOCK_CID, OPT_VSOCK_ANY, OPT_USER, OPT_HS_TIMEOUT,
-	       OPT_NO_SANDBOX, OPT_PRINT_SYSCALLS };
+	/* OPT_POLICY: agent/options.c applies it, as it does the config file's keys. */
+	enum { OPT_STDIO = 256, OPT_LISTEN, OPT_POLICY, OPT_PKTLOG, OPT_CONFIG, OPT_NO_SANDBOX,
+	       OPT_PRINT_SYSCALLS };
 	static const struct option opts[] = {
 		{ "stdio", no_argument, NULL, OPT_STDIO },
 		{ "listen", required_argument, NULL, OPT_LISTEN },
-		{ "accept-env", required_argument, NULL, OPT_ENV },
-		{ "no-accept-env", no_argument, NULL, OPT_NOENV },
-		{ "deny", required_argument, NULL, OPT_DENY },
-		{ "max-channels", required_argument, NULL, OPT_MAXCH },
+		{ "accept-env", required_argument, NULL, OPT_POLICY },
+		{ "no-accept-env", no_argument, NULL, OPT_POLICY },
+		{ "deny", required_argument, NULL, OPT_POLICY },
+		{ "max-channels", required_argument, NULL, OPT_POLICY },
 		{ "packet-log", required_argument, NULL, OPT_PKTLOG },
-		{ "sftp-server", required_argument, NULL, OPT_SFTP },
-		{ "sftp-read-only", no_argument, NULL, OPT_SFTP_RO },
-		{ "vsock-allow-cid", required_argument, NULL, OPT_VSOCK_CID },
-		{ "vsock-allow-any", no_argument, NULL, OPT_VSOCK_ANY },
-		{ "user", required_argument, NULL, OPT_USER },
-		{ "handshake-timeout", required_argument, NULL, OPT_HS_TIMEOUT },
+		{ "config", required_argument, NULL, OPT_CONFIG },
+		{ "sftp-server", required_argument, NULL, OPT_POLICY },
+		{ "sftp-read-only", no_argument, NULL, OPT_POLICY },
+		{ "vsock-allow-cid", required_argument, NULL, OPT_POLICY },
+		{ "vsock-allow-any", no_argument, NULL, OPT_POLICY },
+		{ "user", required_argument, NULL, OPT_POLICY },
+		{ "handshake-timeout", required_argument, NULL, OPT_POLICY },
 		{ "no-sandbox", no_argument, NULL, OPT_NO_SANDBOX },
 		{ "print-syscalls", no_argument, NULL, OPT_PRINT_SYSCALLS },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -283,8 +285,10 @@ int main(int argc, char **argv)
 	log_set_ident("wicketd");
 	umask(077);
 
-	int o;
-	while ((o = getopt_long(argc, argv, "vqhV", opts, NULL)) != -1) {
+	struct agent_conf conf = { 0 };
+	char err[1024];
+	int o, idx = 0;
+	while ((o = getopt_long(argc, argv, "vqhV", opts, &idx)) != -1) {
 		switch (o) {
 		case OPT_STDIO:
 			use_stdio = true;
@@ -296,77 +300,24 @@ int main(int argc, char **argv)
 			}
 			listen[nlisten++] = optarg;
 			break;
-		case OPT_ENV:
-			if (cfg.nenv_allow == AGENT_MAX_ENV_PATTERNS) {
-				fprintf(stderr, "wicketd: too many --accept-env patterns\n");
-				return 2;
-			}
-			cfg.env_allow[cfg.nenv_allow++] = optarg;
-			break;
-		case OPT_NOENV:
-			cfg.nenv_allow = 0;
-			break;
-		case OPT_DENY:
-			if (strcmp(optarg, "exec") == 0) {
-				cfg.allow_exec = false;
-			} else if (strcmp(optarg, "shell") == 0) {
-				cfg.allow_shell = false;
-			} else if (strcmp(optarg, "sftp") == 0) {
-				cfg.allow_sftp = false;
-			} else if (strcmp(optarg, "forwarding") == 0) {
-				cfg.allow_forwarding = false;
-			} else {
-				fprintf(stderr,
-					"wicketd: --deny: unknown feature '%s' (exec, shell, sftp, "
-					"forwarding)\n",
-					optarg);
+		case OPT_POLICY:
+			if (agent_opt_apply(&cfg, opts[idx].name, optarg, err, sizeof(err)) < 0) {
+				fprintf(stderr, "wicketd: %s\n", err);
 				return 2;
 			}
 			break;
-		case OPT_MAXCH: {
-			char *end;
-			unsigned long v = strtoul(optarg, &end, 10);
-			if (*end || v == 0 || v > 65536) {
-				fprintf(stderr, "wicketd: --max-channels: '%s' is not 1..65536\n",
-					optarg);
+		case OPT_CONFIG:
+			if (conf.path) {
+				fprintf(stderr, "wicketd: --config given twice\n");
 				return 2;
 			}
-			cfg.max_channels = (unsigned)v;
-			break;
-		}
-		case OPT_SFTP:
-			cfg.sftp_server = optarg;
-			break;
-		case OPT_SFTP_RO:
-			cfg.sftp_read_only = true;
-			break;
-		case OPT_VSOCK_CID: {
-			char *end;
-			unsigned long v = strtoul(optarg, &end, 10);
-			if (*end || !*optarg || v > UINT32_MAX || cfg.nvsock_cids == 16) {
-				fprintf(stderr, "wicketd: --vsock-allow-cid: bad CID '%s'\n", optarg);
+			/* Its top-level keys count from here, as options would. */
+			if (agent_conf_load(optarg, &conf, err, sizeof(err)) < 0 ||
+			    agent_conf_apply(&conf, conf.top, conf.ntop, &cfg, err, sizeof(err)) < 0) {
+				fprintf(stderr, "wicketd: --config %s\n", err);
 				return 2;
 			}
-			cfg.vsock_cids[cfg.nvsock_cids++] = (uint32_t)v;
 			break;
-		}
-		case OPT_VSOCK_ANY:
-			cfg.vsock_any = true;
-			break;
-		case OPT_USER:
-			cfg.user = optarg;
-			break;
-		case OPT_HS_TIMEOUT: {
-			char *end;
-			unsigned long v = strtoul(optarg, &end, 10);
-			if (*end || !*optarg || v > 86400) {
-				fprintf(stderr, "wicketd: --handshake-timeout: '%s' is not 0..86400\n",
-					optarg);
-				return 2;
-			}
-			cfg.handshake_timeout = (unsigned)v;
-			break;
-		}
 		case OPT_NO_SANDBOX:
 			cfg.no_sandbox = true;
 			break;
@@ -418,28 +369,41 @@ int main(int argc, char **argv)
 		}
 		return 0;
 	}
-	if (cfg.user) {
-		errno = 0;
-		struct passwd *pw = getpwnam(cfg.user);
-		if (!pw) {
-			fprintf(stderr, "wicketd: --user %s: %s\n", cfg.user,
-				errno ? strerror(errno) : "no such user");
+	if (agent_opt_check_user(&cfg, err, sizeof(err)) < 0) {
+		fprintf(stderr, "wicketd: %s\n", err);
+		return 2;
+	}
+	/* Each [listen ADDR] section: the command line's policy, then its keys. */
+	static struct agent_cfg sec_cfg[MAX_LISTEN];
+	if (conf.nsec + (size_t)nlisten > MAX_LISTEN) {
+		fprintf(stderr, "wicketd: at most %d listen addresses (--listen and [listen])\n",
+			MAX_LISTEN);
+		return 2;
+	}
+	for (size_t i = 0; i < conf.nsec; i++) {
+		sec_cfg[i] = cfg;
+		if (agent_conf_apply(&conf, conf.sec[i].e, conf.sec[i].n, &sec_cfg[i], err,
+				     sizeof(err)) < 0) {
+			fprintf(stderr, "wicketd: --config %s\n", err);
 			return 2;
 		}
-		if (geteuid() != 0 && pw->pw_uid != geteuid()) {
-			fprintf(stderr, "wicketd: --user %s: only root can run sessions as another user\n",
-				cfg.user);
+		if (agent_opt_check_user(&sec_cfg[i], err, sizeof(err)) < 0) {
+			fprintf(stderr, "wicketd: --config %s:%u: [listen %s]: %s\n", conf.path,
+				conf.sec[i].line, conf.sec[i].addr, err);
 			return 2;
 		}
-		if (pw->pw_uid == geteuid() && geteuid() != 0)
-			cfg.user = NULL; /* already that user: nothing to switch */
+		if (!sec_cfg[i].sftp_server)
+			sec_cfg[i].sftp_server = cfg.sftp_server;
 	}
 
 	struct listener ls[MAX_LISTEN];
 	int nls = 0;
-	int nsd = use_stdio || nlisten ? 0 : tp_sd_listen_fds();
-	if (use_stdio == (nlisten > 0 || nsd > 0)) {
-		fprintf(stderr, "wicketd: give exactly one of --stdio or --listen ADDR\n%s", usage);
+	int nsd = use_stdio || nlisten || conf.nsec ? 0 : tp_sd_listen_fds();
+	if (use_stdio == (nlisten > 0 || nsd > 0 || conf.nsec > 0)) {
+		fprintf(stderr,
+			"wicketd: give exactly one of --stdio or --listen ADDR (or --config with "
+			"[listen] sections)\n%s",
+			usage);
 		return 2;
 	}
 	if (use_stdio)
@@ -455,17 +419,19 @@ int main(int argc, char **argv)
 		socklen_t sl = sizeof(ss);
 		bool vs = getsockname(fd, (struct sockaddr *)&ss, &sl) == 0 && ss.ss_family == AF_VSOCK;
 		ls[nls++] = (struct listener){ .kind = vs ? L_VSOCK : L_INHERITED, .fd = fd,
-					       .addr = "systemd" };
+					       .addr = "systemd", .cfg = &cfg };
 	}
 
-	for (int i = 0; i < nlisten; i++) {
-		char err[512];
-		int r = open_listen(listen[i], &ls[nls], err, sizeof(err));
+	for (size_t i = 0; i < (size_t)nlisten + conf.nsec; i++) {
+		bool sec = i >= (size_t)nlisten;
+		const char *addr = sec ? conf.sec[i - (size_t)nlisten].addr : listen[i];
+		int r = open_listen(addr, &ls[nls], err, sizeof(err));
 		if (r < 0) {
 			fprintf(stderr, "wicketd: %s\n", err);
 			return r == -EINVAL ? 2 : 1;
 		}
-		log_info("listening on %s", listen[i]);
+		ls[nls].cfg = sec ? &sec_cfg[i - (size_t)nlisten] : &cfg;
+		log_info("listening on %s%s", addr, sec ? " (policy from --config)" : "");
 		nls++;
 	}
 	if (!cfg.no_sandbox && !sandbox_available())
@@ -476,5 +442,5 @@ int main(int argc, char **argv)
 		extern const struct sandbox_profile agent_worker_profile;
 		sandbox_prepare(&agent_worker_profile);
 	}
-	return serve_all(ls, nls, &cfg);
+	return serve_all(ls, nls);
 }
