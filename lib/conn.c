@@ -14,8 +14,14 @@
 #include "syscalls.h"
 #include "wire.h"
 
-/* Input is read in large slices to keep syscalls per byte low. */
-#define CONN_READ_SIZE (256u * 1024u)
+/*
+ * Input is read in large slices to keep syscalls per byte low, into
+ * whatever tail the buffer has once that is at least CONN_READ_MIN: the
+ * partial packet at the end is then slid to the front about once per
+ * megabyte rather than on every read.
+ */
+#define CONN_READ_SIZE (1024u * 1024u)
+#define CONN_READ_MIN (64u * 1024u)
 #define CONN_IN_MAX (WIRE_MAX_PACKET + 4 + CONN_READ_SIZE)
 #define CONN_OUT_MAX (64u * 1024u * 1024u)
 /* Largest data payload in one read-into-packet. */
@@ -925,12 +931,13 @@ static void conn_read_ready(struct watch *w, short rev)
 {
 	struct conn *c = w->data;
 	(void)rev;
-	uint8_t *p = buf_reserve(&c->in, CONN_READ_SIZE);
+	size_t room;
+	uint8_t *p = buf_reserve_read(&c->in, CONN_READ_MIN, CONN_READ_SIZE, &room);
 	if (!p) {
 		conn_fail(c, DISC_PROTOCOL_ERROR, "input buffer exhausted");
 		return;
 	}
-	ssize_t n = read(c->rfd, p, CONN_READ_SIZE);
+	ssize_t n = read(c->rfd, p, room);
 	if (n < 0) {
 		if (errno == EINTR || errno == EAGAIN)
 			return;

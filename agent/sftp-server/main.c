@@ -64,6 +64,8 @@ static const struct sandbox_profile sftp_profile = {
  * pipes with F_SETPIPE_SZ did not help either).
  */
 #define READ_CHUNK (1024u * 1024u)
+/* Reads go into the free tail once it has this much (see buf_reserve_read). */
+#define READ_MIN (64u * 1024u)
 #define OUT_HIGH (256u * 1024u)
 
 static const char usage[] =
@@ -180,13 +182,14 @@ static int serve(struct sftp_server *s)
 				buf_consume(&out, (size_t)n);
 		}
 		if (iin >= 0 && p[iin].revents) {
-			uint8_t *w = buf_reserve(&in, READ_CHUNK);
+			size_t room;
+			uint8_t *w = buf_reserve_read(&in, READ_MIN, READ_CHUNK, &room);
 			if (!w) {
 				log_err("input buffer overflow");
 				status = 1;
 				break;
 			}
-			ssize_t n = read(STDIN_FILENO, w, READ_CHUNK);
+			ssize_t n = read(STDIN_FILENO, w, room);
 			if (n > 0) {
 				buf_commit(&in, (size_t)n);
 			} else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
