@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -73,6 +74,14 @@ int conn_init(struct conn *c, struct loop *l, int rfd, int wfd, const struct con
 		c->cfg.out_high = 1024 * 1024;
 	buf_init(&c->in, CONN_IN_MAX);
 	buf_init(&c->out, CONN_OUT_MAX);
+	/*
+	 * Pipe payloads are spliced only into sockets and pipes, whose
+	 * splice_write we know; character devices (virtio-serial ports,
+	 * ttys) get copies.  Decided here, before any sandbox (fstat).
+	 */
+	struct stat st;
+	if (fstat(wfd, &st) < 0 || !(S_ISSOCK(st.st_mode) || S_ISFIFO(st.st_mode)))
+		c->no_splice = true;
 	if (!c->cfg.greet_after_peer)
 		wire_put_greeting(&c->out, c->cfg.software);
 	c->rw = (struct watch){ .fd = rfd, .ops = &conn_read_ops, .data = c };
