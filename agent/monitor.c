@@ -32,7 +32,11 @@
 #include "selinux.h"
 #include "vspawn.h"
 
-/* Child stdout/stderr pipes this large mean fewer wakeups per MiB. */
+/*
+ * Child stdio pipes this large mean fewer wakeups per MiB, and uploads to
+ * a child's stdin do not ping-pong in 64 KiB steps (best effort: the size
+ * is a request the kernel may refuse).
+ */
 #define SPAWN_PIPE_SIZE (1024 * 1024)
 /* After the worker is gone: how long children get between SIGHUP and SIGKILL. */
 #define HANGUP_GRACE_MS 2000
@@ -334,6 +338,7 @@ static int do_spawn(struct mon *m, const struct spawn_args *a, pid_t *pid_out, i
 		}
 	}
 	if (a->pty_slave < 0) {
+		fcntl(pin[1], F_SETPIPE_SZ, SPAWN_PIPE_SIZE);
 		fcntl(pout[0], F_SETPIPE_SZ, SPAWN_PIPE_SIZE);
 		fcntl(perr[0], F_SETPIPE_SZ, SPAWN_PIPE_SIZE);
 	}

@@ -95,7 +95,10 @@ static short session_want_out(struct watch *w)
 static void session_read_out(struct session *s, bool is_err)
 {
 	int *fd = is_err ? &s->fd_err : &s->fd_out;
-	ssize_t r = chan_send_from_fd(s->ch, is_err ? SSH_EXTENDED_DATA_STDERR : 0, *fd);
+	uint32_t ext = is_err ? SSH_EXTENDED_DATA_STDERR : 0;
+	/* Pipes (no pty): the output is spliced to the stream, not copied. */
+	ssize_t r = s->ptym < 0 ? chan_send_from_pipe(s->ch, ext, *fd)
+				: chan_send_from_fd(s->ch, ext, *fd);
 	if (r > 0 || r == -EAGAIN)
 		return;
 	/* EOF, or EIO from a pty master once the slave side is gone. */

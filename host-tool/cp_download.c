@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <time.h>
 
 /* What READDIR may not give us: empty, '/', NUL, control characters. */
@@ -120,6 +121,23 @@ static int dl_item(struct cp *cp, const char *rpath, struct sftp_attrs *a, int d
 		   const char *name, const char *lpath, int depth);
 
 /*
+ * The --resume temp file has a fixed name, so two runs to one destination
+ * would write it at once: the first holds an exclusive flock (released when
+ * it exits, however it exits) and the second gives up.  Closes @fd on failure.
+ */
+static int dl_lock_temp(struct cp *cp, int fd, const char *tmp, const char *lpath)
+{
+	if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+		return 0;
+	if (errno == EWOULDBLOCK)
+		cp_fail(cp, lpath, "%s is locked: another wicket cp --resume is writing it", tmp);
+	else
+		cp_fail(cp, lpath, "cannot lock %s: %s", tmp, strerror(errno));
+	close(fd);
+	return -1;
+}
+
+/*
  * Open the local temp file in @dirfd.  Returns the fd (*@off = bytes to
  * keep), -1 after reporting a failure, -2 when --resume finds the file complete.
  */
@@ -149,6 +167,8 @@ static int dl_open_temp(struct cp *cp, int dirfd, const char *name, const char *
 			cp_fail(cp, lpath, "%s exists and is not a regular file", tmp);
 			return -1;
 		}
+		if (dl_lock_temp(cp, fd, tmp, lpath) < 0)
+			return -1;
 		*off = (uint64_t)st.st_size;
 		if (*off > size) {
 			*off = 0;
@@ -180,12 +200,22 @@ static int dl_open_temp(struct cp *cp, int dirfd, const char *name, const char *
 				close(fd);
 			return -1;
 		}
+		if (dl_lock_temp(cp, fd, tmp, lpath) < 0)
+			return -1;
 		*off = (uint64_t)st.st_size;
 		return fd;
 	}
 	fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0)
-		cp_fail(cp, lpath, "cannot create %s: %s", tmp, strerror(errno));
+	if (fd < 0) {
+		if (errno == EEXIST)
+			cp_fail(cp, lpath, "%s appeared meanwhile: another wicket cp --resume "
+				"is writing it", tmp);
+		else
+			cp_fail(cp, lpath, "cannot create %s: %s", tmp, strerror(errno));
+		return -1;
+	}
+	if (dl_lock_temp(cp, fd, tmp, lpath) < 0)
+		return -1;
 	return fd;
 }
 

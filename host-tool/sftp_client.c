@@ -161,6 +161,43 @@ static bool send_data(struct sftp *s, size_t a, struct sftp_req *w, size_t f)
 }
 
 /*
+ * The same without copying: @f bytes of @w's file are spliced into the
+ * staging pipe and from there to the stream.  Returns the file bytes sent
+ * (0: send them the ordinary way, e.g. a file splice cannot read, or at
+ * its end, where write_fill marks the request).
+ */
+static size_t send_spliced(struct sftp *s, size_t a, struct sftp_req *w, size_t f)
+{
+	loff_t off = (loff_t)(w->off + w->sent);
+	ssize_t n;
+	do
+		n = splice(w->fd, &off, s->stage[1], NULL, f, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+	while (n < 0 && errno == EINTR);
+	if (n <= 0) {
+		if (n < 0 && (errno == EINVAL || errno == ENOSYS)) {
+			close(s->stage[0]);
+			close(s->stage[1]);
+			s->stage[0] = s->stage[1] = -1;
+		}
+		return 0;
+	}
+	int r = chan_send_pipe(s->ch, 0, buf_data(&s->obuf), a, s->stage[0], (size_t)n);
+	if (r < 0) {
+		sftp_fatal(s, "cannot queue file data: %s", strerror(-r));
+		return 0;
+	}
+	buf_consume(&s->obuf, a);
+	s->sent += a;
+	w->sent += (uint32_t)n;
+	if (w->sent == w->len) {
+		s->wq_head = w->wnext;
+		if (!s->wq_head)
+			s->wq_tail = NULL;
+	}
+	return (size_t)n;
+}
+
+/*
  * File bytes to put behind @a request bytes now.  The connection's queue
  * slides its unsent bytes to the front when it runs out of tail room, which
  * for bulk data would be one more copy of everything; so file data only
@@ -196,6 +233,10 @@ static void flush_out(struct sftp *s)
 			f = w->len - w->sent;
 			if (f > room - a)
 				f = room - a;
+			if (f && s->stage[1] >= 0 && send_spliced(s, a, w, f))
+				continue;
+			if (s->failed)
+				return;
 			f = fit_queue(&s->c, a, f);
 		}
 		if (!a && !f)
@@ -753,6 +794,13 @@ struct sftp *sftp_connect(struct tp *tp, const struct sftp_opts *o, char *err, s
 	loop_init(&s->loop);
 	buf_init(&s->ibuf, SFTP_MAX_PACKET + 4);
 	buf_init(&s->obuf, SFTP_OBUF_MAX);
+	s->stage[0] = s->stage[1] = -1;
+	if (pipe2(s->stage, O_CLOEXEC | O_NONBLOCK) == 0 &&
+	    fcntl(s->stage[1], F_SETPIPE_SZ, SFTP_STAGE_PIPE) < (int)SFTP_MAX_PACKET) {
+		close(s->stage[0]);
+		close(s->stage[1]);
+		s->stage[0] = s->stage[1] = -1;
+	}
 	fcntl(tp->rfd, F_SETFL, fcntl(tp->rfd, F_GETFL) | O_NONBLOCK);
 	if (tp->wfd != tp->rfd)
 		fcntl(tp->wfd, F_SETFL, fcntl(tp->wfd, F_GETFL) | O_NONBLOCK);
@@ -799,6 +847,10 @@ void sftp_free(struct sftp *s)
 		conn_abort(&s->c);
 	}
 	conn_free(&s->c);
+	if (s->stage[0] >= 0) {
+		close(s->stage[0]);
+		close(s->stage[1]);
+	}
 	loop_free(&s->loop);
 	buf_free(&s->ibuf);
 	buf_free(&s->obuf);

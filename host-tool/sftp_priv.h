@@ -28,6 +28,8 @@
 #define SFTP_NAME_MIN 12u
 /* WRITE header around the data: type, id, handle string, offset, length. */
 #define SFTP_WRITE_HDR(hlen) (1u + 4 + 4 + (hlen) + 8 + 4)
+/* The staging pipe holds one packet's file data (at most CHAN_DATA_MAX). */
+#define SFTP_STAGE_PIPE (1024u * 1024u)
 /* Poll tick so progress and deadlines advance while nothing arrives. */
 #define SFTP_TICK_MS 100
 
@@ -83,6 +85,8 @@ struct sftp {
 	struct buf obuf; /* request bytes not yet in the channel */
 	uint64_t sent;	 /* obuf bytes handed to the channel so far */
 	struct sftp_req *wq_head, *wq_tail; /* WRITEs whose file data is pending */
+	/* WRITE data goes file -> stage -> stream by splice; -1 when not usable. */
+	int stage[2];
 	/* A big DATA reply being written to its file as it arrives. */
 	struct sftp_req *st_req;
 	uint64_t st_off;

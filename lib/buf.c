@@ -168,6 +168,48 @@ uint8_t *buf_reserve(struct buf *b, size_t n)
 	return b->p + b->len;
 }
 
+uint8_t *buf_reserve_read(struct buf *b, size_t min, size_t want, size_t *room)
+{
+	*room = 0;
+	if (b->err)
+		return NULL;
+	if (b->off == b->len)
+		b->off = b->len = 0;
+	if (want < min)
+		want = min;
+	if (b->cap - b->len < min) {
+		size_t used = b->len - b->off;
+		if (min > b->max || used > b->max - min) {
+			b->err = true;
+			return NULL;
+		}
+		size_t ncap = b->cap ? b->cap : 256;
+		while (ncap < b->max && ncap - used < want)
+			ncap *= 2;
+		if (ncap > b->max)
+			ncap = b->max;
+		if (ncap > b->cap) {
+			uint8_t *np = malloc(ncap);
+			if (!np) {
+				b->err = true;
+				return NULL;
+			}
+			if (used)
+				memcpy(np, b->p + b->off, used);
+			free(b->p);
+			b->p = np;
+			b->cap = ncap;
+		} else {
+			memmove(b->p, b->p + b->off, used);
+		}
+		b->off = 0;
+		b->len = used;
+	}
+	size_t tail = b->cap - b->len;
+	*room = tail < want ? tail : want;
+	return b->p + b->len;
+}
+
 void buf_commit(struct buf *b, size_t n)
 {
 	b->len += n;

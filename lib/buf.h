@@ -69,6 +69,15 @@ static inline uint8_t *buf_data(const struct buf *b)
 }
 /* Make room for n more bytes at the end; returns the write pointer or NULL. */
 uint8_t *buf_reserve(struct buf *b, size_t n);
+/*
+ * Room for one read of up to @want bytes (stream input): the free tail as
+ * it is when it holds at least @min bytes, else made to hold that by
+ * growing towards room for @want or, once at max, by sliding the unread
+ * bytes to the front.  So a partial packet is moved about once per buffer
+ * fill instead of once per read.  *@room gets the usable size (at most
+ * @want); NULL and err set when @min cannot fit under max.
+ */
+uint8_t *buf_reserve_read(struct buf *b, size_t min, size_t want, size_t *room);
 void buf_commit(struct buf *b, size_t n);
 void buf_consume(struct buf *b, size_t n);
 void buf_put(struct buf *b, const void *p, size_t n);

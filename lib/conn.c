@@ -5,7 +5,10 @@
 #include <poll.h>
 #include <stdarg.h>
 #include <stdlib.h>
+#include <fcntl.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -14,8 +17,14 @@
 #include "syscalls.h"
 #include "wire.h"
 
-/* Input is read in large slices to keep syscalls per byte low. */
-#define CONN_READ_SIZE (256u * 1024u)
+/*
+ * Input is read in large slices to keep syscalls per byte low, into
+ * whatever tail the buffer has once that is at least CONN_READ_MIN: the
+ * partial packet at the end is then slid to the front about once per
+ * megabyte rather than on every read.
+ */
+#define CONN_READ_SIZE (1024u * 1024u)
+#define CONN_READ_MIN (64u * 1024u)
 #define CONN_IN_MAX (WIRE_MAX_PACKET + 4 + CONN_READ_SIZE)
 #define CONN_OUT_MAX (64u * 1024u * 1024u)
 /* Largest data payload in one read-into-packet. */
@@ -41,7 +50,7 @@ static short conn_want_write(struct watch *w)
 	struct conn *c = w->data;
 	if (c->ended)
 		return 0;
-	return buf_used(&c->out) ? POLLOUT : 0;
+	return buf_used(&c->out) || c->sp_left ? POLLOUT : 0;
 }
 
 static void conn_read_ready(struct watch *w, short rev);
@@ -53,7 +62,8 @@ static const struct watch_ops conn_write_ops = { .want = conn_want_write, .ready
 int conn_init(struct conn *c, struct loop *l, int rfd, int wfd, const struct conn_cfg *cfg,
 	      const struct conn_ops *ops, void *data)
 {
-	*c = (struct conn){ .rfd = rfd, .wfd = wfd, .loop = l, .cfg = *cfg, .ops = ops, .data = data };
+	*c = (struct conn){ .rfd = rfd, .wfd = wfd, .loop = l, .cfg = *cfg, .ops = ops, .data = data,
+			    .sp_fd = -1 };
 	if (!c->cfg.window)
 		c->cfg.window = 4u * 1024 * 1024;
 	if (!c->cfg.maxpkt || c->cfg.maxpkt > WIRE_MAX_PACKET - 512)
@@ -64,6 +74,14 @@ int conn_init(struct conn *c, struct loop *l, int rfd, int wfd, const struct con
 		c->cfg.out_high = 1024 * 1024;
 	buf_init(&c->in, CONN_IN_MAX);
 	buf_init(&c->out, CONN_OUT_MAX);
+	/*
+	 * Pipe payloads are spliced only into sockets and pipes, whose
+	 * splice_write we know; character devices (virtio-serial ports,
+	 * ttys) get copies.  Decided here, before any sandbox (fstat).
+	 */
+	struct stat st;
+	if (fstat(wfd, &st) < 0 || !(S_ISSOCK(st.st_mode) || S_ISFIFO(st.st_mode)))
+		c->no_splice = true;
 	if (!c->cfg.greet_after_peer)
 		wire_put_greeting(&c->out, c->cfg.software);
 	c->rw = (struct watch){ .fd = rfd, .ops = &conn_read_ops, .data = c };
@@ -82,6 +100,9 @@ void conn_free(struct conn *c)
 	for (uint32_t i = 0; i < c->nch; i++)
 		free(c->ch[i]);
 	free(c->ch);
+	if (c->sp_fd >= 0)
+		close(c->sp_fd);
+	c->sp_fd = -1;
 	buf_free(&c->in);
 	buf_free(&c->out);
 }
@@ -141,23 +162,91 @@ void conn_disconnect(struct conn *c, const char *why)
 	conn_put_disconnect(c, DISC_BY_APPLICATION, why);
 }
 
+static void conn_splice_end(struct conn *c)
+{
+	close(c->sp_fd);
+	c->sp_fd = -1;
+	c->sp_left = 0;
+	c->sp_at = 0;
+}
+
+/*
+ * The stream refused splice (a tty, say): put the pipe's bytes in front
+ * of the queue, where they belong, and copy from now on.  Rare: once per
+ * connection at most.
+ */
+static int conn_splice_unsplice(struct conn *c)
+{
+	size_t n = c->sp_left, used = buf_used(&c->out);
+	c->no_splice = true;
+	if (!buf_reserve(&c->out, n))
+		return -ENOMEM;
+	uint8_t *p = buf_data(&c->out);
+	memmove(p + n, p, used);
+	size_t got = 0;
+	while (got < n) {
+		ssize_t r = read(c->sp_fd, p + got, n - got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return r < 0 ? -errno : -EIO;
+		got += (size_t)r;
+	}
+	buf_commit(&c->out, n);
+	conn_splice_end(c);
+	return 0;
+}
+
+/* Write queued bytes up to the pipe payload, then it: 1 while blocked. */
+static int conn_flush_some(struct conn *c)
+{
+	size_t lim = c->sp_left ? c->sp_at : buf_used(&c->out);
+	while (lim) {
+		ssize_t n = write(c->wfd, buf_data(&c->out), lim);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return errno == EAGAIN ? 1 : -errno;
+		}
+		buf_consume(&c->out, (size_t)n);
+		lim -= (size_t)n;
+		if (c->sp_left)
+			c->sp_at -= (size_t)n;
+	}
+	while (c->sp_left) {
+		ssize_t n = splice(c->sp_fd, NULL, c->wfd, NULL, c->sp_left,
+				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return 1;
+		if (n < 0 && (errno == EINVAL || errno == ENOSYS))
+			return conn_splice_unsplice(c);
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		c->sp_left -= (size_t)n;
+		if (!c->sp_left)
+			conn_splice_end(c);
+	}
+	return 0;
+}
+
 void conn_flush(struct conn *c)
 {
 	if (c->ended)
 		return;
-	while (buf_used(&c->out)) {
-		ssize_t n = write(c->wfd, buf_data(&c->out), buf_used(&c->out));
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN)
-				return;
-			log_info("write to peer: %s", strerror(errno));
+	while (buf_used(&c->out) || c->sp_left) {
+		int r = conn_flush_some(c);
+		if (r == 1)
+			return;
+		if (r < 0) {
+			log_info("write to peer: %s", strerror(-r));
 			buf_reset(&c->out);
+			if (c->sp_fd >= 0)
+				conn_splice_end(c);
 			c->want_finish = true;
 			return;
 		}
-		buf_consume(&c->out, (size_t)n);
 	}
 	if (c->out.err) {
 		log_err("output queue overflow");
@@ -284,6 +373,9 @@ size_t chan_send_room(const struct chan *ch)
 {
 	if (ch->state != CH_OPEN || ch->sent_eof || ch->sent_close || !conn_can_queue(ch->c))
 		return 0;
+	/* One pipe payload in the queue at a time: wait until it is out. */
+	if (ch->c->sp_left)
+		return 0;
 	size_t room = ch->rwin;
 	if (room > ch->rmaxpkt)
 		room = ch->rmaxpkt;
@@ -374,6 +466,46 @@ ssize_t chan_send_from_fd(struct chan *ch, uint32_t ext, int fd)
 		return 0;
 	chan_data_commit(ch, ext, (size_t)r);
 	return r;
+}
+
+int chan_send_pipe(struct chan *ch, uint32_t ext, const void *pre, size_t a, int fd, size_t f)
+{
+	struct conn *c = ch->c;
+	if (c->sp_left || !f)
+		return -EINVAL;
+	int dfd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	if (dfd < 0)
+		return -errno;
+	uint8_t *w = buf_reserve(&c->out, chan_data_hlen(ext) + a);
+	if (!w) {
+		close(dfd);
+		return -ENOMEM;
+	}
+	size_t hl = chan_data_header(ch, ext, w, a + f);
+	if (a)
+		memcpy(w + hl, pre, a);
+	buf_commit(&c->out, hl + a);
+	ch->rwin -= (uint32_t)(a + f);
+	c->sp_fd = dfd;
+	c->sp_at = buf_used(&c->out);
+	c->sp_left = f;
+	return 0;
+}
+
+ssize_t chan_send_from_pipe(struct chan *ch, uint32_t ext, int fd)
+{
+	struct conn *c = ch->c;
+	size_t room = chan_send_room(ch);
+	int avail = 0;
+	/* The packet log shows payloads, which it could not here. */
+	if (!room || c->no_splice || c->cfg.pktlog || ioctl(fd, FIONREAD, &avail) < 0 ||
+	    avail <= 0)
+		return chan_send_from_fd(ch, ext, fd); /* nothing there: EOF, or copy */
+	size_t n = (size_t)avail < room ? (size_t)avail : room;
+	if (n > CHAN_READ_MAX)
+		n = CHAN_READ_MAX;
+	int r = chan_send_pipe(ch, ext, NULL, 0, fd, n);
+	return r < 0 ? r : (ssize_t)n;
 }
 
 void chan_consumed(struct chan *ch, size_t n)
@@ -763,6 +895,8 @@ static void handle_disconnect(struct conn *c, struct rd *r)
 	snprintf(c->reason, sizeof(c->reason), "peer disconnected (code %u): %s", code, txt);
 	log_info("%s", c->reason);
 	buf_reset(&c->out);
+	if (c->sp_fd >= 0)
+		conn_splice_end(c);
 	c->dead = true;
 	c->want_finish = true;
 }
@@ -925,12 +1059,13 @@ static void conn_read_ready(struct watch *w, short rev)
 {
 	struct conn *c = w->data;
 	(void)rev;
-	uint8_t *p = buf_reserve(&c->in, CONN_READ_SIZE);
+	size_t room;
+	uint8_t *p = buf_reserve_read(&c->in, CONN_READ_MIN, CONN_READ_SIZE, &room);
 	if (!p) {
 		conn_fail(c, DISC_PROTOCOL_ERROR, "input buffer exhausted");
 		return;
 	}
-	ssize_t n = read(c->rfd, p, CONN_READ_SIZE);
+	ssize_t n = read(c->rfd, p, room);
 	if (n < 0) {
 		if (errno == EINTR || errno == EAGAIN)
 			return;
@@ -954,5 +1089,10 @@ static void conn_read_ready(struct watch *w, short rev)
 	conn_process(c);
 }
 
-/* Seccomp allowlist of this file: stream input and output. */
-SYSCALLS(conn) = { SC("read"), SC("write"), SC_END };
+/*
+ * Seccomp allowlist of this file: stream input and output; pipe payloads
+ * spliced to the stream from a duplicate of the pipe (how much is waiting:
+ * FIONREAD).
+ */
+SYSCALLS(conn) = { SC("read"), SC("write"), SC("splice"), SC_GE_EQ("ioctl", 0, 3, 1, FIONREAD),
+		   SC_EQ("fcntl", 1, F_DUPFD_CLOEXEC), SC("close"), SC_END };

@@ -128,6 +128,14 @@ struct conn {
 	char reason[256];
 	uint8_t greply[64]; /* request-specific data for the REQUEST_SUCCESS being built */
 	size_t greply_n;
+	/*
+	 * A data packet whose payload is still in a pipe (chan_send_pipe):
+	 * out's first sp_at bytes go before it, the rest after; sp_fd is our
+	 * own duplicate of the pipe, closed once sp_left reaches 0.
+	 */
+	int sp_fd;
+	size_t sp_at, sp_left;
+	bool no_splice; /* wfd refused splice(2): payloads are copied */
 };
 
 /* Initialise on (rfd, wfd), queue our greeting and add the watches. */
@@ -192,6 +200,19 @@ size_t chan_send(struct chan *ch, uint32_t ext, const void *p, size_t n);
  * copy).  Return: bytes read, 0 at EOF, -errno (-EAGAIN when nothing to do).
  */
 ssize_t chan_send_from_fd(struct chan *ch, uint32_t ext, int fd);
+/*
+ * Like chan_send_from_fd, for a pipe: the payload goes from @fd to the
+ * stream with splice(2), never through our memory, when the stream
+ * takes it (else it falls back to a copy).  Only this side may read @fd.
+ */
+ssize_t chan_send_from_pipe(struct chan *ch, uint32_t ext, int fd);
+/*
+ * Queue a data packet of @a bytes from @pre followed by @f bytes that are
+ * already waiting in pipe @fd (only we read it): they are spliced to the
+ * stream when the queue gets there.  @a + @f at most chan_send_room().
+ * 0, or -errno with nothing queued.
+ */
+int chan_send_pipe(struct chan *ch, uint32_t ext, const void *pre, size_t a, int fd, size_t f);
 /*
  * Build a data packet in place: reserve room for @n payload bytes (n at most
  * chan_send_room()), fill them, then commit the count actually written.

@@ -36,6 +36,7 @@ struct sftp_server {
 	struct sftp_handle *h;
 	unsigned nslots, nopen, hint;
 	uint32_t gen;
+	size_t staged; /* payload of the last DATA reply, waiting in cfg.stage_fd */
 };
 
 /* One request being served. */
@@ -300,6 +301,35 @@ static int rq_close(struct rq *q)
 	return 0;
 }
 
+/*
+ * READ without copying the data: the backend stages it in the pipe, the
+ * reply here is the header only, its length fixed by what was staged.
+ * Returns 1 when the file has to be read the ordinary way.
+ */
+static int read_staged(struct rq *q, struct sftp_handle *h, uint64_t off, uint32_t len)
+{
+	size_t got = 0;
+	int rc = q->s->ops->read_pipe(q->s->be, h->bh, off, len, q->s->cfg.stage_fd, &got);
+	if (got > len)
+		got = len; /* cannot happen: the backend was asked for len */
+	if (!got) {
+		/* A file the backend cannot stage (no splice for it): copy it. */
+		if (rc == -EINVAL || rc == -ENOSYS)
+			return 1;
+		if (rc)
+			return send_rc(q, rc);
+		return send_status(q, SSH_FX_EOF, "End of file");
+	}
+	/* An error after some bytes: a short read; the client asks again. */
+	size_t st = reply_begin(q->out, SSH_FXP_DATA, q->id);
+	buf_u32(q->out, (uint32_t)got);
+	/* The length field covers the payload that follows from the pipe. */
+	put_be32(buf_data(q->out) + st, (uint32_t)(buf_used(q->out) - st - 4 + got));
+	q->s->staged = got;
+	h->nread += got;
+	return 0;
+}
+
 static int rq_read(struct rq *q)
 {
 	struct sv hv = rd_str(q->r);
@@ -312,6 +342,8 @@ static int rq_read(struct rq *q)
 		return 0;
 	if (len > SFTP_MAX_DATA)
 		len = SFTP_MAX_DATA;
+	if (len && q->s->cfg.stage_fd > 0 && q->s->ops->read_pipe && read_staged(q, h, off, len) == 0)
+		return 0;
 	/* Read straight into the reply: no copy of the data. */
 	size_t st = reply_begin(q->out, SSH_FXP_DATA, q->id);
 	uint8_t *p = buf_reserve(q->out, 4 + (size_t)len);
@@ -943,7 +975,7 @@ int sftp_server_packet(struct sftp_server *s, struct sv pkt, struct buf *out)
 
 int sftp_server_input(struct sftp_server *s, struct buf *in, struct buf *out, size_t out_high)
 {
-	while (buf_used(out) < out_high && buf_used(in) >= 4) {
+	while (buf_used(out) < out_high && buf_used(in) >= 4 && !s->staged) {
 		uint32_t len = get_be32(buf_data(in));
 		if (len > SFTP_MAX_PACKET)
 			return -EMSGSIZE;
@@ -955,6 +987,16 @@ int sftp_server_input(struct sftp_server *s, struct buf *in, struct buf *out, si
 			return rc;
 	}
 	return 0;
+}
+
+size_t sftp_server_staged(const struct sftp_server *s)
+{
+	return s->staged;
+}
+
+void sftp_server_staged_done(struct sftp_server *s)
+{
+	s->staged = 0;
 }
 
 struct sftp_server *sftp_server_new(const struct sftp_backend_ops *ops, void *be,

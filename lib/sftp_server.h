@@ -47,6 +47,12 @@ struct sftp_backend_ops {
 	int (*close)(void *be, void *fh);
 	/* Up to len bytes at off into buf; *got = 0 means end of file. */
 	int (*read)(void *be, void *fh, uint64_t off, void *buf, size_t len, size_t *got);
+	/*
+	 * Optional, for zero-copy replies: like read, but the bytes go into
+	 * the pipe @pipefd (kernel to kernel, e.g. splice(2)).  *got bytes
+	 * were staged even when an error is returned with *got > 0.
+	 */
+	int (*read_pipe)(void *be, void *fh, uint64_t off, size_t len, int pipefd, size_t *got);
 	/* All of len bytes, or an error. */
 	int (*write)(void *be, void *fh, uint64_t off, const void *buf, size_t len);
 	int (*fstat)(void *be, void *fh, struct sftp_attrs *a);
@@ -88,6 +94,14 @@ struct sftp_server_cfg {
 	bool read_only;
 	uint64_t denied;	/* bit i: request i of sftp_server_request_name() */
 	unsigned max_handles;	/* 0: SFTP_DEFAULT_MAX_HANDLES */
+	/*
+	 * A pipe READ data is staged in when the backend has read_pipe; 0
+	 * (stdin, never one) or negative: none.
+	 * A DATA reply then ends its header in out and leaves its payload in
+	 * the pipe: the caller writes out, then moves sftp_server_staged()
+	 * bytes from the pipe, before the next sftp_server_input().
+	 */
+	int stage_fd;
 };
 
 struct sftp_server;
@@ -112,6 +126,11 @@ int sftp_server_packet(struct sftp_server *s, struct sv pkt, struct buf *out);
  * the session), or -ENOBUFS from sftp_server_packet().
  */
 int sftp_server_input(struct sftp_server *s, struct buf *in, struct buf *out, size_t out_high);
+
+/* Bytes of the last reply still in cfg.stage_fd (see there); 0 = none. */
+size_t sftp_server_staged(const struct sftp_server *s);
+/* The caller has moved them behind out's bytes. */
+void sftp_server_staged_done(struct sftp_server *s);
 
 /* Request names as `-Q requests` lists them; NULL past the end. */
 const char *sftp_server_request_name(size_t i);

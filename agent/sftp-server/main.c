@@ -17,6 +17,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/mman.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -29,8 +30,9 @@
 
 /* Seccomp allowlist of this file: buffered I/O on stdin/stdout. */
 /* rt_sigprocmask: libnss_systemd blocks signals around its lookups. */
+/* splice: READ data moves from the staging pipe to stdout (zero copy). */
 SYSCALLS(sftp_main) = { SC("read"), SC("write"), SC("poll"), SC("ppoll"), SC("rt_sigprocmask"),
-			SC_END };
+			SC("splice"), SC_END };
 SYSCALLS_DECLARE(posix);
 SYSCALLS_DECLARE(log);
 
@@ -64,6 +66,12 @@ static const struct sandbox_profile sftp_profile = {
  * pipes with F_SETPIPE_SZ did not help either).
  */
 #define READ_CHUNK (1024u * 1024u)
+/* Reads go into the free tail once it has this much (see buf_reserve_read). */
+#define READ_MIN (64u * 1024u)
+/* The staging pipe: at least one whole DATA payload (SFTP_MAX_DATA). */
+#define STAGE_PIPE_SIZE (512u * 1024u)
+
+static int stage_rd = -1;
 #define OUT_HIGH (256u * 1024u)
 
 static const char usage[] =
@@ -106,6 +114,28 @@ static int parse_level(const char *s)
 	return -1;
 }
 
+/*
+ * READ replies leave the file's pages in this pipe (posix.c splices them
+ * in) and go from there to stdout with splice: the data is never copied by
+ * us.  Only when stdout is a pipe too, and this one holds a whole DATA.
+ */
+static int stage_open(void)
+{
+	struct stat st;
+	int p[2];
+	if (fstat(STDOUT_FILENO, &st) < 0 || !S_ISFIFO(st.st_mode))
+		return -1;
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -1;
+	if (fcntl(p[1], F_SETPIPE_SZ, STAGE_PIPE_SIZE) < (int)SFTP_MAX_DATA) {
+		close(p[0]);
+		close(p[1]);
+		return -1;
+	}
+	stage_rd = p[0];
+	return p[1];
+}
+
 static int flush_out(struct buf *out)
 {
 	while (buf_used(out)) {
@@ -121,6 +151,26 @@ static int flush_out(struct buf *out)
 		buf_consume(out, (size_t)n);
 	}
 	return 0;
+}
+
+/* Move @n staged bytes to stdout, behind everything in @out. */
+static int emit_staged(struct buf *out, size_t n)
+{
+	int rc = flush_out(out);
+	while (!rc && n) {
+		ssize_t k = splice(stage_rd, NULL, STDOUT_FILENO, NULL, n, SPLICE_F_MOVE);
+		if (k > 0) {
+			n -= (size_t)k;
+		} else if (k == 0) {
+			rc = -EIO; /* cannot happen: the bytes are in the pipe */
+		} else if (errno == EAGAIN) {
+			struct pollfd p = { .fd = STDOUT_FILENO, .events = POLLOUT };
+			poll(&p, 1, -1);
+		} else if (errno != EINTR) {
+			rc = -errno;
+		}
+	}
+	return rc;
 }
 
 /* Serve until the client closes stdin; returns the exit status. */
@@ -146,6 +196,16 @@ static int serve(struct sftp_server *s)
 			log_err("reply buffer overflow: closing the session");
 			status = 1;
 			break;
+		}
+		if (sftp_server_staged(s)) {
+			rc = emit_staged(&out, sftp_server_staged(s));
+			sftp_server_staged_done(s);
+			if (rc) {
+				log_info("write to client: %s", strerror(-rc));
+				status = rc == -EPIPE ? 0 : 1;
+				break;
+			}
+			continue; /* more complete requests may be waiting in @in */
 		}
 		bool want_in = !eof && buf_used(&out) < OUT_HIGH;
 		bool want_out = buf_used(&out) > 0;
@@ -180,13 +240,14 @@ static int serve(struct sftp_server *s)
 				buf_consume(&out, (size_t)n);
 		}
 		if (iin >= 0 && p[iin].revents) {
-			uint8_t *w = buf_reserve(&in, READ_CHUNK);
+			size_t room;
+			uint8_t *w = buf_reserve_read(&in, READ_MIN, READ_CHUNK, &room);
 			if (!w) {
 				log_err("input buffer overflow");
 				status = 1;
 				break;
 			}
-			ssize_t n = read(STDIN_FILENO, w, READ_CHUNK);
+			ssize_t n = read(STDIN_FILENO, w, room);
 			if (n > 0) {
 				buf_commit(&in, (size_t)n);
 			} else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
@@ -316,6 +377,7 @@ int main(int argc, char **argv)
 			log_err("--root %s: %s", root, strerror(-rc));
 		return 1;
 	}
+	cfg.stage_fd = stage_open(); /* before the sandbox: pipe2, F_SETPIPE_SZ */
 	/* A client that goes away shows up as EPIPE on write, not a signal. */
 	signal(SIGPIPE, SIG_IGN);
 	if (!no_sandbox) {

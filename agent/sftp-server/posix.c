@@ -267,6 +267,31 @@ static int px_read(void *be, void *fh, uint64_t off, void *buf, size_t len, size
 	return 0;
 }
 
+/* The file range goes into the pipe as page references: no copy here. */
+static int px_read_pipe(void *be, void *fh, uint64_t off, size_t len, int pipefd, size_t *got)
+{
+	struct px_fh *f = fh;
+	*got = 0;
+	if (off > (uint64_t)INT64_MAX - len)
+		return -EINVAL;
+	while (*got < len) {
+		loff_t o = (loff_t)(off + *got);
+		/* Never waits for the pipe: a full one makes this a short read. */
+		ssize_t n = splice(f->fd, &o, pipefd, NULL, len - *got,
+				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN && *got)
+			break;
+		if (n < 0)
+			return neg_errno();
+		if (n == 0)
+			break; /* end of file */
+		*got += (size_t)n;
+	}
+	return 0;
+}
+
 static int px_write(void *be, void *fh, uint64_t off, const void *buf, size_t len)
 {
 	struct px_fh *f = fh;
@@ -774,6 +799,7 @@ const struct sftp_backend_ops px_ops = {
 	.open = px_open,
 	.close = px_close,
 	.read = px_read,
+	.read_pipe = px_read_pipe,
 	.write = px_write,
 	.fstat = px_fstat,
 	.fsetstat = px_fsetstat,
@@ -845,7 +871,7 @@ void px_free(struct px *px)
 SYSCALLS(posix) = {
 	SC("openat"), SC("openat2"), SC("open"), SC("close"), SC("read"), SC("lseek"),
 	SC("pread64"), SC("pwrite64"), SC("ftruncate"), SC("fsync"), SC("fdatasync"),
-	SC("copy_file_range"), SC("fstat"), SC("newfstatat"), SC("statx"), SC("lstat"),
+	SC("copy_file_range"), SC("splice"), SC("fstat"), SC("newfstatat"), SC("statx"), SC("lstat"),
 	SC("stat"), SC("fstatfs"), SC("statfs"), SC("getdents64"), SC("mkdirat"), SC("mkdir"),
 	SC("unlinkat"), SC("unlink"), SC("rmdir"), SC("renameat"), SC("renameat2"),
 	SC("rename"), SC("symlinkat"), SC("symlink"), SC("linkat"), SC("link"),

@@ -437,6 +437,35 @@ def slow_upload(d, big_name, rate=4 << 20):
     return p, rdir
 
 
+@tap.check("two --resume downloads to one destination: the second fails clearly, the first goes on")
+def _():
+    t = need_agent()
+    d = fresh("resume-twice")
+    src = os.path.join(d, "huge")
+    with open(src, "wb") as f:
+        f.truncate(200 * 1024 * 1024)
+    local = os.path.join(d, "local")
+    os.makedirs(local)
+    dst = os.path.join(local, "huge")
+    part = os.path.join(local, ".huge.wicket-part")
+    relay = "%s %s --relay %s %d %d" % (sys.executable, os.path.abspath(__file__),
+                                         t[len("unix/"):], 1 << 30, 4 << 20)
+    p = start_bg(wicket("--proxy-command", relay, "cp", "-q", "--resume", "x:" + src, dst), d)
+    wait_until(lambda: os.path.exists(part) and os.path.getsize(part) > 0, timeout=30,
+               what="the first copy's .part file")
+    r = cp("-q", "--resume", "%s:%s" % (t, src), dst, timeout=60)
+    expect_eq(r.rc, 1, "second run's exit status\n" + r.describe())
+    expect(b"another wicket cp --resume" in r.err, "second run's message\n" + r.describe())
+    expect(p.poll() is None, "the first copy still runs (stderr %r)" % p.err())
+    expect(os.path.exists(part) and not os.path.exists(dst),
+           "the first copy's .part is still there, no final file yet")
+    size = os.path.getsize(part)
+    wait_until(lambda: os.path.getsize(part) > size, timeout=30,
+               what="the first copy to keep writing")
+    os.killpg(p.pid, signal.SIGKILL)
+    p.wait(timeout=10)
+
+
 @tap.check("SIGINT mid-download: wicket dies of the signal, no temp file, no final file")
 def _():
     t = need_agent()

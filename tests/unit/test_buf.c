@@ -416,6 +416,78 @@ static void test_writer_growth_slide(void)
 	buf_free(&b);
 }
 
+/* buf_reserve_read: reads go into the tail; the unread rest moves only when needed. */
+static void test_reserve_read(void)
+{
+	struct buf b;
+	size_t room;
+	uint8_t pattern[4096];
+	for (size_t i = 0; i < sizeof(pattern); i++)
+		pattern[i] = (uint8_t)(i * 7 + 3);
+
+	buf_init(&b, 4096);
+	uint8_t *w = buf_reserve_read(&b, 100, 1000, &room);
+	ok(w && room == 1000 && b.cap >= 1000, "empty: grows to room for want (room %zu)", room);
+	memcpy(w, pattern, room);
+	buf_commit(&b, room);
+	buf_consume(&b, 900);
+	uint8_t *p0 = b.p;
+	size_t cap0 = b.cap;
+	size_t tail = b.cap - b.len;
+	w = buf_reserve_read(&b, 8, 1000, &room);
+	if (tail >= 8) {
+		ok(w == p0 + 1000 && b.off == 900, "tail >= min: read goes to the tail, nothing moves");
+		is_int(room, tail < 1000 ? tail : 1000, "room is the tail, at most want");
+	} else {
+		ok(w != NULL, "tail < min: room made");
+	}
+	ok(memcmp(buf_data(&b), pattern + 900, 100) == 0, "unread bytes intact");
+
+	/* Fill up to the tail, then ask for more than is left: grows (below max). */
+	buf_commit(&b, room);
+	w = buf_reserve_read(&b, 600, 1000, &room);
+	ok(w && room >= 600, "tail < min below max: made room (%zu)", room);
+	ok(b.cap > cap0 || b.off == 0, "by growing or sliding");
+	ok(memcmp(buf_data(&b), pattern + 900, 100) == 0, "unread bytes moved intact");
+	buf_free(&b);
+
+	/* At max: slide (overlapping move) instead of reallocating. */
+	buf_init(&b, 2048);
+	w = buf_reserve_read(&b, 64, 2048, &room);
+	ok(w && room == 2048 && b.cap == 2048, "grows straight to max");
+	memcpy(w, pattern, 2048);
+	buf_commit(&b, 2048);
+	buf_consume(&b, 1024 + 512);
+	p0 = b.p;
+	w = buf_reserve_read(&b, 64, 2048, &room);
+	ok(w && b.p == p0 && b.off == 0 && b.len == 512, "at max: slid to the front, same block");
+	is_int(room, 2048 - 512, "room is all that is free");
+	ok(memcmp(buf_data(&b), pattern + 1536, 512) == 0, "slid bytes intact");
+	/* Overlapping slide: more unread than consumed. */
+	buf_commit(&b, 1024);
+	memcpy(b.p + 512, pattern, 1024);
+	buf_consume(&b, 700);
+	w = buf_reserve_read(&b, 1000, 2048, &room);
+	ok(w && b.off == 0 && b.len == 836 && room == 2048 - 836, "overlapping slide");
+	ok(memcmp(buf_data(&b), pattern + 188, 836) == 0, "overlapping slide keeps the bytes");
+	/* min that cannot fit under max: sticky error. */
+	buf_commit(&b, 1000);
+	w = buf_reserve_read(&b, 1024, 2048, &room);
+	ok(!w && b.err && room == 0, "min beyond max - used fails");
+	w = buf_reserve_read(&b, 1, 1, &room);
+	ok(!w, "error is sticky");
+	buf_free(&b);
+
+	/* Fully consumed: starts over at the front without moving anything. */
+	buf_init(&b, 4096);
+	w = buf_reserve_read(&b, 1, 512, &room);
+	buf_commit(&b, 512);
+	buf_consume(&b, 512);
+	w = buf_reserve_read(&b, 512, 512, &room);
+	ok(w == b.p && room == 512, "empty buffer reused from the front");
+	buf_free(&b);
+}
+
 int main(void)
 {
 	test_rd_empty();
@@ -430,5 +502,6 @@ int main(void)
 	test_writer_cap();
 	test_writer_reserve_commit_consume();
 	test_writer_growth_slide();
+	test_reserve_read();
 	return done_testing();
 }

@@ -936,6 +936,57 @@ static void test_send_from_fd(void)
 	fx_free(f);
 }
 
+/* Pipe payloads are spliced to the stream in order with queued packets. */
+static void test_send_from_pipe(void)
+{
+	struct conn_cfg sc = { .software = "s", .maxpkt = 32768, .window = 1u << 20 };
+	struct fx *f = fx_new(&sc, &cli_cfg_default);
+	struct tchan *ct = calloc(1, sizeof(*ct));
+	int p[2];
+	if (!ok(open_session(f, ct), "open for chan_send_from_pipe") || pipe(p) < 0) {
+		free(ct);
+		fx_free(f);
+		return;
+	}
+	set_nonblock(p[0]);
+	struct tchan *st = &f->srv.acc[0];
+	static uint8_t data[100000];
+	fill_pattern(data, sizeof(data), 23);
+	is_int(chan_send(ct->ch, 0, "before", 6), 6, "a queued packet first");
+	is_int(write(p[1], data, 50000), 50000, "50000 bytes into the pipe");
+	ssize_t r = chan_send_from_pipe(ct->ch, 0, p[0]);
+	is_int(r, 32768, "one packet's worth, capped at the peer's max packet");
+	ok(f->cli.c.sp_left == 32768 && f->cli.c.sp_fd >= 0, "payload left in the pipe, not copied");
+	is_int(chan_send_room(ct->ch), 0, "no room while a pipe payload is queued");
+	is_int(chan_send_from_pipe(ct->ch, 0, p[0]), -EAGAIN, "second one waits: -EAGAIN");
+	PUMP_UNTIL(f, f->cli.c.sp_left == 0);
+	ok(f->cli.c.sp_fd < 0, "duplicate closed once the payload is out");
+	r = chan_send_from_pipe(ct->ch, 0, p[0]);
+	is_int(r, 50000 - 32768, "the rest of the pipe");
+	/* Bytes queued behind a pipe payload stay behind it. */
+	is_int(chan_send(ct->ch, 0, "x", 1), 0, "nothing queued on the channel meanwhile");
+	PUMP_UNTIL(f, chan_send_room(ct->ch) > 0);
+	is_int(write(p[1], data + 50000, 300), 300, "300 more into the pipe");
+	is_int(chan_send_pipe(ct->ch, 0, "pre", 3, p[0], 300), 0, "packet of 3 bytes + 300 from the pipe");
+	PUMP_UNTIL(f, chan_send_room(ct->ch) > 0);
+	is_int(chan_send(ct->ch, 0, "after", 5), 5, "a packet behind it");
+	PUMP_UNTIL(f, st->rxn >= 6 + 50000 + 3 + 300 + 5);
+	ok(st->rxn == 6 + 50000 + 3 + 300 + 5, "every byte arrived once (%zu)", st->rxn);
+	ok(memcmp(st->rx, "before", 6) == 0, "queued packet first");
+	ok(memcmp(st->rx + 6, data, 50000) == 0, "then the pipe data, in order");
+	ok(memcmp(st->rx + 50006, "pre", 3) == 0 && memcmp(st->rx + 50009, data + 50000, 300) == 0,
+	   "then prefix and pipe payload");
+	ok(memcmp(st->rx + 50309, "after", 5) == 0, "then the packet queued behind");
+	ok(!f->srv.c.dead, "the peer accepted every packet");
+	is_int(chan_send_pipe(ct->ch, 0, NULL, 0, p[0], 0), -EINVAL, "empty payload refused");
+	is_int(chan_send_from_pipe(ct->ch, 0, p[0]), -EAGAIN, "empty pipe: -EAGAIN");
+	close(p[1]);
+	is_int(chan_send_from_pipe(ct->ch, 0, p[0]), 0, "closed pipe: 0 (EOF)");
+	close(p[0]);
+	free(ct);
+	fx_free(f);
+}
+
 static void test_out_high(void)
 {
 	struct conn_cfg cc = { .software = "c", .out_high = 2000 };
@@ -1350,6 +1401,7 @@ int main(void)
 	test_disconnect_two_conns();
 	test_global_request();
 	test_send_from_fd();
+	test_send_from_pipe();
 	test_out_high();
 	test_raw_big_packets();
 	test_raw_window_overflow();

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "buf.h"
 #include "log.h"
@@ -1275,6 +1276,121 @@ static void test_input(void)
 	t_free(t);
 }
 
+/* ------------------------------------------------ staged (zero-copy) READ */
+
+static int stage_mode; /* 0 stage all, 1 cannot stage (-EINVAL), 2 half then -EIO */
+
+static int fk_read_pipe(void *be, void *vh, uint64_t off, size_t len, int pipefd, size_t *got)
+{
+	static uint8_t tmp[SFTP_MAX_DATA];
+	*got = 0;
+	if (stage_mode == 1)
+		return -EINVAL;
+	size_t n = 0;
+	int rc = fk_read(be, vh, off, tmp, len, &n);
+	if (rc)
+		return rc;
+	if (stage_mode == 2)
+		n /= 2;
+	if (n && write(pipefd, tmp, n) != (ssize_t)n)
+		return -EIO;
+	*got = n;
+	return stage_mode == 2 ? -EIO : 0;
+}
+
+/* The DATA reply header in out: total length field and data length. */
+static bool staged_header(struct buf *out, uint32_t id, uint32_t *len, uint32_t *dlen)
+{
+	struct rd r;
+	rd_init(&r, buf_data(out), buf_used(out));
+	*len = rd_u32(&r);
+	uint8_t type = rd_u8(&r);
+	uint32_t rid = rd_u32(&r);
+	*dlen = rd_u32(&r);
+	return rd_end(&r) && type == SSH_FXP_DATA && rid == id;
+}
+
+static void test_staged_read(void)
+{
+	int p[2];
+	if (pipe(p) < 0) {
+		ok(0, "pipe: %s", strerror(errno));
+		return;
+	}
+	static struct sftp_backend_ops staged_ops;
+	staged_ops = fake_ops;
+	staged_ops.read_pipe = fk_read_pipe;
+	struct sftp_server_cfg cfg = { .stage_fd = p[1] };
+	struct t *t = t_new(&cfg);
+	sftp_server_free(t->s);
+	t->s = sftp_server_new(&staged_ops, t->f, &cfg);
+	uint8_t hb[8];
+	struct sv h = do_open(t, "/s", SSH_FXF_READ | SSH_FXF_WRITE | SSH_FXF_CREAT, hb);
+	do_write(t, h, 0, "0123456789", 10);
+	expect_status(t, SSH_FX_OK, "WRITE before staged reads");
+
+	uint32_t len, dlen;
+	uint8_t got[64];
+	stage_mode = 0;
+	do_read(t, h, 2, 100);
+	ok(staged_header(&t->out, t->id, &len, &dlen) && dlen == 8 && len == 1 + 4 + 4 + 8,
+	   "staged READ: out has the header only, lengths count the staged bytes");
+	is_int(sftp_server_staged(t->s), 8, "staged byte count");
+	ok(read(p[0], got, sizeof(got)) == 8 && memcmp(got, "23456789", 8) == 0,
+	   "the data is in the staging pipe");
+	sftp_server_staged_done(t->s);
+	is_int(sftp_server_staged(t->s), 0, "staged_done clears it");
+
+	do_read(t, h, 10, 100);
+	expect_status(t, SSH_FX_EOF, "staged READ at end of file");
+	ok(!sftp_server_staged(t->s), "EOF stages nothing");
+
+	stage_mode = 1;
+	do_read(t, h, 0, 4);
+	struct rd r;
+	rd_init(&r, t->body, t->blen);
+	struct sv d = rd_str(&r);
+	ok(t->type == SSH_FXP_DATA && rd_end(&r), "file that cannot be staged: ordinary DATA");
+	is_mem(d.p, d.n, "0123", 4, "with the bytes inline");
+	ok(!sftp_server_staged(t->s), "and nothing staged");
+
+	stage_mode = 2;
+	do_read(t, h, 0, 10);
+	ok(staged_header(&t->out, t->id, &len, &dlen) && dlen == 5,
+	   "error after some bytes: a short staged read");
+	ok(read(p[0], got, sizeof(got)) == 5 && memcmp(got, "01234", 5) == 0, "of those bytes");
+	sftp_server_staged_done(t->s);
+
+	/* sftp_server_input stops behind a staged reply until it is emitted. */
+	stage_mode = 0;
+	struct buf in, out;
+	buf_init(&in, 1u << 20);
+	buf_init(&out, 1u << 20);
+	for (int i = 0; i < 2; i++) {
+		struct buf *b = rq(t, SSH_FXP_READ);
+		buf_sv(b, h);
+		sftp_buf_u64(b, 0);
+		buf_u32(b, 3);
+		buf_u32(&in, (uint32_t)buf_used(b));
+		buf_put(&in, buf_data(b), buf_used(b));
+	}
+	size_t one = buf_used(&in) / 2;
+	ok(sftp_server_input(t->s, &in, &out, 1u << 20) == 0 && buf_used(&in) == one,
+	   "input stops after a staged reply");
+	sftp_server_staged_done(t->s);
+	ok(sftp_server_input(t->s, &in, &out, 1u << 20) == 0 && buf_used(&in) == 0,
+	   "and goes on once it is emitted");
+	ok(read(p[0], got, sizeof(got)) == 6 && memcmp(got, "012012", 6) == 0,
+	   "both payloads staged in order");
+	sftp_server_staged_done(t->s);
+	buf_free(&in);
+	buf_free(&out);
+	do_close(t, h);
+	t_free(t);
+	close(p[0]);
+	close(p[1]);
+}
+
 int main(void)
 {
 	/* Longname dates are local time: pin it. */
@@ -1292,5 +1408,6 @@ int main(void)
 	test_readdir();
 	test_longname();
 	test_input();
+	test_staged_read();
 	return done_testing();
 }
