@@ -49,5 +49,7 @@ int agent_conf_parse(char *text, const char *path, struct agent_conf *c, char *e
 int agent_conf_apply(const struct agent_conf *c, const struct agent_conf_entry *e, size_t n,
 		     struct agent_cfg *cfg, char *err, size_t errlen);
 void agent_conf_free(struct agent_conf *c);
+/* For __attribute__((cleanup)): the strings live as long as the variable. */
+#define AGENT_CONF_AUTO __attribute__((cleanup(agent_conf_free)))
 
 #endif

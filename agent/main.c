@@ -285,7 +285,7 @@ int main(int argc, char **argv)
 	log_set_ident("wicketd");
 	umask(077);
 
-	struct agent_conf conf = { 0 };
+	AGENT_CONF_AUTO struct agent_conf conf = { 0 };
 	char err[1024];
 	int o, idx = 0;
 	while ((o = getopt_long(argc, argv, "vqhV", opts, &idx)) != -1) {
