@@ -18,6 +18,15 @@ struct globals {
 int parse_global(struct globals *g, int argc, char **argv, int *i);
 /* Print "wicket: <fmt>" and a hint; returns the failure exit code. */
 int usage_error(const char *fmt, const char *arg) __attribute__((format(printf, 1, 0)));
+/* A command's own option at argv[*i]: 1 consumed, 0 not ours, -1 error (reported). */
+typedef int (*cli_opt_fn)(void *ctx, int argc, char **argv, int *i);
+/*
+ * "CMD [OPTION...] TARGET": global options, then @opt's (may be NULL), then
+ * exactly one TARGET, whose index goes to @target.  0, or the exit code
+ * after the error was printed.
+ */
+int cli_one_target(int argc, char **argv, int i, struct globals *g, const char *cmd,
+		   cli_opt_fn opt, void *ctx, int *target);
 /* Open TARGET (or the proxy command); prints the reason and returns -1 on failure. */
 int open_target(const char *target, struct globals *g, struct tp *tp);
 

@@ -86,6 +86,32 @@ static const char usage[] =
 	"  -h, --help           this text\n"
 	"  -V, --version        print the version\n";
 
+int cli_one_target(int argc, char **argv, int i, struct globals *g, const char *cmd,
+		   cli_opt_fn opt, void *ctx, int *target)
+{
+	for (; i < argc; i++) {
+		int r = parse_global(g, argc, argv, &i);
+		if (r == 0 && opt)
+			r = opt(ctx, argc, argv, &i);
+		if (r < 0)
+			return WICKET_EXIT_FAILURE;
+		if (r)
+			continue;
+		if (argv[i][0] == '-')
+			return usage_error("unknown option '%s'", argv[i]);
+		break;
+	}
+	if (i >= argc)
+		return usage_error("%s needs a TARGET", cmd);
+	if (i + 1 < argc) {
+		char what[256];
+		snprintf(what, sizeof(what), "%s takes only a TARGET, not '%s'", cmd, argv[i + 1]);
+		return usage_error("%s", what);
+	}
+	*target = i;
+	return 0;
+}
+
 int usage_error(const char *fmt, const char *arg)
 {
 	fputs("wicket: ", stderr);
@@ -215,24 +241,13 @@ static int cmd_proxy(int argc, char **argv, int i, struct globals *g)
 {
 	if (ssh_proxy_wanted(argc, argv, i))
 		return ssh_cmd_proxy(argc, argv, i, g);
-	for (; i < argc; i++) {
-		int r = parse_global(g, argc, argv, &i);
-		if (r < 0)
-			return WICKET_EXIT_FAILURE;
-		if (r)
-			continue;
-		if (argv[i][0] == '-')
-			return usage_error("unknown option '%s'", argv[i]);
-		break;
-	}
-	if (i >= argc)
-		return usage_error("%s needs a TARGET", "proxy");
-	if (i + 1 < argc)
-		return usage_error("proxy takes only a TARGET, not '%s'", argv[i + 1]);
+	int code = cli_one_target(argc, argv, i, g, "proxy", NULL, NULL, &i);
+	if (code)
+		return code;
 	struct tp tp;
 	if (open_target(argv[i], g, &tp) < 0)
 		return WICKET_EXIT_FAILURE;
-	int code = proxy_run(&tp, argv[i]);
+	code = proxy_run(&tp, argv[i]);
 	tp_close(&tp);
 	return code;
 }

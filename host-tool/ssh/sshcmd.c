@@ -88,6 +88,18 @@ static int parse_ssh_opt(struct ssh_opts *o, int argc, char **argv, int *i)
 	return 0;
 }
 
+static int serve_opt(void *ctx, int argc, char **argv, int *i)
+{
+	return parse_ssh_opt(ctx, argc, argv, i);
+}
+
+static int proxy_opt(void *ctx, int argc, char **argv, int *i)
+{
+	if (strcmp(argv[*i], "--ssh") == 0)
+		return 1;
+	return parse_ssh_opt(ctx, argc, argv, i);
+}
+
 struct open_ctx {
 	const char *target;
 	struct globals *g;
@@ -154,24 +166,9 @@ int ssh_cmd_proxy(int argc, char **argv, int i, struct globals *g)
 	struct ssh_opts o = { 0 };
 	if (print_syscalls(argc, argv, i))
 		return 0;
-	for (; i < argc; i++) {
-		int r = parse_global(g, argc, argv, &i);
-		if (r == 0)
-			r = parse_ssh_opt(&o, argc, argv, &i);
-		if (r < 0)
-			return WICKET_EXIT_FAILURE;
-		if (r)
-			continue;
-		if (strcmp(argv[i], "--ssh") == 0)
-			continue;
-		if (argv[i][0] == '-')
-			return usage_error("unknown option '%s'", argv[i]);
-		break;
-	}
-	if (i >= argc)
-		return usage_error("%s needs a TARGET", "proxy --ssh");
-	if (i + 1 < argc)
-		return usage_error("proxy takes only a TARGET, not '%s'", argv[i + 1]);
+	int bad = cli_one_target(argc, argv, i, g, "proxy --ssh", proxy_opt, &o, &i);
+	if (bad)
+		return bad;
 	if (o.listen)
 		return usage_error("%s is for 'wicket serve'", "--listen");
 	/*
@@ -319,22 +316,9 @@ int ssh_cmd_serve(int argc, char **argv, int i, struct globals *g)
 	struct ssh_opts o = { .grace = 120, .max_unauth = 10, .max_clients = 100 };
 	if (print_syscalls(argc, argv, i))
 		return 0;
-	for (; i < argc; i++) {
-		int r = parse_global(g, argc, argv, &i);
-		if (r == 0)
-			r = parse_ssh_opt(&o, argc, argv, &i);
-		if (r < 0)
-			return WICKET_EXIT_FAILURE;
-		if (r)
-			continue;
-		if (argv[i][0] == '-')
-			return usage_error("unknown option '%s'", argv[i]);
-		break;
-	}
-	if (i >= argc)
-		return usage_error("%s needs a TARGET", "serve");
-	if (i + 1 < argc)
-		return usage_error("serve takes only a TARGET, not '%s'", argv[i + 1]);
+	int bad = cli_one_target(argc, argv, i, g, "serve", serve_opt, &o, &i);
+	if (bad)
+		return bad;
 	if (!o.listen)
 		return usage_error("%s needs --listen [ADDR:]PORT", "serve");
 	if (!o.authorized_keys && !o.token_file)
