@@ -564,12 +564,12 @@ static bool stream_begin(struct sftp *s, const uint8_t *h)
 	return true;
 }
 
-static void stream_data(struct sftp *s, const uint8_t *p, size_t n)
+void sftp_stream_write(struct sftp *s, const uint8_t *p, size_t n, uint64_t off)
 {
 	size_t w = 0;
 	int fd = s->st_req->wfd; /* -1 once abandoned: the bytes are dropped */
 	while (fd >= 0 && w < n && !s->st_err) {
-		ssize_t k = pwrite(fd, p + w, n - w, (off_t)s->st_off + (off_t)w);
+		ssize_t k = pwrite(fd, p + w, n - w, (off_t)off + (off_t)w);
 		if (k < 0 && errno == EINTR)
 			continue;
 		if (k <= 0)
@@ -577,6 +577,10 @@ static void stream_data(struct sftp *s, const uint8_t *p, size_t n)
 		else
 			w += (size_t)k;
 	}
+}
+
+void sftp_stream_advance(struct sftp *s, size_t n)
+{
 	s->st_off += n;
 	s->st_left -= (uint32_t)n;
 	if (s->st_left)
@@ -588,6 +592,23 @@ static void stream_data(struct sftp *s, const uint8_t *p, size_t n)
 	struct reply rep = { .type = SSH_FXP_DATA, .data = { NULL, s->st_n }, .written = true,
 			     .werr = s->st_err };
 	copy.done(s, &copy, &rep);
+}
+
+static void stream_data(struct sftp *s, const uint8_t *p, size_t n)
+{
+	sftp_stream_write(s, p, n, s->st_off);
+	sftp_stream_advance(s, n);
+}
+
+size_t sftp_feed_need(const struct sftp *s)
+{
+	if (s->st_req)
+		return s->st_left;
+	size_t have = buf_used(&s->ibuf);
+	/* A DATA payload starts after 13 bytes: up to there, whatever comes. */
+	if (have < 13)
+		return 13 - have;
+	return 4 + (size_t)get_be32(buf_data(&s->ibuf)) - have;
 }
 
 /* Bytes of the sftp stream: packets complete in @p are handled in place. */
@@ -725,6 +746,8 @@ static const struct chan_ops sftp_chan_ops = {
 	.eof = ch_eof,
 	.closed = ch_closed,
 	.reply = ch_reply,
+	.direct = sftp_ch_direct,
+	.data_piped = sftp_ch_data_piped,
 };
 
 static void conn_ended(struct conn *c)
@@ -801,6 +824,7 @@ struct sftp *sftp_connect(struct tp *tp, const struct sftp_opts *o, char *err, s
 		close(s->stage[1]);
 		s->stage[0] = s->stage[1] = -1;
 	}
+	sftp_splice_init(s);
 	fcntl(tp->rfd, F_SETFL, fcntl(tp->rfd, F_GETFL) | O_NONBLOCK);
 	if (tp->wfd != tp->rfd)
 		fcntl(tp->wfd, F_SETFL, fcntl(tp->wfd, F_GETFL) | O_NONBLOCK);
@@ -851,6 +875,7 @@ void sftp_free(struct sftp *s)
 		close(s->stage[0]);
 		close(s->stage[1]);
 	}
+	sftp_splice_free(s);
 	loop_free(&s->loop);
 	buf_free(&s->ibuf);
 	buf_free(&s->obuf);

@@ -92,6 +92,9 @@ struct sftp {
 	uint64_t st_off;
 	uint32_t st_left, st_n;
 	int st_err;
+	/* DATA payloads go stream -> sink -> file by splice; -1 when not usable. */
+	int sink[2];
+	uint64_t sunk; /* payload bytes that went that way (sftp_splice.c) */
 	uint32_t next_id;
 	unsigned npending;
 	bool failed, closing, intr;
@@ -133,5 +136,20 @@ bool sftp_past_deadline(struct sftp *s);
 /* Run until *@flag is set; SFTP_E_FATAL when the session dies first. */
 int sftp_wait_flag(struct sftp *s, const bool *flag);
 int sftp_query_limits(struct sftp *s);
+
+/* A big DATA reply being streamed to its file (st_req): @n bytes at @off ... */
+void sftp_stream_write(struct sftp *s, const uint8_t *p, size_t n, uint64_t off);
+/* ... and the count of them, completing the request at its end. */
+void sftp_stream_advance(struct sftp *s, size_t n);
+/* How many sftp stream bytes to take next without reading into a DATA payload. */
+size_t sftp_feed_need(const struct sftp *s);
+
+/* sftp_splice.c: DATA payloads spliced from the stream into the file. */
+void sftp_splice_init(struct sftp *s);
+void sftp_splice_free(struct sftp *s);
+/* Download on/off: the channel's big payloads may bypass data(). */
+void sftp_splice_enable(struct sftp *s, bool on);
+size_t sftp_ch_direct(struct chan *ch, size_t n, int *pipe_w, size_t *exact);
+void sftp_ch_data_piped(struct chan *ch, size_t n);
 
 #endif

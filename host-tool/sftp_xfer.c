@@ -173,8 +173,10 @@ int sftp_download(struct sftp *s, const struct sftp_handle *h, int fd, uint64_t 
 		x.chunk = SFTP_MAX_DATA;
 	if (s->intr)
 		return SFTP_E_INTR;
+	sftp_splice_enable(s, true);
 	read_issue(&x);
 	int r = xfer_run(&x, fn, arg);
+	sftp_splice_enable(s, false);
 	*end = x.end;
 	return r;
 }

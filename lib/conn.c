@@ -29,6 +29,13 @@
 #define CONN_OUT_MAX (64u * 1024u * 1024u)
 /* Largest data payload in one read-into-packet. */
 #define CHAN_READ_MAX (256u * 1024u)
+/*
+ * Direct input: a CHANNEL_DATA payload goes to the channel's direct() when at
+ * least this much of it is still in the stream once its header is read.
+ */
+#define CONN_DIRECT_MIN (64u * 1024u)
+/* Length, type, recipient channel, data length. */
+#define CONN_DATA_HDR 13u
 /* Largest data payload in any packet we send. */
 #define CHAN_DATA_MAX (WIRE_MAX_PACKET - 2048u) /* fits the SSH relay too */
 
@@ -82,6 +89,10 @@ int conn_init(struct conn *c, struct loop *l, int rfd, int wfd, const struct con
 	struct stat st;
 	if (fstat(wfd, &st) < 0 || !(S_ISSOCK(st.st_mode) || S_ISFIFO(st.st_mode)))
 		c->no_splice = true;
+	/* The same for splicing input out of the stream; a packet log shows
+	 * every payload and a port keeps parsed bytes (hist), so not there. */
+	c->dx_ok = fstat(rfd, &st) == 0 && (S_ISSOCK(st.st_mode) || S_ISFIFO(st.st_mode)) &&
+		   !c->cfg.pktlog && !c->cfg.greet_after_peer;
 	if (!c->cfg.greet_after_peer)
 		wire_put_greeting(&c->out, c->cfg.software);
 	c->rw = (struct watch){ .fd = rfd, .ops = &conn_read_ops, .data = c };
@@ -312,6 +323,10 @@ static struct chan *chan_alloc(struct conn *c)
 static void chan_release(struct chan *ch)
 {
 	struct conn *c = ch->c;
+	if (ch->direct)
+		c->ndirect--;
+	if (c->dx_ch == ch)
+		c->dx_ch = NULL; /* the rest of its payload is dropped */
 	c->ch[ch->id] = NULL;
 	c->nopen--;
 	free(ch);
@@ -525,6 +540,17 @@ void chan_consumed(struct chan *ch, size_t n)
 	}
 }
 
+void chan_set_direct(struct chan *ch, bool on)
+{
+	if (ch->direct == on)
+		return;
+	ch->direct = on;
+	if (on)
+		ch->c->ndirect++;
+	else
+		ch->c->ndirect--;
+}
+
 void chan_send_eof(struct chan *ch)
 {
 	struct conn *c = ch->c;
@@ -732,6 +758,34 @@ static void handle_open_failure(struct conn *c, struct rd *r)
 	chan_release(ch);
 }
 
+/*
+ * Admit @n bytes of data on channel @id against its state, window and
+ * maximum packet, and take them off the window.  NULL after failing.
+ */
+static struct chan *chan_data_admit(struct conn *c, uint32_t id, size_t n, unsigned type)
+{
+	struct chan *ch = chan_lookup(c, id, type, false);
+	if (!ch)
+		return NULL;
+	if (ch->rcvd_eof) {
+		conn_fail(c, DISC_PROTOCOL_ERROR, "data on channel %u after its EOF", id);
+		return NULL;
+	}
+	if (n > ch->lwin) {
+		conn_fail(c, DISC_PROTOCOL_ERROR,
+			  "%zu bytes on channel %u exceed the window of %u", n, id, ch->lwin);
+		return NULL;
+	}
+	if (n > ch->lmaxpkt) {
+		conn_fail(c, DISC_PROTOCOL_ERROR,
+			  "%zu bytes on channel %u exceed the maximum packet of %u", n, id,
+			  ch->lmaxpkt);
+		return NULL;
+	}
+	ch->lwin -= (uint32_t)n;
+	return ch;
+}
+
 static void handle_data(struct conn *c, struct rd *r, unsigned type)
 {
 	uint32_t id = rd_u32(r);
@@ -740,25 +794,9 @@ static void handle_data(struct conn *c, struct rd *r, unsigned type)
 		ext = rd_u32(r);
 	struct sv d = rd_str(r);
 	NEED_END(r, c, type);
-	struct chan *ch = chan_lookup(c, id, type, false);
+	struct chan *ch = chan_data_admit(c, id, d.n, type);
 	if (!ch)
 		return;
-	if (ch->rcvd_eof) {
-		conn_fail(c, DISC_PROTOCOL_ERROR, "data on channel %u after its EOF", id);
-		return;
-	}
-	if (d.n > ch->lwin) {
-		conn_fail(c, DISC_PROTOCOL_ERROR,
-			  "%zu bytes on channel %u exceed the window of %u", d.n, id, ch->lwin);
-		return;
-	}
-	if (d.n > ch->lmaxpkt) {
-		conn_fail(c, DISC_PROTOCOL_ERROR,
-			  "%zu bytes on channel %u exceed the maximum packet of %u", d.n, id,
-			  ch->lmaxpkt);
-		return;
-	}
-	ch->lwin -= (uint32_t)d.n;
 	if (ch->sent_close || !ch->ops->data) {
 		/* In flight when we closed: drop it. */
 		return;
@@ -997,6 +1035,52 @@ size_t conn_resync_tail(const struct conn *c, uint8_t *out, size_t max)
 	return h + u;
 }
 
+/* Header-exact reading: some channel takes payloads from the stream. */
+static bool conn_exact(const struct conn *c)
+{
+	return c->dx_ok && c->ndirect && c->greeted;
+}
+
+/*
+ * The input buffer ends in the header of a CHANNEL_DATA packet for a
+ * direct channel with at least CONN_DIRECT_MIN payload bytes still in the
+ * stream: check the header as handle_data() would, admit the whole payload
+ * against the window, hand over the part already read, and leave the rest
+ * in the stream for conn_direct_step().  1 when taken, 0 to parse the
+ * packet as usual, -1 after failing the connection.
+ */
+static int conn_direct_begin(struct conn *c)
+{
+	size_t u = buf_used(&c->in);
+	const uint8_t *p = buf_data(&c->in);
+	if (!conn_exact(c) || u < CONN_DATA_HDR || p[4] != MSG_CHANNEL_DATA)
+		return 0;
+	uint32_t len = get_be32(p);
+	if (len > WIRE_MAX_PACKET || u >= 4 + (size_t)len ||
+	    4 + (size_t)len - u < CONN_DIRECT_MIN)
+		return 0; /* complete, small or bad: wire_next_packet() judges */
+	uint32_t id = get_be32(p + 5), dlen = get_be32(p + 9);
+	struct chan *ch = id < c->nch ? c->ch[id] : NULL;
+	if (!ch || !ch->direct)
+		return 0;
+	if (len != CONN_DATA_HDR - 4 + (uint64_t)dlen) {
+		conn_fail(c, DISC_PROTOCOL_ERROR, "malformed %s message", msg_name(MSG_CHANNEL_DATA));
+		return -1;
+	}
+	if (!chan_data_admit(c, id, dlen, MSG_CHANNEL_DATA))
+		return -1;
+	c->rx_seq++;
+	buf_consume(&c->in, CONN_DATA_HDR);
+	size_t have = u - CONN_DATA_HDR;
+	/* In flight when we closed: dropped, as in handle_data(). */
+	c->dx_ch = ch->sent_close || !ch->ops->data ? NULL : ch;
+	c->dx_left = dlen - have;
+	if (have && c->dx_ch)
+		ch->ops->data(ch, 0, buf_data(&c->in), have);
+	buf_consume(&c->in, have);
+	return 1;
+}
+
 /* Parse everything complete in the input buffer. */
 static void conn_process(struct conn *c)
 {
@@ -1021,6 +1105,8 @@ static void conn_process(struct conn *c)
 		/* Kept so a packet that breaks the session stays in the buffer: on a
 		 * serial line it may hold the next host's greeting (see agent/port.c). */
 		size_t off = c->in.off, end = c->in.len;
+		if (conn_direct_begin(c))
+			break; /* the buffer is empty: the payload is in the stream */
 		int r = wire_next_packet(&c->in, &pkt, &len);
 		if (r == 0)
 			break;
@@ -1055,38 +1141,130 @@ void conn_feed(struct conn *c, const void *p, size_t n)
 	conn_process(c);
 }
 
-static void conn_read_ready(struct watch *w, short rev)
+/* A read from the stream returned @n (errno @err when negative). */
+static void conn_read_stop(struct conn *c, ssize_t n, int err)
 {
-	struct conn *c = w->data;
-	(void)rev;
-	size_t room;
-	uint8_t *p = buf_reserve_read(&c->in, CONN_READ_MIN, CONN_READ_SIZE, &room);
-	if (!p) {
-		conn_fail(c, DISC_PROTOCOL_ERROR, "input buffer exhausted");
-		return;
-	}
-	ssize_t n = read(c->rfd, p, room);
 	if (n < 0) {
-		if (errno == EINTR || errno == EAGAIN)
+		if (err == EINTR || err == EAGAIN)
 			return;
-		snprintf(c->reason, sizeof(c->reason), "read from peer: %s", strerror(errno));
+		snprintf(c->reason, sizeof(c->reason), "read from peer: %s", strerror(err));
 		log_info("%s", c->reason);
 		c->want_finish = true;
 		return;
 	}
-	if (n == 0) {
-		if (!c->reason[0])
-			snprintf(c->reason, sizeof(c->reason), "%s",
-				 c->greeted ? "peer closed the connection"
-					    : "peer closed the connection before its greeting");
-		log_debug("%s", c->reason);
-		c->dead = true;
-		c->want_finish = true;
-		return;
+	if (!c->reason[0])
+		snprintf(c->reason, sizeof(c->reason), "%s",
+			 c->greeted ? "peer closed the connection"
+				    : "peer closed the connection before its greeting");
+	log_debug("%s", c->reason);
+	c->dead = true;
+	c->want_finish = true;
+}
+
+/* Read at most @max bytes into the input buffer and parse; bytes read, or 0. */
+static size_t conn_read_some(struct conn *c, size_t max)
+{
+	size_t room;
+	uint8_t *p = buf_reserve_read(&c->in, CONN_READ_MIN, CONN_READ_SIZE, &room);
+	if (!p) {
+		conn_fail(c, DISC_PROTOCOL_ERROR, "input buffer exhausted");
+		return 0;
+	}
+	if (room > max)
+		room = max;
+	ssize_t n = read(c->rfd, p, room);
+	if (n <= 0) {
+		conn_read_stop(c, n, errno);
+		return 0;
 	}
 	c->rx_bytes += (uint64_t)n;
 	buf_commit(&c->in, (size_t)n);
 	conn_process(c);
+	return (size_t)n;
+}
+
+/*
+ * Header-exact: how much to read so that no payload a channel could take
+ * from the stream is read.  Complete packets were parsed, so the buffer
+ * holds the start of one packet: up to its data header, else all of it.
+ */
+static size_t conn_exact_want(const struct conn *c)
+{
+	size_t u = buf_used(&c->in);
+	if (u < CONN_DATA_HDR)
+		return CONN_DATA_HDR - u;
+	size_t whole = 4 + (size_t)get_be32(buf_data(&c->in));
+	return whole > u ? whole - u : 1;
+}
+
+/*
+ * Part of a payload that is still in the stream: spliced into the
+ * handler's pipe when its direct() asks, else read (exactly as far as it
+ * asks) and passed to data(); dropped when the channel went away.
+ * Bytes moved, or 0 when nothing could be.
+ */
+static size_t conn_direct_step(struct conn *c)
+{
+	struct chan *ch = c->dx_ch;
+	size_t k = 0, exact = 0;
+	int pw = -1;
+	if (ch && ch->direct && c->dx_ok && ch->ops->direct && !ch->sent_close)
+		k = ch->ops->direct(ch, c->dx_left, &pw, &exact);
+	if (k && pw >= 0) {
+		if (k > c->dx_left)
+			k = c->dx_left;
+		ssize_t n = splice(c->rfd, NULL, pw, NULL, k, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+		if (n < 0 && (errno == EINVAL || errno == ENOSYS)) {
+			c->dx_ok = false; /* copies from now on */
+			return 1;
+		}
+		if (n <= 0) {
+			conn_read_stop(c, n, errno);
+			return 0;
+		}
+		c->rx_bytes += (uint64_t)n;
+		c->dx_left -= (size_t)n;
+		c->dx_spliced += (uint64_t)n;
+		if (!c->dx_left)
+			c->dx_ch = NULL;
+		ch->ops->data_piped(ch, (size_t)n);
+		return (size_t)n;
+	}
+	size_t want = exact && exact < c->dx_left ? exact : c->dx_left, room;
+	uint8_t *p = buf_reserve_read(&c->in, CONN_READ_MIN, CONN_READ_SIZE, &room);
+	if (!p) {
+		conn_fail(c, DISC_PROTOCOL_ERROR, "input buffer exhausted");
+		return 0;
+	}
+	ssize_t n = read(c->rfd, p, want < room ? want : room);
+	if (n <= 0) {
+		conn_read_stop(c, n, errno);
+		return 0;
+	}
+	c->rx_bytes += (uint64_t)n;
+	c->dx_left -= (size_t)n;
+	if (!c->dx_left)
+		c->dx_ch = NULL;
+	if (ch && !ch->sent_close)
+		ch->ops->data(ch, 0, p, (size_t)n); /* never committed: the buffer stays empty */
+	return (size_t)n;
+}
+
+static void conn_read_ready(struct watch *w, short rev)
+{
+	struct conn *c = w->data;
+	(void)rev;
+	if (!c->dx_left && !conn_exact(c)) {
+		conn_read_some(c, CONN_READ_SIZE);
+		return;
+	}
+	/* Several small reads per packet: go on while the stream has bytes. */
+	for (size_t budget = CONN_READ_SIZE; budget && conn_want_read(&c->rw);) {
+		size_t n = c->dx_left ? conn_direct_step(c) : conn_read_some(c, conn_exact_want(c));
+		if (!n)
+			break;
+		budget -= n < budget ? n : budget;
+	}
 }
 
 /*

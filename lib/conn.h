@@ -36,6 +36,17 @@ struct chan_ops {
 	bool (*request)(struct chan *ch, struct sv type, bool want_reply, struct rd *args);
 	/* Reply to one of our want-reply requests, in order. */
 	void (*reply)(struct chan *ch, uint32_t tag, bool ok);
+	/*
+	 * Optional bulk input, only while chan_set_direct() is on: @n bytes of
+	 * a big CHANNEL_DATA payload (already counted against the window) are
+	 * still unread in the stream.  Return how many of them to splice into
+	 * the empty pipe *@pipe_w (then data_piped() gets them), or 0 to take
+	 * the next *@exact of them (0: all @n) through data() -- the stream is
+	 * read exactly that far, so what follows can still be spliced.
+	 */
+	size_t (*direct)(struct chan *ch, size_t n, int *pipe_w, size_t *exact);
+	/* @n payload bytes wait in direct()'s pipe: empty it, chan_consumed(). */
+	void (*data_piped)(struct chan *ch, size_t n);
 };
 
 /*
@@ -63,6 +74,7 @@ struct chan {
 	uint32_t rmaxpkt;
 	uint32_t tags[CHAN_MAX_PENDING_REPLIES];
 	unsigned tag_head, tag_n;
+	bool direct; /* chan_set_direct(): big payloads may bypass data() */
 };
 
 /* conn_ops.open: answer later with chan_open_confirm() or chan_open_reject(). */
@@ -136,6 +148,16 @@ struct conn {
 	int sp_fd;
 	size_t sp_at, sp_left;
 	bool no_splice; /* wfd refused splice(2): payloads are copied */
+	/*
+	 * Direct input (chan_set_direct): while a channel wants it, the stream
+	 * is read header-exactly, and the payload of a big CHANNEL_DATA still
+	 * in the stream (dx_left bytes, for dx_ch) goes to its handler.
+	 */
+	bool dx_ok;	/* rfd is a socket or pipe; no packet log, no port */
+	unsigned ndirect; /* channels with direct on */
+	struct chan *dx_ch;
+	size_t dx_left;
+	uint64_t dx_spliced; /* payload bytes that went by splice (tests, logs) */
 };
 
 /* Initialise on (rfd, wfd), queue our greeting and add the watches. */
@@ -148,7 +170,10 @@ int conn_init(struct conn *c, struct loop *l, int rfd, int wfd, const struct con
  */
 size_t conn_resync_tail(const struct conn *c, uint8_t *out, size_t max);
 /* True when a packet has started arriving but is not complete. */
-static inline bool conn_partial_input(const struct conn *c) { return c->greeted && buf_used(&c->in); }
+static inline bool conn_partial_input(const struct conn *c)
+{
+	return c->greeted && (buf_used(&c->in) || c->dx_left);
+}
 /* Process bytes read elsewhere as if they had come from the stream. */
 void conn_feed(struct conn *c, const void *p, size_t n);
 /* Release memory; closes nothing (fds belong to the caller). */
@@ -221,6 +246,12 @@ int chan_send_pipe(struct chan *ch, uint32_t ext, const void *pre, size_t a, int
 uint8_t *chan_data_reserve(struct chan *ch, uint32_t ext, size_t n);
 void chan_data_commit(struct chan *ch, uint32_t ext, size_t n);
 void chan_consumed(struct chan *ch, size_t n);
+/*
+ * Let ops->direct take big CHANNEL_DATA payloads straight from the stream
+ * (where the stream is a socket or pipe and no packet log is written);
+ * while on, input is read header-exactly.
+ */
+void chan_set_direct(struct chan *ch, bool on);
 void chan_send_eof(struct chan *ch);
 void chan_send_close(struct chan *ch);
 /* Start a CHANNEL_REQUEST; append type-specific fields, then conn_pkt_end(). */

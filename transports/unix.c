@@ -62,10 +62,24 @@ int tp_unix_listen(const char *path, char *err, size_t errlen)
 	return fd;
 }
 
+/*
+ * Bulk copies: with the default send buffer (~200 KiB) not even one full
+ * data packet fits in the socket, so both ends wake for every piece of
+ * it.  Ask for more (the kernel caps it at net.core.wmem_max); best effort.
+ */
+static void tp_unix_tune(int fd)
+{
+	int sz = 4 * 1024 * 1024;
+	(void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+}
+
 int tp_accept(int lfd)
 {
 	int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-	return fd < 0 ? -errno : fd;
+	if (fd < 0)
+		return -errno;
+	tp_unix_tune(fd);
+	return fd;
 }
 
 int tp_unix_connect(const char *path, struct tp *out, char *err, size_t errlen)
@@ -81,6 +95,7 @@ int tp_unix_connect(const char *path, struct tp *out, char *err, size_t errlen)
 		close(fd);
 		return r;
 	}
+	tp_unix_tune(fd);
 	*out = (struct tp){ .rfd = fd, .wfd = fd };
 	return 0;
 }

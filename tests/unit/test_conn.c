@@ -50,6 +50,13 @@ struct tchan {
 	int nreply;
 	uint32_t reply_tag[MAXREQ];
 	bool reply_ok[MAXREQ];
+	/* Direct input (chan_set_direct): payloads come through pfd. */
+	int pfd[2];
+	size_t exact_ask;   /* nonzero: every other direct() asks for this much via data() */
+	unsigned ndirect;   /* direct() calls */
+	size_t piped;	    /* bytes that came through the pipe */
+	uint8_t *big;	    /* when set: everything received (data and piped) in order */
+	size_t bign, bigcap;
 };
 
 struct side {
@@ -99,6 +106,10 @@ static void t_data(struct chan *ch, uint32_t ext, const uint8_t *p, size_t n)
 		memcpy(dst + *dn, p, n);
 	*dn += n;
 	t->last_ext = ext;
+	if (t->big && !ext && t->bign + n <= t->bigcap)
+		memcpy(t->big + t->bign, p, n);
+	if (t->big && !ext)
+		t->bign += n;
 	t->chunks++;
 	if (n > t->max_chunk)
 		t->max_chunk = n;
@@ -145,6 +156,36 @@ static void t_reply(struct chan *ch, uint32_t tag, bool okv)
 	t->reply_ok[i] = okv;
 }
 
+static size_t t_direct(struct chan *ch, size_t n, int *pipe_w, size_t *exact)
+{
+	struct tchan *t = ch->data;
+	if (t->exact_ask && (++t->ndirect & 1)) {
+		*exact = t->exact_ask;
+		return 0;
+	}
+	*pipe_w = t->pfd[1];
+	return n < 65536 ? n : 65536; /* what an empty default pipe holds */
+}
+
+static void t_piped(struct chan *ch, size_t n)
+{
+	struct tchan *t = ch->data;
+	size_t got = 0;
+	while (got < n) {
+		uint8_t tmp[65536];
+		ssize_t k = read(t->pfd[0], tmp, n - got < sizeof(tmp) ? n - got : sizeof(tmp));
+		if (k <= 0)
+			bail_out("t_piped: the pipe holds less than announced");
+		if (t->big && t->bign + (size_t)k <= t->bigcap)
+			memcpy(t->big + t->bign, tmp, (size_t)k);
+		t->bign += (size_t)k;
+		got += (size_t)k;
+	}
+	t->piped += n;
+	if (t->auto_consume)
+		chan_consumed(ch, n);
+}
+
 static const struct chan_ops tops = {
 	.name = "test",
 	.opened = t_opened,
@@ -154,6 +195,8 @@ static const struct chan_ops tops = {
 	.closed = t_closed,
 	.request = t_request,
 	.reply = t_reply,
+	.direct = t_direct,
+	.data_piped = t_piped,
 };
 
 static uint32_t s_open(struct conn *c, struct chan *ch, struct sv type, struct rd *args,
@@ -1157,6 +1200,158 @@ static void test_raw_data_over_window(void)
 	fx_free(f);
 }
 
+/* Make @t take payloads through a pipe, collecting up to @cap bytes. */
+static void direct_on(struct tchan *t, size_t cap)
+{
+	if (pipe2(t->pfd, O_CLOEXEC | O_NONBLOCK) < 0)
+		bail_out("pipe2 failed");
+	t->big = malloc(cap);
+	t->bigcap = cap;
+	if (!t->big)
+		bail_out("out of memory");
+	chan_set_direct(t->ch, true);
+}
+
+static void direct_off(struct tchan *t)
+{
+	close(t->pfd[0]);
+	close(t->pfd[1]);
+	free(t->big);
+	t->big = NULL;
+}
+
+/*
+ * Big payloads through ops->direct: every byte arrives in order whether
+ * spliced or (exact_ask) partly read through data(), and the windows of
+ * both ends agree afterwards.
+ */
+static void test_direct(size_t exact_ask)
+{
+	struct fx *f = fx_new(NULL, &cli_cfg_default);
+	struct tchan *ct = calloc(1, sizeof(*ct));
+	if (!ok(open_session(f, ct), "direct: open")) {
+		free(ct);
+		fx_free(f);
+		return;
+	}
+	struct tchan *st = &f->srv.acc[0];
+	const size_t total = 3u * 1024 * 1024 + 4321; /* not a multiple of any packet size */
+	uint8_t *src = malloc(total);
+	if (!src)
+		bail_out("out of memory");
+	fill_pattern(src, total, 9);
+	ct->exact_ask = exact_ask;
+	direct_on(ct, total + 16);
+	size_t sent = 0;
+	for (int i = 0; i < 5000 && (sent < total || ct->bign < total); i++) {
+		if (sent < total)
+			sent += chan_send(st->ch, 0, src + sent, total - sent);
+		pump_once(f, 5);
+	}
+	is_int(sent, total, "direct (exact %zu): all queued", exact_ask);
+	is_mem(ct->big, ct->bign, src, total, "direct (exact %zu): bytes intact and in order",
+	       exact_ask);
+	ok(f->cli.c.dx_spliced > 0, "direct (exact %zu): payload was spliced (%llu bytes)",
+	   exact_ask, (unsigned long long)f->cli.c.dx_spliced);
+	is_int(ct->piped, f->cli.c.dx_spliced, "direct (exact %zu): handler saw every spliced byte",
+	       exact_ask);
+	if (exact_ask)
+		ok(ct->piped < total, "direct (exact %zu): some bytes went through data()", exact_ask);
+	pump_idle(f, 5);
+	is_int(ct->ch->lwin + ct->ch->lunacked, ct->ch->lwin_max,
+	       "direct (exact %zu): receiver window exact", exact_ask);
+	is_int(st->ch->rwin, ct->ch->lwin, "direct (exact %zu): sender's view of it agrees",
+	       exact_ask);
+	ok(!f->srv.c.dead && !f->cli.c.dead, "direct (exact %zu): no protocol error", exact_ask);
+	/* Small packets after the bulk still work, with direct on or off. */
+	chan_send(st->ch, 0, "tail", 4);
+	PUMP_UNTIL(f, ct->bign >= total + 4);
+	is_mem(ct->big + total, ct->bign - total, "tail", 4, "direct: small packet after bulk");
+	chan_set_direct(ct->ch, false);
+	is_int(f->cli.c.ndirect, 0, "direct off: no channel left");
+	direct_off(ct);
+	free(src);
+	free(ct);
+	fx_free(f);
+}
+
+/* A big CHANNEL_DATA header from a raw peer to a direct channel. */
+static struct fx *raw_direct(const struct conn_cfg *sc, uint32_t len, uint32_t dlen, size_t body,
+			     long *sid)
+{
+	struct fx *f = fx_new(sc, NULL);
+	raw_greet(f);
+	*sid = raw_open(f, 0, 65536, 32768);
+	if (*sid < 0)
+		return f;
+	direct_on(&f->srv.acc[0], 1u << 20);
+	uint8_t h[13];
+	put_be32(h, len);
+	h[4] = MSG_CHANNEL_DATA;
+	put_be32(h + 5, (uint32_t)*sid);
+	put_be32(h + 9, dlen);
+	raw_write(f, h, sizeof(h));
+	static uint8_t blob[256 * 1024];
+	memset(blob, 'd', sizeof(blob));
+	raw_write(f, blob, body);
+	return f;
+}
+
+static void test_raw_direct(void)
+{
+	struct conn_cfg sc = { .software = "s", .window = 200000 };
+	long sid;
+	/* Length and data length disagree. */
+	struct fx *f = raw_direct(&sc, 9 + 100000, 99999, 1000, &sid);
+	raw_expect_disconnect(f, DISC_PROTOCOL_ERROR, "malformed", "direct: length mismatch");
+	is_int(f->srv.acc[0].bign, 0, "direct: nothing delivered from a malformed packet");
+	direct_off(&f->srv.acc[0]);
+	fx_free(f);
+
+	/* Over the window (200000), under the maximum packet. */
+	f = raw_direct(&sc, 9 + 210000, 210000, 1000, &sid);
+	raw_expect_disconnect(f, DISC_PROTOCOL_ERROR, "window", "direct: over the window");
+	is_int(f->srv.acc[0].bign, 0, "direct: nothing delivered over the window");
+	direct_off(&f->srv.acc[0]);
+	fx_free(f);
+
+	/* Over WIRE_MAX_PACKET: the ordinary check still answers. */
+	f = raw_direct(&sc, WIRE_MAX_PACKET + 1, WIRE_MAX_PACKET - 8, 10, &sid);
+	raw_expect_disconnect(f, DISC_PROTOCOL_ERROR, "exceeds", "direct: over the packet limit");
+	direct_off(&f->srv.acc[0]);
+	fx_free(f);
+
+	/* A well-formed packet arriving in pieces, then an EOF. */
+	f = raw_direct(&sc, 9 + 150000, 150000, 70000, &sid);
+	struct tchan *t = &f->srv.acc[0];
+	PUMP_UNTIL(f, t->bign >= 70000);
+	ok(conn_partial_input(&f->srv.c), "direct: a packet half in the stream is partial input");
+	static uint8_t rest[80000];
+	memset(rest, 'd', sizeof(rest));
+	raw_write(f, rest, sizeof(rest));
+	struct buf pk = pk_begin(MSG_CHANNEL_EOF);
+	buf_u32(&pk, (uint32_t)sid);
+	raw_send(f, &pk);
+	PUMP_UNTIL(f, t->eofs);
+	is_int(t->bign, 150000, "direct: whole payload delivered");
+	ok(t->piped > 0, "direct: spliced from a raw peer's packet");
+	is_int(t->eofs, 1, "direct: EOF after it parsed");
+	ok(!f->srv.c.dead, "direct: no protocol error");
+	direct_off(t);
+	fx_free(f);
+
+	/* Peer hangs up mid-payload: the connection ends cleanly. */
+	f = raw_direct(&sc, 9 + 150000, 150000, 90000, &sid);
+	t = &f->srv.acc[0];
+	PUMP_UNTIL(f, t->bign >= 90000);
+	shutdown(f->sp[1], SHUT_WR);
+	PUMP_UNTIL(f, f->srv.ended);
+	is_int(f->srv.ended, 1, "direct: hang-up mid-payload ends the connection");
+	is_int(t->bign, 90000, "direct: what arrived was delivered, nothing more");
+	direct_off(t);
+	fx_free(f);
+}
+
 static void test_raw_forbidden_types(void)
 {
 	static const uint8_t types[] = { 20, 21, 5, 6, 50, 60, 7, 30, 128, 255, 0 };
@@ -1406,6 +1601,9 @@ int main(void)
 	test_raw_big_packets();
 	test_raw_window_overflow();
 	test_raw_data_over_window();
+	test_direct(0);
+	test_direct(7);
+	test_raw_direct();
 	test_raw_forbidden_types();
 	test_raw_close_gets_close();
 	test_raw_peer_disconnect();
