@@ -214,6 +214,14 @@ def _killpg(pid, sig=signal.SIGKILL):
         pass
 
 
+def strace_env():
+    """Environment for a command run under strace: LeakSanitizer cannot work
+    under ptrace, so an ASan build must not try (it aborts instead)."""
+    env = dict(os.environ)
+    env["ASAN_OPTIONS"] = (env.get("ASAN_OPTIONS", "") + ":detect_leaks=0").lstrip(":")
+    return env
+
+
 def run(argv, input=None, timeout=30, env=None, stdin=None, shell=False, cwd=None):
     """Run to completion with stdout/stderr captured apart.
 

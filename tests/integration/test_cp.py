@@ -30,7 +30,7 @@ import time
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from taplib import (WICKETD, Agent, Failure, Skip, expect, expect_eq, run, tap,  # noqa: E402
-                    wait_until, wicket)
+                    strace_env, wait_until, wicket)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 EVIL = os.path.join(HERE, "evil_sftp.py")
@@ -492,7 +492,7 @@ def _():
     log = os.path.join(d, "strace")
     os.unlink(dst)
     r = run(["strace", "-f", "-qq", "-e", "trace=splice", "-o", log] +
-            wicket("cp", "-q", "%s:%s" % (t, src), dst), timeout=180)
+            wicket("cp", "-q", "%s:%s" % (t, src), dst), timeout=180, env=strace_env())
     ok(r, "download under strace")
     expect_eq(sha256(dst), sha256(src), "sha256 of the download under strace")
     # splice(PIPE, NULL, FILE, [OFFSET], ...) = N: payload bytes into the file.
