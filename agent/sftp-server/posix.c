@@ -314,6 +314,32 @@ static int px_write(void *be, void *fh, uint64_t off, const void *buf, size_t le
 	return 0;
 }
 
+/* Upload payloads: stdin's pipe pages go into the file, no copy through us. */
+static int px_write_pipe(void *be, void *fh, uint64_t off, int pipefd, size_t len, size_t *got)
+{
+	struct px_fh *f = fh;
+	(void)be;
+	*got = 0;
+	if (off > (uint64_t)INT64_MAX - len)
+		return -EFBIG;
+	while (*got < len) {
+		loff_t o = (loff_t)(off + *got);
+		/* Never waits for the pipe: an empty one ends this early. */
+		ssize_t n = splice(pipefd, NULL, f->fd, &o, len - *got,
+				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN && *got)
+			break;
+		if (n < 0)
+			return neg_errno();
+		if (n == 0)
+			break; /* the writer is gone */
+		*got += (size_t)n;
+	}
+	return 0;
+}
+
 static int px_fstat(void *be, void *fh, struct sftp_attrs *a)
 {
 	struct px_fh *f = fh;
@@ -801,6 +827,7 @@ const struct sftp_backend_ops px_ops = {
 	.read = px_read,
 	.read_pipe = px_read_pipe,
 	.write = px_write,
+	.write_pipe = px_write_pipe,
 	.fstat = px_fstat,
 	.fsetstat = px_fsetstat,
 	.fsync = px_fsync,
