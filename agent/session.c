@@ -149,6 +149,9 @@ static size_t session_direct(struct chan *ch, size_t n, int *pipe_w, size_t *exa
 {
 	struct session *s = ch->data;
 	*exact = 0;
+	/* What a full pipe made us queue goes first; often it fits by now. */
+	if (s->started && sink_pending(&s->in))
+		session_flush_in(s);
 	if (!s->started || s->fd_in < 0 || s->ptym >= 0 || s->in.broken || sink_pending(&s->in))
 		return 0;
 	*pipe_w = s->fd_in;
