@@ -538,16 +538,18 @@ def _():
     write(src, rnd(size, 8))
     ok(cp("-q", src, "%s:%s" % (t, dst)), "upload under strace")
     expect_eq(sha256(dst), sha256(src), "sha256 of the upload")
-    # Worker: splice(SOCKET, NULL, PIPE, NULL, ...) (replies the other way
-    # are a few bytes each); sftp server: splice(0, NULL, FILE, [OFFSET], ...).
-    stream, into_file = 0, 0
+    # sftp server: splice(PIPE, NULL, FILE, [OFFSET], ...) into the file;
+    # worker: splice(SOCKET, NULL, PIPE, NULL, ...) (replies the other way
+    # are a few bytes each).
+    calls = []
     for line in open(log):
-        m = re.search(r"splice\((\d+), NULL, \d+, (NULL|\[\d+\]), \d+, [A-Z_|]+\) = (\d+)",
-                      line)
-        if m and m.group(2) == "NULL":
-            stream += int(m.group(3))
-        elif m and m.group(1) == "0":
-            into_file += int(m.group(3))
+        m = re.match(r"(\d+) +splice\(\d+, NULL, \d+, (NULL|\[\d+\]), \d+, [A-Z_|]+\) = (\d+)",
+                     line)
+        if m:
+            calls.append((m.group(1), m.group(2) != "NULL", int(m.group(3))))
+    server = {pid for pid, off, _ in calls if off}
+    into_file = sum(n for _, off, n in calls if off)
+    stream = sum(n for pid, off, n in calls if pid not in server)
     expect(stream > size // 2, "spliced from the stream into the pipe: %d of %d" % (stream, size))
     expect(into_file > size // 2, "spliced from stdin into the file: %d of %d" % (into_file, size))
 

@@ -907,10 +907,19 @@ def check_direct_write():
     if wrap:
         into_file = 0
         for line in open(log):
-            m = re.search(r"splice\(0, NULL, \d+, \[\d+\], \d+, [A-Z_|]+\) = (\d+)", line)
+            m = re.search(r"splice\(\d+, NULL, \d+, \[\d+\], \d+, [A-Z_|]+\) = (\d+)", line)
             if m:
                 into_file += int(m.group(1))
-        expect(into_file > len(data), "stdin spliced into the file: %d bytes" % into_file)
+        expect(into_file > len(data), "payloads spliced into the file: %d bytes" % into_file)
+    # O_APPEND: the file takes no splice, the payload is copied.
+    c = Sftp([], cwd=base)
+    h = c.must_open("a", FXF_WRITE | FXF_CREAT | FXF_APPEND)
+    expect_status(c.write_split(h, 0, data, 100), FX_OK, "big WRITE, append")
+    expect_status(c.write_split(h, 0, data[:100000], 0), FX_OK, "second big WRITE, append")
+    c.close(h)
+    expect_eq(read_path(os.path.join(base, "a")) == data + data[:100000], True,
+              "appended file byte-exact")
+    expect_eq(c.finish(), 0, "exit status")
     for args, msg in ((["-R"], "read-only"), (["-P", "write"], "denied by server policy")):
         write_file(os.path.join(base, "r"), b"keep\n")
         c = Sftp(args, cwd=base)
