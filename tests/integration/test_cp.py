@@ -550,7 +550,10 @@ def _():
     server = {pid for pid, off, _ in calls if off}
     into_file = sum(n for _, off, n in calls if off)
     stream = sum(n for pid, off, n in calls if pid not in server)
-    expect(stream > size // 2, "spliced from the stream into the pipe: %d of %d" % (stream, size))
+    # How much the worker splices depends on how often the child's stdin is
+    # full (the rest is queued and written: strace and a loaded machine make
+    # that common), so only that it happens is checked.
+    expect(stream >= 1 << 20, "spliced from the stream into the pipe: %d of %d" % (stream, size))
     expect(into_file > size // 2, "spliced from stdin into the file: %d of %d" % (into_file, size))
 
 
