@@ -63,6 +63,7 @@ static void session_flush_in(struct session *s)
 		loop_del(s->ctx->loop, &s->w_in);
 		session_close_fd(s, &s->fd_in);
 		s->in.fd = -1;
+		chan_set_direct(s->ch, false);
 	}
 }
 
@@ -137,6 +138,29 @@ static void session_data(struct chan *ch, uint32_t ext, const uint8_t *p, size_t
 	}
 	/* After stdin is closed the sink drops data but still credits it. */
 	chan_consumed(ch, sink_put(&s->in, p, n));
+}
+
+/*
+ * Big payloads go from the stream straight into the child's stdin pipe
+ * (page references, no copy through us) while nothing is queued for it;
+ * whatever the pipe cannot take comes through session_data() in order.
+ */
+static size_t session_direct(struct chan *ch, size_t n, int *pipe_w, size_t *exact)
+{
+	struct session *s = ch->data;
+	*exact = 0;
+	/* What a full pipe made us queue goes first; often it fits by now. */
+	if (s->started && sink_pending(&s->in))
+		session_flush_in(s);
+	if (!s->started || s->fd_in < 0 || s->ptym >= 0 || s->in.broken || sink_pending(&s->in))
+		return 0;
+	*pipe_w = s->fd_in;
+	return n;
+}
+
+static void session_data_piped(struct chan *ch, size_t n)
+{
+	chan_consumed(ch, n); /* the child has them: the window reopens */
 }
 
 static void session_eof(struct chan *ch)
@@ -390,6 +414,7 @@ static bool session_run(struct session *s, const char *path, char **argv, enum s
 		s->fd_in = s->in.fd = res.in;
 		s->fd_out = res.out;
 		s->fd_err = res.err;
+		chan_set_direct(s->ch, true); /* stdin is a pipe: splice into it */
 	}
 	if (res.exec_errno) {
 		char msg[512];
@@ -488,6 +513,8 @@ static const struct chan_ops session_ops = {
 	.eof = session_eof,
 	.closed = session_closed,
 	.request = session_request,
+	.direct = session_direct,
+	.data_piped = session_data_piped,
 };
 
 int session_open(struct session_ctx *ctx, struct chan *ch)

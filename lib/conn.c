@@ -1214,21 +1214,27 @@ static size_t conn_direct_step(struct conn *c)
 		if (k > c->dx_left)
 			k = c->dx_left;
 		ssize_t n = splice(c->rfd, NULL, pw, NULL, k, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-		if (n < 0 && (errno == EINVAL || errno == ENOSYS)) {
-			c->dx_ok = false; /* copies from now on */
-			return 1;
+		if (n > 0) {
+			c->rx_bytes += (uint64_t)n;
+			c->dx_left -= (size_t)n;
+			c->dx_spliced += (uint64_t)n;
+			if (!c->dx_left)
+				c->dx_ch = NULL;
+			ch->ops->data_piped(ch, (size_t)n);
+			return (size_t)n;
 		}
-		if (n <= 0) {
+		if (n == 0 || errno == EINTR) {
 			conn_read_stop(c, n, errno);
 			return 0;
 		}
-		c->rx_bytes += (uint64_t)n;
-		c->dx_left -= (size_t)n;
-		c->dx_spliced += (uint64_t)n;
-		if (!c->dx_left)
-			c->dx_ch = NULL;
-		ch->ops->data_piped(ch, (size_t)n);
-		return (size_t)n;
+		if (errno == EINVAL || errno == ENOSYS)
+			c->dx_ok = false; /* copies from now on */
+		/*
+		 * Either end may have refused: a full or closed pipe (a child
+		 * that stopped reading) or an empty or broken stream.  A read
+		 * tells them apart; the bytes it gets go through data(), which
+		 * queues them against the window (no spinning on a full pipe).
+		 */
 	}
 	size_t want = exact && exact < c->dx_left ? exact : c->dx_left, room;
 	uint8_t *p = buf_reserve_read(&c->in, CONN_READ_MIN, CONN_READ_SIZE, &room);

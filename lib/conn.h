@@ -40,9 +40,10 @@ struct chan_ops {
 	 * Optional bulk input, only while chan_set_direct() is on: @n bytes of
 	 * a big CHANNEL_DATA payload (already counted against the window) are
 	 * still unread in the stream.  Return how many of them to splice into
-	 * the empty pipe *@pipe_w (then data_piped() gets them), or 0 to take
+	 * the pipe *@pipe_w (then data_piped() gets what it took), or 0 to take
 	 * the next *@exact of them (0: all @n) through data() -- the stream is
-	 * read exactly that far, so what follows can still be spliced.
+	 * read exactly that far, so what follows can still be spliced.  A pipe
+	 * that takes nothing (full, or no reader) gets that read instead.
 	 */
 	size_t (*direct)(struct chan *ch, size_t n, int *pipe_w, size_t *exact);
 	/* @n payload bytes wait in direct()'s pipe: empty it, chan_consumed(). */

@@ -29,6 +29,28 @@ struct sftp_handle {
 	bool dir_eof;
 };
 
+/*
+ * A WRITE whose payload comes straight from the stream (cfg.direct_in):
+ * left bytes still to come for h at off.  code/msg: refused when its
+ * header came (the payload is dropped); rc: a write failed (the rest is
+ * dropped).  The status reply goes out after the last byte.
+ */
+struct sftp_direct {
+	struct sftp_handle *h;
+	uint64_t off;
+	size_t left;
+	uint32_t id;
+	uint32_t code;
+	const char *msg;
+	int rc;
+	bool copy; /* the file takes no splice: the bytes come through @in */
+};
+
+/* Length, type, id, handle length: enough to know a WRITE's header size. */
+#define DIRECT_HDR_MIN 13u
+/* Payloads with less than this still in the stream are not worth a splice. */
+#define DIRECT_MIN (64u * 1024u)
+
 struct sftp_server {
 	const struct sftp_backend_ops *ops;
 	void *be;
@@ -37,6 +59,8 @@ struct sftp_server {
 	unsigned nslots, nopen, hint;
 	uint32_t gen;
 	size_t staged; /* payload of the last DATA reply, waiting in cfg.stage_fd */
+	struct sftp_direct dw;
+	bool exact; /* uploading: the caller reads header-exactly */
 };
 
 /* One request being served. */
@@ -973,14 +997,156 @@ int sftp_server_packet(struct sftp_server *s, struct sv pkt, struct buf *out)
 	return out->err ? -ENOBUFS : 0;
 }
 
+/* ------------------------------------------------------------ direct input */
+
+static const struct sftp_req *write_def(void)
+{
+	return req_lookup(SSH_FXP_WRITE, SV_NULL);
+}
+
+static void direct_end(struct sftp_server *s, struct buf *out)
+{
+	struct sftp_direct *d = &s->dw;
+	struct rq q = { .s = s, .def = write_def(), .out = out, .id = d->id };
+	if (d->code)
+		send_status(&q, d->code, d->msg);
+	else
+		send_rc(&q, d->rc);
+	d->h = NULL;
+}
+
+/* @n payload bytes of the direct WRITE read the ordinary way. */
+static void direct_take(struct sftp_server *s, const uint8_t *p, size_t n, struct buf *out)
+{
+	struct sftp_direct *d = &s->dw;
+	if (n > d->left)
+		n = d->left;
+	if (n && !d->code && !d->rc) {
+		d->rc = s->ops->write(s->be, d->h->bh, d->off, p, n);
+		if (!d->rc)
+			d->h->nwritten += n;
+	}
+	d->off += n;
+	d->left -= n;
+	if (!d->left)
+		direct_end(s, out);
+}
+
+/*
+ * @in holds the start of a packet.  When it is a well-formed WRITE with its
+ * header in and at least DIRECT_MIN payload bytes still in the stream,
+ * judge it as sftp_server_packet() and rq_write() would, write the payload
+ * bytes already read and leave the rest to direct input.  Anything else
+ * (malformed lengths included) waits to be parsed whole, as usual.
+ */
+static bool direct_begin(struct sftp_server *s, struct buf *in, struct buf *out)
+{
+	size_t u = buf_used(in);
+	const uint8_t *p = buf_data(in);
+	if (!s->cfg.direct_in || !s->ops->write_pipe || u < DIRECT_HDR_MIN || p[4] != SSH_FXP_WRITE)
+		return false;
+	size_t whole = 4 + (size_t)get_be32(p);
+	size_t hdr = DIRECT_HDR_MIN + (size_t)get_be32(p + 9) + 12; /* + offset, data length */
+	if (u < hdr || hdr > whole || whole - u < DIRECT_MIN)
+		return false;
+	struct rd r;
+	rd_init(&r, p + 5, hdr - 5);
+	uint32_t id = rd_u32(&r);
+	struct sv hv = rd_str(&r);
+	uint64_t off = sftp_rd_u64(&r);
+	uint32_t dlen = rd_u32(&r);
+	if (r.err || hdr + dlen != whole || off > (uint64_t)INT64_MAX - dlen)
+		return false;
+	const struct sftp_req *def = write_def();
+	struct sftp_direct *d = &s->dw;
+	*d = (struct sftp_direct){ .off = off, .left = dlen, .id = id };
+	if (s->cfg.denied & (1ull << (size_t)(def - sftp_reqs))) {
+		log_info("refusing %s request: denied by policy", def->name);
+		d->code = SSH_FX_PERMISSION_DENIED;
+		d->msg = "request denied by server policy";
+	} else if (s->cfg.read_only) {
+		log_info("refusing %s request: read-only session", def->name);
+		d->code = SSH_FX_PERMISSION_DENIED;
+		d->msg = "read-only session";
+	} else if (!(d->h = handle_find(s, hv, H_FILE))) {
+		d->code = SSH_FX_FAILURE;
+		d->msg = "invalid handle";
+	}
+	s->exact = true;
+	direct_take(s, p + hdr, u - hdr, out);
+	buf_consume(in, u);
+	return true;
+}
+
+size_t sftp_server_want(const struct sftp_server *s, const struct buf *in, size_t max)
+{
+	size_t u = buf_used(in), want = max;
+	const uint8_t *p = buf_data(in);
+	if (s->dw.left) {
+		want = s->dw.left;
+	} else if (s->exact && u < DIRECT_HDR_MIN) {
+		want = DIRECT_HDR_MIN - u;
+	} else if (s->exact) {
+		/* Up to a WRITE's payload, else to the packet's end. */
+		size_t whole = 4 + (size_t)get_be32(p);
+		size_t hdr = DIRECT_HDR_MIN + (size_t)get_be32(p + 9) + 12;
+		if (p[4] == SSH_FXP_WRITE && u < hdr && hdr < whole)
+			want = hdr - u;
+		else if (u < whole)
+			want = whole - u;
+	}
+	return want < max ? want : max;
+}
+
+size_t sftp_server_direct_left(const struct sftp_server *s)
+{
+	return s->dw.left;
+}
+
+ssize_t sftp_server_direct_pipe(struct sftp_server *s, int fd, struct buf *out)
+{
+	struct sftp_direct *d = &s->dw;
+	if (!d->left || d->code || d->rc || d->copy)
+		return 0;
+	size_t got = 0;
+	int rc = s->ops->write_pipe(s->be, d->h->bh, d->off, fd, d->left, &got);
+	if (got > d->left)
+		got = d->left; /* cannot happen: the backend was asked for left */
+	d->h->nwritten += got;
+	if ((rc == -EINVAL || rc == -ENOSYS) && !got)
+		d->copy = true;
+	else if (rc && rc != -EAGAIN)
+		d->rc = rc; /* the rest is read and dropped */
+	d->off += got;
+	d->left -= got;
+	if (!d->left)
+		direct_end(s, out);
+	if (got)
+		return (ssize_t)got;
+	return rc == -EAGAIN && !d->copy ? -EAGAIN : 0;
+}
+
+/* ------------------------------------------------------------------ input */
+
 int sftp_server_input(struct sftp_server *s, struct buf *in, struct buf *out, size_t out_high)
 {
-	while (buf_used(out) < out_high && buf_used(in) >= 4 && !s->staged) {
+	if (s->dw.left) {
+		size_t k = buf_used(in) < s->dw.left ? buf_used(in) : s->dw.left;
+		direct_take(s, buf_data(in), k, out);
+		buf_consume(in, k);
+	}
+	if (out->err)
+		return -ENOBUFS;
+	while (buf_used(out) < out_high && buf_used(in) >= 4 && !s->staged && !s->dw.left) {
 		uint32_t len = get_be32(buf_data(in));
 		if (len > SFTP_MAX_PACKET)
 			return -EMSGSIZE;
-		if (buf_used(in) - 4 < len)
+		if (buf_used(in) - 4 < len) {
+			direct_begin(s, in, out);
 			break;
+		}
+		if (len && buf_data(in)[4] != SSH_FXP_WRITE)
+			s->exact = false; /* not an upload (any more): big reads again */
 		int rc = sftp_server_packet(s, (struct sv){ buf_data(in) + 4, len }, out);
 		buf_consume(in, 4 + (size_t)len);
 		if (rc)

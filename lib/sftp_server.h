@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "buf.h"
 #include "sftp.h"
@@ -55,6 +56,14 @@ struct sftp_backend_ops {
 	int (*read_pipe)(void *be, void *fh, uint64_t off, size_t len, int pipefd, size_t *got);
 	/* All of len bytes, or an error. */
 	int (*write)(void *be, void *fh, uint64_t off, const void *buf, size_t len);
+	/*
+	 * Optional, for zero-copy WRITEs: up to len bytes from the pipe
+	 * @pipefd into the file at off (e.g. splice(2)), never waiting for
+	 * the pipe.  *got bytes left the pipe even when an error is returned;
+	 * -EAGAIN with *got 0: the pipe is empty; -EINVAL/-ENOSYS with *got 0:
+	 * this file takes no splice (the data is then written the usual way).
+	 */
+	int (*write_pipe)(void *be, void *fh, uint64_t off, int pipefd, size_t len, size_t *got);
 	int (*fstat)(void *be, void *fh, struct sftp_attrs *a);
 	int (*fsetstat)(void *be, void *fh, const struct sftp_attrs *a);
 	int (*fsync)(void *be, void *fh);
@@ -102,6 +111,12 @@ struct sftp_server_cfg {
 	 * bytes from the pipe, before the next sftp_server_input().
 	 */
 	int stage_fd;
+	/*
+	 * The caller can move WRITE payloads from its input pipe with
+	 * sftp_server_direct_pipe() (needs the backend's write_pipe): it then
+	 * reads at most sftp_server_want() bytes at a time.
+	 */
+	bool direct_in;
 };
 
 struct sftp_server;
@@ -126,6 +141,25 @@ int sftp_server_packet(struct sftp_server *s, struct sv pkt, struct buf *out);
  * the session), or -ENOBUFS from sftp_server_packet().
  */
 int sftp_server_input(struct sftp_server *s, struct buf *in, struct buf *out, size_t out_high);
+
+/*
+ * Direct WRITE input (cfg.direct_in).  A big WRITE whose header is in and
+ * whose payload mostly is not is validated as usual when its header
+ * arrives; its payload is then taken from the stream: by
+ * sftp_server_direct_pipe(), or as bytes the caller reads into @in for
+ * sftp_server_input() (a refused WRITE's are dropped).  The status reply
+ * follows the last payload byte.  How much to read next without reading a
+ * payload that could be spliced (header-exact while uploads run):
+ */
+size_t sftp_server_want(const struct sftp_server *s, const struct buf *in, size_t max);
+/* Payload bytes of the current direct WRITE still in the stream. */
+size_t sftp_server_direct_left(const struct sftp_server *s);
+/*
+ * Splice them from @fd into the file (the status reply goes to @out after
+ * the last).  Bytes moved; 0: read them instead (refused request, a file
+ * that takes no splice, end of input); -EAGAIN: @fd is empty.
+ */
+ssize_t sftp_server_direct_pipe(struct sftp_server *s, int fd, struct buf *out);
 
 /* Bytes of the last reply still in cfg.stage_fd (see there); 0 = none. */
 size_t sftp_server_staged(const struct sftp_server *s);

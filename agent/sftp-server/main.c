@@ -239,6 +239,10 @@ static int serve(struct sftp_server *s)
 			if (n > 0)
 				buf_consume(&out, (size_t)n);
 		}
+		/* A big WRITE's payload goes from stdin into the file by splice. */
+		if (iin >= 0 && p[iin].revents && sftp_server_direct_left(s) && !buf_used(&in) &&
+		    sftp_server_direct_pipe(s, STDIN_FILENO, &out) != 0)
+			continue;
 		if (iin >= 0 && p[iin].revents) {
 			size_t room;
 			uint8_t *w = buf_reserve_read(&in, READ_MIN, READ_CHUNK, &room);
@@ -247,6 +251,8 @@ static int serve(struct sftp_server *s)
 				status = 1;
 				break;
 			}
+			/* Uploading: no further than the next payload's start. */
+			room = sftp_server_want(s, &in, room);
 			ssize_t n = read(STDIN_FILENO, w, room);
 			if (n > 0) {
 				buf_commit(&in, (size_t)n);
@@ -254,7 +260,7 @@ static int serve(struct sftp_server *s)
 				if (n < 0)
 					log_info("read from client: %s", strerror(errno));
 				eof = true;
-				if (buf_used(&in))
+				if (buf_used(&in) || sftp_server_direct_left(s))
 					log_warn("client closed inside a packet (%zu bytes dropped)",
 						 buf_used(&in));
 			}
@@ -378,6 +384,9 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	cfg.stage_fd = stage_open(); /* before the sandbox: pipe2, F_SETPIPE_SZ */
+	/* WRITE payloads can be spliced from stdin when it is a pipe. */
+	struct stat st_in;
+	cfg.direct_in = fstat(STDIN_FILENO, &st_in) == 0 && S_ISFIFO(st_in.st_mode);
 	/* A client that goes away shows up as EPIPE on write, not a signal. */
 	signal(SIGPIPE, SIG_IGN);
 	if (!no_sandbox) {

@@ -45,10 +45,14 @@ struct px_name {
 	char name[64];
 };
 
+/* Our pipe between stdin and the file: one WRITE payload at once. */
+#define PX_WPIPE_SIZE (256 * 1024)
+
 struct px {
 	int root;	 /* O_PATH fd of the confinement directory, or -1 */
 	char *root_real; /* its canonical path */
 	struct px_name users[PX_NAME_CACHE], groups[PX_NAME_CACHE];
+	int wpipe[2]; /* WRITE payloads pass through it (px_write_pipe), or -1 */
 };
 
 struct px_fh {
@@ -310,6 +314,87 @@ static int px_write(void *be, void *fh, uint64_t off, const void *buf, size_t le
 		p += n;
 		off += (uint64_t)n;
 		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/*
+ * Move @n bytes waiting in px->wpipe into the file at @off: spliced, else
+ * (a file that takes no splice) copied; after an error the rest is read
+ * and dropped, so the pipe is always empty again.
+ */
+static int px_wpipe_drain(struct px *px, struct px_fh *f, uint64_t off, size_t n)
+{
+	int rc = 0;
+	bool copy = false;
+	while (n) {
+		ssize_t k = 0;
+		if (!copy && !rc) {
+			loff_t o = (loff_t)off;
+			k = splice(px->wpipe[0], NULL, f->fd, &o, n, SPLICE_F_MOVE);
+			if (k < 0 && errno == EINTR)
+				continue;
+			if (k < 0 && (errno == EINVAL || errno == ENOSYS)) {
+				copy = true;
+				continue;
+			}
+			if (k <= 0) {
+				rc = k < 0 ? neg_errno() : -EIO;
+				continue;
+			}
+		} else {
+			uint8_t tmp[64 * 1024];
+			k = read(px->wpipe[0], tmp, n < sizeof(tmp) ? n : sizeof(tmp));
+			if (k < 0 && errno == EINTR)
+				continue;
+			if (k <= 0) {
+				/* Cannot happen: the bytes are in the pipe.  Stop using it. */
+				close(px->wpipe[0]);
+				close(px->wpipe[1]);
+				px->wpipe[0] = px->wpipe[1] = -1;
+				return rc ? rc : -EIO;
+			}
+			if (!rc)
+				rc = px_write(px, f, off, tmp, (size_t)k);
+		}
+		off += (uint64_t)k;
+		n -= (size_t)k;
+	}
+	return rc;
+}
+
+/*
+ * Upload payloads: stdin's pipe pages go into the file, no copy through
+ * us.  They pass through our own pipe first: splicing into a file holds
+ * the source pipe's lock for the whole file write, and the worker filling
+ * stdin would spin on it meanwhile; from pipe to pipe only page references
+ * move.
+ */
+static int px_write_pipe(void *be, void *fh, uint64_t off, int pipefd, size_t len, size_t *got)
+{
+	struct px *px = be;
+	struct px_fh *f = fh;
+	*got = 0;
+	if (off > (uint64_t)INT64_MAX - len)
+		return -EFBIG;
+	while (*got < len) {
+		loff_t o = (loff_t)(off + *got);
+		bool via = px->wpipe[0] >= 0;
+		/* Never waits for the pipe: an empty one ends this early. */
+		ssize_t n = splice(pipefd, NULL, via ? px->wpipe[1] : f->fd, via ? NULL : &o,
+				   len - *got, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN && *got)
+			break;
+		if (n < 0)
+			return neg_errno();
+		if (n == 0)
+			break; /* the writer is gone */
+		*got += (size_t)n;
+		int rc = via ? px_wpipe_drain(px, f, (uint64_t)o, (size_t)n) : 0;
+		if (rc)
+			return rc;
 	}
 	return 0;
 }
@@ -801,6 +886,7 @@ const struct sftp_backend_ops px_ops = {
 	.read = px_read,
 	.read_pipe = px_read_pipe,
 	.write = px_write,
+	.write_pipe = px_write_pipe,
 	.fstat = px_fstat,
 	.fsetstat = px_fsetstat,
 	.fsync = px_fsync,
@@ -832,6 +918,12 @@ int px_new(const char *root, struct px **out)
 	if (!px)
 		return -ENOMEM;
 	px->root = -1;
+	/* Best effort: without it payloads are spliced from stdin directly. */
+	px->wpipe[0] = px->wpipe[1] = -1;
+	if (pipe2(px->wpipe, O_CLOEXEC | O_NONBLOCK) == 0)
+		fcntl(px->wpipe[1], F_SETPIPE_SZ, PX_WPIPE_SIZE);
+	else
+		px->wpipe[0] = px->wpipe[1] = -1;
 	if (root) {
 		px->root = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
 		px->root_real = realpath(root, NULL);
@@ -858,6 +950,10 @@ void px_free(struct px *px)
 		return;
 	if (px->root >= 0)
 		close(px->root);
+	if (px->wpipe[0] >= 0) {
+		close(px->wpipe[0]);
+		close(px->wpipe[1]);
+	}
 	free(px->root_real);
 	free(px);
 }

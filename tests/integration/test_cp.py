@@ -29,8 +29,8 @@ import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from taplib import (WICKETD, Agent, Failure, Skip, expect, expect_eq, run, tap,  # noqa: E402
-                    strace_env, wait_until, wicket)
+from taplib import (WICKETD, Agent, Failure, Skip, expect, expect_eq, run,  # noqa: E402
+                    socket_accepts, spawn, strace_env, tap, wait_until, wicket)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 EVIL = os.path.join(HERE, "evil_sftp.py")
@@ -502,6 +502,69 @@ def _():
         if m:
             into_file += int(m.group(1))
     expect(into_file > size // 2, "spliced into the file: %d of %d bytes" % (into_file, size))
+
+
+def traced_agent(d, extra=()):
+    """wicketd (monitor, workers, sftp servers) under strace -e splice;
+    returns (target, strace log)."""
+    if not shutil.which("strace"):
+        raise Skip("strace is not installed: spliced path not checked")
+    sock, log = os.path.join(d, "traced.sock"), os.path.join(d, "strace")
+    logf = open(os.path.join(d, "wicketd.log"), "ab")
+    tap.at_cleanup(logf.close)
+    spawn(["strace", "-f", "-qq", "-e", "trace=splice", "-o", log, WICKETD, "--listen",
+           "unix/" + sock] + list(extra), stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
+          env=strace_env())
+    wait_until(lambda: os.path.exists(sock) and socket_accepts(sock), timeout=20,
+               what="traced wicketd")
+    return "unix/" + sock, log
+
+
+@tap.check("upload: payloads spliced socket -> child stdin -> file (worker and sftp server), byte-exact (odd size, sha256)")
+def _():
+    need_agent()
+    if S["kind"] != "wicket":
+        raise Skip("needs wicket-sftp-server")
+    d = fresh("splice-up")
+    t, log = traced_agent(d)
+    src, dst = os.path.join(d, "src"), os.path.join(d, "dst")
+    size = 40 * 1024 * 1024 + 12345  # no multiple of the 255 KiB chunk
+    write(src, rnd(size, 8))
+    ok(cp("-q", src, "%s:%s" % (t, dst)), "upload under strace")
+    expect_eq(sha256(dst), sha256(src), "sha256 of the upload")
+    # sftp server: splice(PIPE, NULL, FILE, [OFFSET], ...) into the file;
+    # worker: splice(SOCKET, NULL, PIPE, NULL, ...) (replies the other way
+    # are a few bytes each).
+    calls = []
+    for line in open(log):
+        m = re.match(r"(\d+) +splice\(\d+, NULL, \d+, (NULL|\[\d+\]), \d+, [A-Z_|]+\) = (\d+)",
+                     line)
+        if m:
+            calls.append((m.group(1), m.group(2) != "NULL", int(m.group(3))))
+    server = {pid for pid, off, _ in calls if off}
+    into_file = sum(n for _, off, n in calls if off)
+    stream = sum(n for pid, off, n in calls if pid not in server)
+    # How much the worker splices depends on how often the child's stdin is
+    # full (the rest is queued and written: strace and a loaded machine make
+    # that common), so only that it happens is checked.
+    expect(stream >= 1 << 20, "spliced from the stream into the pipe: %d of %d" % (stream, size))
+    expect(into_file > size // 2, "spliced from stdin into the file: %d of %d" % (into_file, size))
+
+
+@tap.check("upload to a --sftp-read-only agent: refused with a clear error, no file")
+def _():
+    need_agent()
+    d = fresh("ro-up")
+    rdir = os.path.join(d, "remote")
+    os.makedirs(rdir)
+    sock = os.path.join(d, "ro.sock")
+    a = Agent(d, name="ro.sock", extra=["--sftp-read-only"])
+    write(os.path.join(d, "src"), rnd(3 << 20, 9))
+    r = cp(os.path.join(d, "src"), "%s:%s" % (a.target, os.path.join(rdir, "dst")))
+    expect_eq(r.rc, 1, "exit status\n" + r.describe())
+    expect(b"read-only session" in r.err, "the server's reason\n" + r.describe())
+    expect_eq(os.listdir(rdir), [], "files left in the remote directory")
+    del sock
 
 
 def change_mid_download(name, change):

@@ -21,7 +21,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from taplib import (BUILDDIR, WICKETD, Failure, Reader, Skip, expect, expect_eq,  # noqa: E402
-                    need_tool, run, show, spawn, sshstr, tap, u32)
+                    need_tool, run, show, spawn, sshstr, strace_env, tap, u32)
 
 SERVER = os.path.join(BUILDDIR, "agent", "wicket-sftp-server")
 
@@ -158,15 +158,15 @@ class Reply:
 class Sftp:
     """The server on pipes, spoken to packet by packet."""
 
-    def __init__(self, args=(), cwd=None, init=True, env=None):
+    def __init__(self, args=(), cwd=None, init=True, env=None, wrap=()):
         if not os.access(SERVER, os.X_OK):
             raise Failure("%s is not built" % SERVER)
         logdir = S["tmp"]
         self.logpath = os.path.join(logdir, "server-%d.log" % time.monotonic_ns())
         self.logf = open(self.logpath, "wb")
         tap.at_cleanup(self.logf.close)
-        self.p = spawn([SERVER] + list(args), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                       stderr=self.logf, cwd=cwd, env=env)
+        self.p = spawn(list(wrap) + [SERVER] + list(args), stdin=subprocess.PIPE,
+                       stdout=subprocess.PIPE, stderr=self.logf, cwd=cwd, env=env)
         self.buf = b""
         self.next_id = 1
         self.extensions = None
@@ -252,6 +252,22 @@ class Sftp:
 
     def write(self, h, off, data):
         return self.call(FXP_WRITE, sshstr(h) + u64(off) + sshstr(data))
+
+    def write_split(self, h, off, data, split):
+        """WRITE sent as its header and @split payload bytes, a pause, then
+        the rest: the server sees a big payload still in the pipe."""
+        rid = self.next_id
+        self.next_id += 1
+        payload = bytes([FXP_WRITE]) + u32(rid) + sshstr(h) + u64(off) + sshstr(data)
+        pkt = u32(len(payload)) + payload
+        cut = len(pkt) - len(data) + split
+        self.send_raw(pkt[:cut])
+        time.sleep(0.05)
+        self.send_raw(pkt[cut:])
+        rep = self.recv()
+        expect(rep is not None and rep.id == rid, "reply to the split WRITE\nlog: %s"
+               % self.log()[-2000:])
+        return rep
 
     def path(self, ptype, p, extra=b""):
         return self.call(ptype, sshstr(p) + extra)
@@ -866,6 +882,63 @@ def check_enospc():
     expect(r.rc == 0, "sftp batch after ENOSPC failed\n" + r.describe())
     expect_eq(read_path(os.path.join(mnt, "little")), b"little\n", "put after ENOSPC")
     expect(not os.path.exists(os.path.join(mnt, "big")), "rm after ENOSPC")
+
+
+@tap.check("big WRITEs from a pipe: spliced into the file (strace), byte-exact; refused ones (bad handle, -R, -P write) and ENOSPC mid-payload keep the stream in sync")
+def check_direct_write():
+    base = fresh("direct")
+    data = os.urandom(MAX_DATA - 7)
+    wrap, log = (), os.path.join(base, "..", "direct.strace")
+    if shutil.which("strace"):
+        wrap = ("strace", "-qq", "-e", "trace=splice", "-o", log)
+    c = Sftp([], cwd=base, wrap=wrap, env=strace_env())
+    h = c.must_open("f", FXF_WRITE | FXF_CREAT | FXF_TRUNC)
+    expect_status(c.write_split(h, 3, data, 100), FX_OK, "big WRITE")
+    expect_status(c.write_split(h, 3 + len(data), data[:200000], 0), FX_OK, "second big WRITE")
+    expect_status(c.write_split(b"\0" * 8, 0, data, 10), FX_FAILURE, "bad handle",
+                  "invalid handle")
+    expect_status(c.write(h, 0, b"abc"), FX_OK, "small WRITE after the refused one")
+    c.close(h)
+    want = b"abc" + data + data[:200000]
+    expect_eq(read_path(os.path.join(base, "f")) == want, True, "file contents byte-exact")
+    expect_eq(c.finish(), 0, "exit status")
+    if wrap:
+        into_file = 0
+        for line in open(log):
+            m = re.search(r"splice\(\d+, NULL, \d+, \[\d+\], \d+, [A-Z_|]+\) = (\d+)", line)
+            if m:
+                into_file += int(m.group(1))
+        expect(into_file > len(data), "payloads spliced into the file: %d bytes" % into_file)
+    # O_APPEND: the file takes no splice, the payload is copied.
+    c = Sftp([], cwd=base)
+    h = c.must_open("a", FXF_WRITE | FXF_CREAT | FXF_APPEND)
+    expect_status(c.write_split(h, 0, data, 100), FX_OK, "big WRITE, append")
+    expect_status(c.write_split(h, 0, data[:100000], 0), FX_OK, "second big WRITE, append")
+    c.close(h)
+    expect_eq(read_path(os.path.join(base, "a")) == data + data[:100000], True,
+              "appended file byte-exact")
+    expect_eq(c.finish(), 0, "exit status")
+    for args, msg in ((["-R"], "read-only"), (["-P", "write"], "denied by server policy")):
+        write_file(os.path.join(base, "r"), b"keep\n")
+        c = Sftp(args, cwd=base)
+        h = c.must_open("r", FXF_READ)
+        expect_status(c.write_split(h, 0, data, 50), FX_PERMISSION_DENIED, "WRITE " + args[0], msg)
+        expect_eq(c.read(h, 0, 100).data(), b"keep\n", "READ after the refused WRITE")
+        c.close(h)
+        expect_eq(c.finish(), 0, "exit status")
+    mnt = fresh("direct-tmpfs")
+    r = run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", mnt], timeout=20)
+    if r.rc != 0:
+        raise Skip("cannot mount a tmpfs: %s" % r.err.decode("utf-8", "replace").strip())
+    tap.at_cleanup(lambda: run(["umount", "-l", mnt], timeout=20))
+    c = Sftp([], cwd=mnt)
+    h = c.must_open("fill", FXF_WRITE | FXF_CREAT)
+    codes = [c.write_split(h, i * len(data), data, 1000).status() for i in range(6)]
+    expect(codes[-1][0] == FX_FAILURE and "No space left on device" in codes[-1][1],
+           "ENOSPC reported: %r" % codes)
+    expect(c.call(FXP_FSTAT, sshstr(h)).attrs()["size"] > 0, "FSTAT after ENOSPC")
+    c.close(h)
+    expect_eq(c.finish(), 0, "exit status")
 
 
 @tap.check("malformed packets: BAD_MESSAGE/OP_UNSUPPORTED/invalid handle, server keeps serving")

@@ -54,6 +54,7 @@ struct tchan {
 	int pfd[2];
 	size_t exact_ask;   /* nonzero: every other direct() asks for this much via data() */
 	unsigned ndirect;   /* direct() calls */
+	int refuse_fd;	    /* > 2: every other direct() offers this full or closed pipe */
 	size_t piped;	    /* bytes that came through the pipe */
 	uint8_t *big;	    /* when set: everything received (data and piped) in order */
 	size_t bign, bigcap;
@@ -164,6 +165,8 @@ static size_t t_direct(struct chan *ch, size_t n, int *pipe_w, size_t *exact)
 		return 0;
 	}
 	*pipe_w = t->pfd[1];
+	if (t->refuse_fd > 2 && (++t->ndirect & 1))
+		*pipe_w = t->refuse_fd; /* the splice fails: conn must read instead */
 	return n < 65536 ? n : 65536; /* what an empty default pipe holds */
 }
 
@@ -1225,7 +1228,8 @@ static void direct_off(struct tchan *t)
  * spliced or (exact_ask) partly read through data(), and the windows of
  * both ends agree afterwards.
  */
-static void test_direct(size_t exact_ask)
+/* refuse: 1 a full pipe, 2 a pipe nobody reads, offered to every other splice. */
+static void test_direct(size_t exact_ask, int refuse)
 {
 	struct fx *f = fx_new(NULL, &cli_cfg_default);
 	struct tchan *ct = calloc(1, sizeof(*ct));
@@ -1241,6 +1245,20 @@ static void test_direct(size_t exact_ask)
 		bail_out("out of memory");
 	fill_pattern(src, total, 9);
 	ct->exact_ask = exact_ask;
+	ct->refuse_fd = -1;
+	int rp[2] = { -1, -1 };
+	if (refuse) {
+		if (pipe2(rp, O_CLOEXEC | O_NONBLOCK) < 0)
+			bail_out("pipe2 failed");
+		static const uint8_t junk[4096];
+		while (refuse == 1 && write(rp[1], junk, sizeof(junk)) > 0)
+			;
+		if (refuse == 2) {
+			close(rp[0]);
+			rp[0] = -1;
+		}
+		ct->refuse_fd = rp[1];
+	}
 	direct_on(ct, total + 16);
 	size_t sent = 0;
 	for (int i = 0; i < 5000 && (sent < total || ct->bign < total); i++) {
@@ -1255,8 +1273,9 @@ static void test_direct(size_t exact_ask)
 	   exact_ask, (unsigned long long)f->cli.c.dx_spliced);
 	is_int(ct->piped, f->cli.c.dx_spliced, "direct (exact %zu): handler saw every spliced byte",
 	       exact_ask);
-	if (exact_ask)
-		ok(ct->piped < total, "direct (exact %zu): some bytes went through data()", exact_ask);
+	if (exact_ask || refuse)
+		ok(ct->piped < total, "direct (exact %zu, refuse %d): some bytes went through data()",
+		   exact_ask, refuse);
 	pump_idle(f, 5);
 	is_int(ct->ch->lwin + ct->ch->lunacked, ct->ch->lwin_max,
 	       "direct (exact %zu): receiver window exact", exact_ask);
@@ -1270,6 +1289,10 @@ static void test_direct(size_t exact_ask)
 	chan_set_direct(ct->ch, false);
 	is_int(f->cli.c.ndirect, 0, "direct off: no channel left");
 	direct_off(ct);
+	if (rp[0] >= 0)
+		close(rp[0]);
+	if (rp[1] >= 0)
+		close(rp[1]);
 	free(src);
 	free(ct);
 	fx_free(f);
@@ -1601,8 +1624,11 @@ int main(void)
 	test_raw_big_packets();
 	test_raw_window_overflow();
 	test_raw_data_over_window();
-	test_direct(0);
-	test_direct(7);
+	test_direct(0, 0);
+	test_direct(7, 0);
+	signal(SIGPIPE, SIG_IGN); /* as in wicketd: a closed pipe is EPIPE */
+	test_direct(0, 1);
+	test_direct(0, 2);
 	test_raw_direct();
 	test_raw_forbidden_types();
 	test_raw_close_gets_close();

@@ -4,6 +4,7 @@
  * an in-memory fake backend (no filesystem), plus sftp_longname().
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1391,6 +1392,218 @@ static void test_staged_read(void)
 	close(p[1]);
 }
 
+/* ------------------------------------------------ direct (spliced) WRITE */
+
+static int wpipe_mode; /* 0 take all, 1 cannot splice (-EINVAL), 2 half then -ENOSPC */
+
+static int fk_write_pipe(void *be, void *vh, uint64_t off, int pipefd, size_t len, size_t *got)
+{
+	static uint8_t tmp[300 * 1024];
+	*got = 0;
+	if (wpipe_mode == 1)
+		return -EINVAL;
+	if (len > sizeof(tmp))
+		len = sizeof(tmp);
+	ssize_t n = read(pipefd, tmp, wpipe_mode == 2 ? 40000 : len);
+	if (n < 0)
+		return -errno;
+	int rc = n ? fk_write(be, vh, off, tmp, (size_t)n) : 0;
+	if (rc)
+		return rc;
+	*got = (size_t)n;
+	return wpipe_mode == 2 ? -ENOSPC : 0;
+}
+
+/* A WRITE of @n bytes of @p at @off as it appears in the stream. */
+static void put_write(struct t *t, struct buf *dst, struct sv h, uint64_t off, const uint8_t *p,
+		      size_t n)
+{
+	struct buf *b = rq(t, SSH_FXP_WRITE);
+	buf_sv(b, h);
+	sftp_buf_u64(b, off);
+	buf_str(b, p, n);
+	buf_u32(dst, (uint32_t)buf_used(b));
+	buf_put(dst, buf_data(b), buf_used(b));
+}
+
+/* The only reply in @out: a STATUS for @id with @code and @msg. */
+static void out_status(struct buf *out, uint32_t id, uint32_t code, const char *msg,
+		       const char *what)
+{
+	struct rd r;
+	rd_init(&r, buf_data(out), buf_used(out));
+	struct sv pk = rd_str(&r);
+	bool one = rd_end(&r);
+	rd_init(&r, pk.p, pk.n);
+	uint8_t type = rd_u8(&r);
+	uint32_t rid = rd_u32(&r), c = rd_u32(&r);
+	struct sv m = rd_str(&r);
+	rd_str(&r);
+	ok(one && rd_end(&r) && type == SSH_FXP_STATUS && rid == id && c == code &&
+		   m.n == strlen(msg) && memcmp(m.p, msg, m.n) == 0,
+	   "%s: status %s \"%s\" (got %u \"%.*s\")", what, sftp_status_name(code), msg, c,
+	   (int)m.n, (const char *)m.p);
+	buf_reset(out);
+}
+
+/*
+ * One big WRITE: header plus @pre payload bytes in @in, then @mid bytes by
+ * direct_pipe, the rest read into @in (as a caller does when direct_pipe
+ * says 0).  Returns the direct_pipe results through @moved.
+ */
+static void direct_one(struct t *t, int p[2], struct buf *in, struct buf *out, struct sv h,
+		       uint64_t off, const uint8_t *data, size_t n, size_t pre, size_t mid,
+		       ssize_t *moved)
+{
+	struct buf pk;
+	buf_init(&pk, 1u << 20);
+	put_write(t, &pk, h, off, data, n);
+	size_t hdr = buf_used(&pk) - n;
+	buf_put(in, buf_data(&pk), hdr + pre);
+	ok(sftp_server_input(t->s, in, out, 1u << 20) == 0 && !buf_used(in) && !buf_used(out),
+	   "WRITE header taken, no reply yet");
+	ok(sftp_server_direct_left(t->s) == n - pre, "payload left in the stream: %zu",
+	   sftp_server_direct_left(t->s));
+	ok(sftp_server_want(t->s, in, 1u << 30) == n - pre, "want: the rest of the payload");
+	ok(write(p[1], data + pre, mid) == (ssize_t)mid, "payload into the pipe");
+	*moved = sftp_server_direct_pipe(t->s, p[0], out);
+	size_t left = sftp_server_direct_left(t->s);
+	buf_put(in, data + n - left, left);
+	sftp_server_input(t->s, in, out, 1u << 20);
+	uint8_t junk[64 * 1024];
+	while (read(p[0], junk, sizeof(junk)) > 0)
+		; /* what the pipe still had: the caller would read it next */
+	ok(!sftp_server_direct_left(t->s) && !buf_used(in), "payload all consumed");
+	buf_free(&pk);
+}
+
+static void test_direct_write(void)
+{
+	int p[2];
+	if (pipe2(p, O_NONBLOCK) < 0 || fcntl(p[1], F_SETPIPE_SZ, 1 << 20) < 0) {
+		ok(0, "pipe: %s", strerror(errno));
+		return;
+	}
+	static struct sftp_backend_ops dops;
+	dops = fake_ops;
+	dops.write_pipe = fk_write_pipe;
+	struct sftp_server_cfg cfg = { .direct_in = true };
+	struct t *t = t_new(&cfg);
+	sftp_server_free(t->s);
+	t->s = sftp_server_new(&dops, t->f, &cfg);
+	struct buf in, out;
+	buf_init(&in, 1u << 20);
+	buf_init(&out, 1u << 20);
+	size_t n = 200003;
+	uint8_t *data = malloc(n);
+	for (size_t i = 0; i < n; i++)
+		data[i] = (uint8_t)(i * 7 + i / 251);
+	uint8_t hb[8];
+	struct sv h = do_open(t, "/d", SSH_FXF_READ | SSH_FXF_WRITE | SSH_FXF_CREAT, hb);
+	struct node *nd = fake_find(t->f, "/d");
+	is_int(sftp_server_want(t->s, &in, 1u << 20), 1u << 20, "no upload yet: big reads");
+
+	/* Spliced in two steps, the pipe empty in between. */
+	struct buf pk;
+	buf_init(&pk, 1u << 20);
+	put_write(t, &pk, h, 5, data, n);
+	size_t hdr = buf_used(&pk) - n;
+	buf_put(&in, buf_data(&pk), hdr + 1000);
+	ok(sftp_server_input(t->s, &in, &out, 1u << 20) == 0 && !buf_used(&in) && !buf_used(&out),
+	   "big WRITE: header and first bytes taken, no reply yet");
+	is_int(sftp_server_direct_left(t->s), n - 1000, "the rest is left to direct input");
+	is_int(sftp_server_direct_pipe(t->s, p[0], &out), -EAGAIN, "empty pipe: -EAGAIN");
+	ok(write(p[1], data + 1000, 100000) == 100000, "100000 bytes into the pipe");
+	is_int(sftp_server_direct_pipe(t->s, p[0], &out), 100000, "spliced as far as they go");
+	ok(!buf_used(&out), "no reply before the last byte");
+	ok(write(p[1], data + 101000, n - 101000) == (ssize_t)(n - 101000), "the rest");
+	is_int(sftp_server_direct_pipe(t->s, p[0], &out), n - 101000, "spliced");
+	out_status(&out, t->id, SSH_FX_OK, "Success", "direct WRITE done");
+	ok(nd && nd->size == 5 + n && memcmp(nd->data + 5, data, n) == 0,
+	   "file holds the payload at its offset");
+
+	/* Uploading: header-exact reads. */
+	is_int(sftp_server_want(t->s, &in, 1u << 20), 13, "exact: up to the handle length");
+	buf_put(&in, buf_data(&pk), 13);
+	is_int(sftp_server_want(t->s, &in, 1u << 20), hdr - 13, "then to the payload");
+	buf_reset(&in);
+	buf_reset(&pk);
+
+	/* A file that takes no splice: the payload comes through @in. */
+	ssize_t moved;
+	wpipe_mode = 1;
+	memset(nd->data, 0, nd->size);
+	direct_one(t, p, &in, &out, h, 0, data, n, 0, 70000, &moved);
+	is_int(moved, 0, "no splice: direct_pipe says read");
+	out_status(&out, t->id, SSH_FX_OK, "Success", "copied WRITE");
+	ok(memcmp(nd->data, data, n) == 0, "file right");
+
+	/* An error after some bytes: the rest is dropped, the error reported. */
+	wpipe_mode = 2;
+	direct_one(t, p, &in, &out, h, 0, data, n, 500, 80000, &moved);
+	is_int(moved, 40000, "half went in");
+	out_status(&out, t->id, SSH_FX_FAILURE, strerror(ENOSPC), "ENOSPC mid-payload");
+	wpipe_mode = 0;
+
+	/* Refused WRITEs: nothing reaches the backend, the stream stays in sync. */
+	int calls = t->f->calls;
+	uint8_t bad[8] = { 0, 0, 0, 9, 0, 0, 0, 1 };
+	direct_one(t, p, &in, &out, (struct sv){ bad, 8 }, 0, data, n, 10, 0, &moved);
+	is_int(moved, 0, "invalid handle: direct_pipe says read (and drop)");
+	out_status(&out, t->id, SSH_FX_FAILURE, "invalid handle", "bad handle");
+	is_int(t->f->calls, calls, "no backend call for it");
+
+	/* Malformed (data length short of the packet): parsed whole, as ever. */
+	put_write(t, &pk, h, 0, data, n);
+	put_be32(buf_data(&pk) + hdr - 4, (uint32_t)n - 1);
+	buf_put(&in, buf_data(&pk), hdr + 10);
+	sftp_server_input(t->s, &in, &out, 1u << 20);
+	ok(!sftp_server_direct_left(t->s) && buf_used(&in) == hdr + 10, "malformed: not direct");
+	buf_put(&in, buf_data(&pk) + hdr + 10, buf_used(&pk) - hdr - 10);
+	sftp_server_input(t->s, &in, &out, 1u << 20);
+	out_status(&out, t->id, SSH_FX_BAD_MESSAGE, "malformed write request", "malformed WRITE");
+	buf_reset(&pk);
+
+	/* Any other request ends header-exact reading. */
+	struct buf *b = rq(t, SSH_FXP_FSTAT);
+	buf_sv(b, h);
+	buf_u32(&in, (uint32_t)buf_used(b));
+	buf_put(&in, buf_data(b), buf_used(b));
+	sftp_server_input(t->s, &in, &out, 1u << 20);
+	buf_reset(&out);
+	is_int(sftp_server_want(t->s, &in, 1u << 20), 1u << 20, "after FSTAT: big reads again");
+	do_close(t, h);
+	t_free(t);
+
+	/* Read-only and denied sessions refuse with today's replies. */
+	for (int k = 0; k < 2; k++) {
+		struct sftp_server_cfg c2 = { .direct_in = true, .read_only = k == 0 };
+		const char *bad_name = NULL;
+		if (k == 1)
+			sftp_server_filter(&c2, "write", false, &bad_name);
+		t = t_new(&c2);
+		sftp_server_free(t->s);
+		t->s = sftp_server_new(&dops, t->f, &c2);
+		fake_add(t->f, "/ro", F_FILE, 0644);
+		h = do_open(t, "/ro", SSH_FXF_READ, hb);
+		calls = t->f->calls;
+		direct_one(t, p, &in, &out, h, 0, data, n, 100, 90000, &moved);
+		is_int(moved, 0, "refused: direct_pipe says read (and drop)");
+		out_status(&out, t->id, SSH_FX_PERMISSION_DENIED,
+			   k ? "request denied by server policy" : "read-only session",
+			   k ? "denied WRITE" : "read-only WRITE");
+		is_int(t->f->calls, calls, "no backend call for it");
+		do_close(t, h);
+		t_free(t);
+	}
+	buf_free(&pk);
+	buf_free(&in);
+	buf_free(&out);
+	free(data);
+	close(p[0]);
+	close(p[1]);
+}
+
 int main(void)
 {
 	/* Longname dates are local time: pin it. */
@@ -1409,5 +1622,6 @@ int main(void)
 	test_longname();
 	test_input();
 	test_staged_read();
+	test_direct_write();
 	return done_testing();
 }
