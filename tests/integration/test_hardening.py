@@ -70,9 +70,19 @@ class Agent:
             return os.path.exists(self.path) and socket_accepts(self.path)
         wait_until(ready, timeout=10, what="wicketd to accept on " + self.path)
         # socket_accepts() connected once: let that connection's processes go.
-        wait_until(lambda: not proclib.descendants(self.pid), timeout=10,
-                   what="the probe connection to end")
-        self.idle_fds = proclib.fd_count(self.pid)
+        # "No children" alone can be seen between accept() and fork() (slow
+        # under ASan), while the listener still holds the accepted fd, so the
+        # idle fd count must also hold still for a while.
+        seen = []
+
+        def settled():
+            if proclib.descendants(self.pid):
+                seen.clear()
+                return False
+            seen.append(proclib.fd_count(self.pid))
+            return len(seen) >= 10 and len(set(seen[-10:])) == 1
+        wait_until(settled, timeout=15, interval=0.05, what="the probe connection to end")
+        self.idle_fds = seen[-1]
 
     def alive(self):
         return self.proc.poll() is None
