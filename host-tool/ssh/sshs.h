@@ -179,6 +179,8 @@ bool ssh_in_kex(const struct sshs *s);
 void ssh_pkt_begin(struct buf *b, uint8_t type);
 /* Serve one client on @rfd/@wfd until it is gone; 0, or non-zero after an error. */
 int sshs_run(const struct ssh_server_cfg *cfg, int rfd, int wfd);
+/* The state sshs_run() starts from (our version line queued); NULL on failure. */
+struct sshs *sshs_new(const struct ssh_server_cfg *cfg, int rfd, int wfd);
 
 /* kex.c */
 void kex_send_init(struct sshs *s);

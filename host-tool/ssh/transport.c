@@ -431,12 +431,11 @@ static void sshs_free(struct sshs *s)
 	buf_free(&s->rxz);
 }
 
-int sshs_run(const struct ssh_server_cfg *cfg, int rfd, int wfd)
+struct sshs *sshs_new(const struct ssh_server_cfg *cfg, int rfd, int wfd)
 {
-	/* SIGPIPE is ignored already (privsep_run): no sigaction in the sandbox. */
 	struct sshs *s = calloc(1, sizeof(*s));
 	if (!s)
-		return 255;
+		return NULL;
 	s->cfg = cfg;
 	s->crfd = rfd;
 	s->cwfd = wfd;
@@ -456,13 +455,22 @@ int sshs_run(const struct ssh_server_cfg *cfg, int rfd, int wfd)
 		log_err("ssh: no randomness");
 		sshs_free(s);
 		free(s);
-		return 255;
+		return NULL;
 	}
 	s->started = time(NULL);
-	set_nonblock(rfd);
-	set_nonblock(wfd);
 	buf_put(&s->cout, server_version, sizeof(server_version) - 1);
 	buf_put(&s->cout, "\r\n", 2);
+	return s;
+}
+
+int sshs_run(const struct ssh_server_cfg *cfg, int rfd, int wfd)
+{
+	/* SIGPIPE is ignored already (privsep_run): no sigaction in the sandbox. */
+	struct sshs *s = sshs_new(cfg, rfd, wfd);
+	if (!s)
+		return 255;
+	set_nonblock(rfd);
+	set_nonblock(wfd);
 	kex_send_init(s);
 
 	uint64_t rekey_bytes = cfg->rekey_bytes ? cfg->rekey_bytes : DEFAULT_REKEY_BYTES;

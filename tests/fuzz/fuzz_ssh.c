@@ -121,32 +121,6 @@ static void put_token(void)
 	close(fd);
 }
 
-/* The state sshs_run() builds before its loop. */
-static struct sshs *new_sshs(const struct ssh_server_cfg *cfg)
-{
-	struct sshs *s = calloc(1, sizeof(*s));
-	if (!s)
-		abort();
-	s->cfg = cfg;
-	s->crfd = s->cwfd = -1;
-	s->guest = TP_INIT;
-	buf_init(&s->cin, 2 * SSH_MAX_PACKET + 2 * READ_CHUNK);
-	buf_init(&s->cout, QUEUE_MAX);
-	buf_init(&s->gin, 2 * SSH_MAX_PACKET + 2 * READ_CHUNK);
-	buf_init(&s->gout, QUEUE_MAX);
-	buf_init(&s->ic, SSH_MAX_PACKET);
-	buf_init(&s->is, SSH_MAX_PACKET);
-	buf_init(&s->pending, QUEUE_MAX);
-	buf_init(&s->scratch, 2 * SSH_MAX_PACKET);
-	buf_init(&s->rxz, SSH_MAX_PACKET);
-	cipher_init(&s->rx.c, cipher_none(), NULL, NULL, false);
-	cipher_init(&s->tx.c, cipher_none(), NULL, NULL, true);
-	s->started = time(NULL);
-	buf_put(&s->cout, server_version, sizeof(server_version) - 1);
-	buf_put(&s->cout, "\r\n", 2);
-	return s;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (size < 4)
@@ -186,7 +160,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		.pktlog = (opt & 64) ? null_file : NULL,
 		.peer_addr = "192.0.2.7",
 	};
-	struct sshs *s = new_sshs(&cfg);
+	struct sshs *s = sshs_new(&cfg, -1, -1);
+	if (!s)
+		abort();
 	if (direct) {
 		/* As after kex_on_newkeys() of a first exchange that chose "none". */
 		s->version_done = true;
