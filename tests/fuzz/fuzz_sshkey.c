@@ -33,36 +33,17 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
 
 static struct sshkey *test_keys[3];
 
-static struct sshkey *key_from_text(const char *type, const char *b64)
-{
-	struct sshkey *k = sshkey_from_openssh_public(sv_from_cstr(type), sv_from_cstr(b64));
-	if (!k) {
-		fprintf(stderr, "fuzz_sshkey: built-in test key %s does not parse\n", type);
-		abort();
-	}
-	return k;
-}
-
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void)argc;
 	(void)argv;
 	/* Quiet: protocol errors are the point.  WICKET_FUZZ_LOG=3 shows them. */
 	log_level = getenv("WICKET_FUZZ_LOG") ? atoi(getenv("WICKET_FUZZ_LOG")) : -1;
-	test_keys[0] = key_from_text(FUZZ_KEY_ED25519_TYPE, FUZZ_KEY_ED25519_B64);
-	test_keys[1] = key_from_text(FUZZ_KEY_ECDSA_TYPE, FUZZ_KEY_ECDSA_B64);
-	test_keys[2] = key_from_text(FUZZ_KEY_RSA_TYPE, FUZZ_KEY_RSA_B64);
+	fuzz_load_test_keys(test_keys);
 	return 0;
 }
 
-#define CHECK(cond)                                                                   \
-	do {                                                                          \
-		if (!(cond)) {                                                        \
-			fprintf(stderr, "fuzz_sshkey: check failed: %s (line %d)\n", #cond, \
-				__LINE__);                                            \
-			abort();                                                      \
-		}                                                                     \
-	} while (0)
+#define CHECK(cond) FUZZ_CHECK(cond)
 
 /* Everything a caller may do with a public key it got, plus round trips. */
 static void exercise_public(struct sshkey *k)
