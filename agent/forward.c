@@ -325,13 +325,7 @@ static void listener_ready(struct watch *w, short rev)
 	(void)rev;
 	int fd = accept4(w->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 	if (fd < 0) {
-		if (loop_accept_should_pause(errno)) {
-			/* The connection stays queued; try again in a second, not at once. */
-			log_warn("forward %s: accept: %s (pausing 1 s)", l->addr, strerror(errno));
-			loop_pause_for(&l->pause, 1000);
-		} else if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED) {
-			log_warn("forward %s: accept: %s", l->addr, strerror(errno));
-		}
+		loop_accept_failed(&l->pause, errno, l->addr);
 		return;
 	}
 	struct fwd_accepted *a = calloc(1, sizeof(*a));

@@ -211,13 +211,7 @@ static void listen_ready(struct watch *w, short rev)
 	socklen_t sl = sizeof(ss);
 	int fd = accept4(w->fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
 	if (fd < 0) {
-		if (loop_accept_should_pause(errno)) {
-			/* The connection stays queued; try again in a second, not at once. */
-			log_warn("forward %s: accept: %s (pausing 1 s)", l->spec, strerror(errno));
-			loop_pause_for(&l->pause, 1000);
-		} else if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED) {
-			log_warn("forward %s: accept: %s", l->spec, strerror(errno));
-		}
+		loop_accept_failed(&l->pause, errno, l->spec);
 		return;
 	}
 	struct lconn *lc = calloc(1, sizeof(*lc));

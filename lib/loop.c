@@ -4,7 +4,10 @@
 #include <errno.h>
 #include <poll.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
+
+#include "log.h"
 #include "syscalls.h"
 
 void loop_init(struct loop *l)
@@ -120,9 +123,14 @@ bool loop_pause_active(struct loop *l, struct loop_pause *p)
 	return true;
 }
 
-bool loop_accept_should_pause(int err)
+void loop_accept_failed(struct loop_pause *p, int err, const char *name)
 {
-	return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM;
+	if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+		log_warn("forward %s: accept: %s (pausing 1 s)", name, strerror(err));
+		loop_pause_for(p, 1000);
+	} else if (err != EAGAIN && err != EINTR && err != ECONNABORTED) {
+		log_warn("forward %s: accept: %s", name, strerror(err));
+	}
 }
 
 /* Seccomp allowlist of this file (see syscalls.h); glibc's poll() is ppoll on some

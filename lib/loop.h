@@ -56,7 +56,11 @@ int loop_once(struct loop *l, int timeout_ms);
 void loop_pause_for(struct loop_pause *p, int ms);
 /* For want() hooks: still paused?  (Shortens this round's poll to the end.) */
 bool loop_pause_active(struct loop *l, struct loop_pause *p);
-/* accept() errors that mean "out of fds or memory": pause, don't spin. */
-bool loop_accept_should_pause(int err);
+/*
+ * A listener's accept() failed with @err: out of fds or memory pauses @p for
+ * a second (the connection stays queued; polling again at once would spin),
+ * real errors are logged as "forward NAME: accept: ...", transient ones ignored.
+ */
+void loop_accept_failed(struct loop_pause *p, int err, const char *name);
 
 #endif
