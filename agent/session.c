@@ -593,14 +593,6 @@ void session_tick(struct session_ctx *ctx)
 	}
 }
 
-unsigned session_count(const struct session_ctx *ctx)
-{
-	unsigned n = 0;
-	for (const struct session *s = ctx->list; s; s = s->next)
-		n++;
-	return n;
-}
-
 /* Seccomp allowlist of this file: terminal settings on the pty pair the
  * monitor handed us (tcgetattr, tcsetattr, window size; never on fds 0-2,
  * which may be the agent's own terminal), non-blocking mode and the

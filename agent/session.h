@@ -23,8 +23,6 @@ int session_open(struct session_ctx *ctx, struct chan *ch);
 void session_child_exited(struct session_ctx *ctx, pid_t pid, int wstatus);
 /* Per loop round: finish sessions whose child and output are done. */
 void session_tick(struct session_ctx *ctx);
-/* Sessions still holding resources. */
-unsigned session_count(const struct session_ctx *ctx);
 
 SYSCALLS_DECLARE(session);
 

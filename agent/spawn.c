@@ -39,11 +39,6 @@ void spawn_init(int fd)
 	nexits = 0;
 }
 
-int spawn_fd(void)
-{
-	return mon_fd;
-}
-
 static void queue_exit(pid_t pid, int status)
 {
 	if (nexits == capexits) {

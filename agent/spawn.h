@@ -38,8 +38,6 @@ struct spawn_res {
 
 /* Worker side: talk to the monitor on @fd from now on. */
 void spawn_init(int fd);
-/* The monitor socket, for the event loop (readable: spawn_poll()). */
-int spawn_fd(void);
 /* Read what the monitor sent; false once it is gone. */
 bool spawn_poll(void);
 /* Next reported child exit; false when none is queued. */

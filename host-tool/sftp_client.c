@@ -49,11 +49,6 @@ void sftp_fatal(struct sftp *s, const char *fmt, ...)
 	conn_disconnect(&s->c, s->err);
 }
 
-const struct sftp_exts *sftp_exts(const struct sftp *s)
-{
-	return &s->ext;
-}
-
 const char *sftp_error(const struct sftp *s)
 {
 	return s->err[0] ? s->err : "unknown error";
@@ -75,11 +70,6 @@ void sftp_interrupt(struct sftp *s)
 {
 	s->intr = true;
 	cancel_unsent(s);
-}
-
-bool sftp_interrupted(const struct sftp *s)
-{
-	return s->intr;
 }
 
 void sftp_set_deadline(struct sftp *s, int ms)

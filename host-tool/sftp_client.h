@@ -64,7 +64,6 @@ struct sftp *sftp_connect(struct tp *tp, const struct sftp_opts *o, char *err, s
 /* Orderly end (channel close, DISCONNECT), then free.  NULL is fine. */
 void sftp_free(struct sftp *s);
 
-const struct sftp_exts *sftp_exts(const struct sftp *s);
 /* Text for the last failure (server message, local strerror or fatal reason). */
 const char *sftp_error(const struct sftp *s);
 bool sftp_dead(const struct sftp *s);
@@ -72,7 +71,6 @@ bool sftp_dead(const struct sftp *s);
 struct loop *sftp_loop(struct sftp *s);
 /* Make waits in progress return SFTP_E_INTR at the next chance. */
 void sftp_interrupt(struct sftp *s);
-bool sftp_interrupted(const struct sftp *s);
 /* Give up waiting for the server after @ms milliseconds from now (cleanup). */
 void sftp_set_deadline(struct sftp *s, int ms);
 

@@ -76,12 +76,6 @@ static unsigned profile_names(const struct sandbox_profile *p, const char **name
 	return n;
 }
 
-unsigned sandbox_count(const struct sandbox_profile *p)
-{
-	const char *names[SANDBOX_MAX_NAMES];
-	return profile_names(p, names, SANDBOX_MAX_NAMES);
-}
-
 static void print_cond(FILE *f, const struct syscall_cond *c)
 {
 	if (c->cmp == SC_CMP_EQ)

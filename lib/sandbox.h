@@ -54,8 +54,6 @@ SYSCALLS_DECLARE(libc);
 void sandbox_prepare(const struct sandbox_profile *p);
 /* Isolate this process now.  0, or -errno (the process is then unusable). */
 int sandbox_isolate(const struct sandbox_opts *o);
-/* Distinct syscalls the profile allows on this architecture. */
-unsigned sandbox_count(const struct sandbox_profile *p);
 /* "name: N syscalls" and the list, argument rules shown. */
 void sandbox_print(FILE *f, const struct sandbox_profile *p);
 /* Is seccomp filtering compiled in? */

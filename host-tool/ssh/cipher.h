@@ -38,8 +38,6 @@ int cipher_init(struct ssh_cipher *c, const struct cipher_info *info, const uint
 		const uint8_t *iv, bool enc);
 void cipher_free(struct ssh_cipher *c);
 
-/* Bytes of a packet needed before its length is known (4 or one block). */
-static inline unsigned cipher_first(const struct ssh_cipher *c) { (void)c; return 4; }
 /* The packet_length field of a received packet starting at @p. */
 uint32_t cipher_peek_len(struct ssh_cipher *c, uint32_t seq, const uint8_t *p);
 /*
