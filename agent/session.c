@@ -152,10 +152,10 @@ static size_t session_direct(struct chan *ch, size_t n, int *pipe_w, size_t *exa
 	/* What a full pipe made us queue goes first; often it fits by now. */
 	if (s->started && sink_pending(&s->in))
 		session_flush_in(s);
-	if (!s->started || s->fd_in < 0 || s->ptym >= 0 || s->in.broken || sink_pending(&s->in))
+	if (!s->started || s->fd_in < 0 || s->ptym >= 0 || s->in.broken)
 		return 0;
 	*pipe_w = s->fd_in;
-	return n;
+	return sink_pending(&s->in) ? 0 : n; /* the queue first: wait for room */
 }
 
 static void session_data_piped(struct chan *ch, size_t n)

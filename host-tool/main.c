@@ -53,7 +53,7 @@ static const char usage[] =
 	"                    SRC counts as done; failed copies keep .NAME.wicket-part\n"
 	"      --requests N  READ/WRITE requests in flight (default 64, at most 1024)\n"
 	"      --buffer-size BYTES\n"
-	"                    bytes per READ/WRITE (default and maximum 255K)\n"
+	"                    bytes per READ/WRITE (default 252K, at most 255K)\n"
 	"  forward TARGET -L [BIND:]PORT:HOST:HOSTPORT [-L ...]\n"
 	"                    listen on BIND:PORT (default bind 127.0.0.1; PORT 0 picks\n"
 	"                    one) and connect each connection to HOST:HOSTPORT inside\n"

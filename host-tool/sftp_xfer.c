@@ -38,6 +38,25 @@ static uint32_t chunk_limit(uint32_t chunk, uint64_t lim)
 	return lim && lim < chunk ? (uint32_t)lim : chunk;
 }
 
+/*
+ * Bytes per READ/WRITE unless --buffer-size said: the most that keeps a
+ * WRITE (or the DATA reply to a READ) with its @overhead bytes inside one
+ * channel packet, in whole pages (252K with wicketd).  A message split into a big and a small packet costs a
+ * copy of the small one on both sides, and file offsets off page bounds
+ * make every splice start and end in a partial page.  Peers with small
+ * packets gain nothing from this: SFTP_MAX_DATA then.
+ */
+static uint32_t xfer_chunk(const struct sftp *s, bool reading, uint32_t overhead)
+{
+	if (s->o.chunk)
+		return s->o.chunk < SFTP_MAX_DATA ? s->o.chunk : SFTP_MAX_DATA;
+	size_t pkt = s->ch ? chan_packet_max(s->ch, reading) : 0;
+	if (pkt < overhead + SFTP_MAX_DATA / 2)
+		return SFTP_MAX_DATA;
+	size_t fit = (pkt - overhead) & ~(size_t)4095;
+	return fit < SFTP_MAX_DATA ? (uint32_t)fit : SFTP_MAX_DATA;
+}
+
 static void xfer_fail(struct xfer *x, int rc)
 {
 	if (!x->rc)
@@ -167,10 +186,9 @@ int sftp_download(struct sftp *s, const struct sftp_handle *h, int fd, uint64_t 
 	struct xfer x = {
 		.s = s, .h = h, .fd = fd, .next = off, .size = size, .start = off, .end = off,
 		.eof_at = UINT64_MAX, .reading = true, .max = xfer_depth(s),
-		.chunk = chunk_limit(s->o.chunk ? s->o.chunk : SFTP_MAX_DATA, s->ext.max_read),
+		/* DATA reply: length, type, id, data length. */
+		.chunk = chunk_limit(xfer_chunk(s, true, 4 + 1 + 4 + 4), s->ext.max_read),
 	};
-	if (x.chunk > SFTP_MAX_DATA)
-		x.chunk = SFTP_MAX_DATA;
 	if (s->intr)
 		return SFTP_E_INTR;
 	sftp_splice_enable(s, true);
@@ -237,11 +255,8 @@ static void write_done(struct sftp *s, const struct sftp_req *q, const struct re
 int sftp_upload(struct sftp *s, const struct sftp_handle *h, int fd, uint64_t off, uint64_t size,
 		sftp_progress_fn fn, void *arg)
 {
-	uint32_t chunk = s->o.chunk ? s->o.chunk : SFTP_MAX_DATA;
-	if (chunk > SFTP_MAX_DATA)
-		chunk = SFTP_MAX_DATA;
-	chunk = chunk_limit(chunk, s->ext.max_write);
 	uint64_t hdr = 4 + SFTP_WRITE_HDR(h->len);
+	uint32_t chunk = chunk_limit(xfer_chunk(s, false, (uint32_t)hdr), s->ext.max_write);
 	if (s->ext.max_packet && s->ext.max_packet > hdr)
 		chunk = chunk_limit(chunk, s->ext.max_packet - hdr);
 	struct xfer x = { .s = s, .h = h, .fd = fd, .next = off, .size = size, .start = off,

@@ -34,6 +34,13 @@
  * least this much of it is still in the stream once its header is read.
  */
 #define CONN_DIRECT_MIN (64u * 1024u)
+/*
+ * A direct pipe found full stops the stream this long at most: long enough
+ * for a reader held up by its disk (dirty-page throttling sleeps up to
+ * 200 ms), short enough that the connection's other channels barely notice
+ * a reader that stopped for good.
+ */
+#define CONN_DIRECT_STALL_MS 500
 /* Length, type, recipient channel, data length. */
 #define CONN_DATA_HDR 13u
 /* Largest data payload in any packet we send. */
@@ -41,11 +48,27 @@
 
 static void conn_finish(struct conn *c);
 
+static void conn_direct_unwait(struct conn *c)
+{
+	c->dxw.fd = -1;
+}
+
 static short conn_want_read(struct watch *w)
 {
 	struct conn *c = w->data;
 	if (c->dead || c->ended || c->want_finish)
 		return 0;
+	if (c->dxw.fd >= 0) {
+		if (c->dx_ch && loop_pause_active(c->loop, &c->dx_stall))
+			return 0;
+		if (c->dx_ch) {
+			/* Its reader stopped: queue its data as before, never wait again. */
+			c->dx_ch->dx_stalled = true;
+			log_debug("channel %u: pipe full for %d ms, copying its data from now on",
+				  c->dx_ch->id, CONN_DIRECT_STALL_MS);
+		}
+		conn_direct_unwait(c);
+	}
 	/* A peer that does not read our replies cannot make us queue more. */
 	if (buf_used(&c->out) > 2 * c->cfg.out_high)
 		return 0;
@@ -63,8 +86,24 @@ static short conn_want_write(struct watch *w)
 static void conn_read_ready(struct watch *w, short rev);
 static void conn_write_ready(struct watch *w, short rev);
 
+static short conn_want_pipe(struct watch *w)
+{
+	struct conn *c = w->data;
+	return c->dead || c->ended || c->want_finish ? 0 : POLLOUT;
+}
+
+/* The full direct pipe has room again (or lost its reader): read on. */
+static void conn_pipe_ready(struct watch *w, short rev)
+{
+	struct conn *c = w->data;
+	(void)rev;
+	conn_direct_unwait(c);
+	conn_read_ready(&c->rw, POLLIN);
+}
+
 static const struct watch_ops conn_read_ops = { .want = conn_want_read, .ready = conn_read_ready };
 static const struct watch_ops conn_write_ops = { .want = conn_want_write, .ready = conn_write_ready };
+static const struct watch_ops conn_pipe_ops = { .want = conn_want_pipe, .ready = conn_pipe_ready };
 
 int conn_init(struct conn *c, struct loop *l, int rfd, int wfd, const struct conn_cfg *cfg,
 	      const struct conn_ops *ops, void *data)
@@ -97,7 +136,8 @@ int conn_init(struct conn *c, struct loop *l, int rfd, int wfd, const struct con
 		wire_put_greeting(&c->out, c->cfg.software);
 	c->rw = (struct watch){ .fd = rfd, .ops = &conn_read_ops, .data = c };
 	c->ww = (struct watch){ .fd = wfd, .ops = &conn_write_ops, .data = c };
-	if (loop_add(l, &c->rw) < 0 || loop_add(l, &c->ww) < 0)
+	c->dxw = (struct watch){ .fd = -1, .ops = &conn_pipe_ops, .data = c };
+	if (loop_add(l, &c->rw) < 0 || loop_add(l, &c->ww) < 0 || loop_add(l, &c->dxw) < 0)
 		return -ENOMEM;
 	return 0;
 }
@@ -107,6 +147,7 @@ void conn_free(struct conn *c)
 	if (c->loop) {
 		loop_del(c->loop, &c->rw);
 		loop_del(c->loop, &c->ww);
+		loop_del(c->loop, &c->dxw);
 	}
 	for (uint32_t i = 0; i < c->nch; i++)
 		free(c->ch[i]);
@@ -325,8 +366,10 @@ static void chan_release(struct chan *ch)
 	struct conn *c = ch->c;
 	if (ch->direct)
 		c->ndirect--;
-	if (c->dx_ch == ch)
+	if (c->dx_ch == ch) {
 		c->dx_ch = NULL; /* the rest of its payload is dropped */
+		conn_direct_unwait(c);
+	}
 	c->ch[ch->id] = NULL;
 	c->nopen--;
 	free(ch);
@@ -353,6 +396,7 @@ static void conn_finish(struct conn *c)
 	}
 	loop_del(c->loop, &c->rw);
 	loop_del(c->loop, &c->ww);
+	loop_del(c->loop, &c->dxw);
 	if (c->ops->ended)
 		c->ops->ended(c);
 }
@@ -382,6 +426,12 @@ struct chan *chan_open_ex(struct conn *c, const char *type, const void *args, si
 		buf_put(&c->out, args, n);
 	conn_pkt_end(c, s);
 	return ch;
+}
+
+size_t chan_packet_max(const struct chan *ch, bool inbound)
+{
+	uint32_t max = inbound ? ch->lmaxpkt : ch->rmaxpkt;
+	return max < CHAN_DATA_MAX ? max : CHAN_DATA_MAX;
 }
 
 size_t chan_send_room(const struct chan *ch)
@@ -1197,6 +1247,35 @@ static size_t conn_exact_want(const struct conn *c)
 	return whole > u ? whole - u : 1;
 }
 
+enum dx_next { DX_READ, DX_WAIT, DX_RETRY };
+
+/*
+ * A splice into @pw took nothing.  DX_WAIT: the pipe is full (its reader is
+ * behind), so the stream is not read until the pipe has room rather than
+ * copy the payload through our memory; or only the stream was empty (wait
+ * for it as usual).  DX_RETRY: both are ready now (the payload arrived
+ * just after the splice looked).  DX_READ: let a read tell (no reader
+ * left, or this channel's reader stalled once already).  @busy: the
+ * handler still has bytes queued for the pipe, which go first: wait for
+ * room without asking.
+ */
+static enum dx_next conn_direct_wait(struct conn *c, struct chan *ch, int pw, bool busy)
+{
+	struct pollfd p[2] = { { .fd = pw, .events = POLLOUT }, { .fd = c->rfd, .events = POLLIN } };
+	if (ch->dx_stalled)
+		return DX_READ;
+	if (!busy) {
+		if (poll(p, 2, 0) < 0 || (p[0].revents & ~POLLOUT))
+			return DX_READ;
+		if (p[0].revents & POLLOUT)
+			return p[1].revents & POLLIN ? DX_RETRY : DX_WAIT;
+	}
+	c->dxw.fd = pw;
+	c->dx_waits++;
+	loop_pause_for(&c->dx_stall, CONN_DIRECT_STALL_MS);
+	return DX_WAIT;
+}
+
 /*
  * Part of a payload that is still in the stream: spliced into the
  * handler's pipe when its direct() asks, else read (exactly as far as it
@@ -1210,7 +1289,10 @@ static size_t conn_direct_step(struct conn *c)
 	int pw = -1;
 	if (ch && ch->direct && c->dx_ok && ch->ops->direct && !ch->sent_close)
 		k = ch->ops->direct(ch, c->dx_left, &pw, &exact);
-	if (k && pw >= 0) {
+	if (!k && pw >= 0 && conn_direct_wait(c, ch, pw, true) == DX_WAIT)
+		return 0;
+	/* One retry when a splice raced with the payload's arrival. */
+	for (int tries = 0; k && pw >= 0; tries++) {
 		if (k > c->dx_left)
 			k = c->dx_left;
 		ssize_t n = splice(c->rfd, NULL, pw, NULL, k, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
@@ -1223,18 +1305,25 @@ static size_t conn_direct_step(struct conn *c)
 			ch->ops->data_piped(ch, (size_t)n);
 			return (size_t)n;
 		}
-		if (n == 0 || errno == EINTR) {
-			conn_read_stop(c, n, errno);
+		int err = errno;
+		if (n == 0 || err == EINTR) {
+			conn_read_stop(c, n, err);
 			return 0;
 		}
-		if (errno == EINVAL || errno == ENOSYS)
+		enum dx_next next = err == EAGAIN ? conn_direct_wait(c, ch, pw, false) : DX_READ;
+		if (next == DX_WAIT)
+			return 0;
+		if (next == DX_RETRY && !tries)
+			continue;
+		if (err == EINVAL || err == ENOSYS)
 			c->dx_ok = false; /* copies from now on */
 		/*
-		 * Either end may have refused: a full or closed pipe (a child
-		 * that stopped reading) or an empty or broken stream.  A read
+		 * Either end may have refused: a closed or stalled pipe (a
+		 * child that stopped reading) or a broken stream.  A read
 		 * tells them apart; the bytes it gets go through data(), which
 		 * queues them against the window (no spinning on a full pipe).
 		 */
+		break;
 	}
 	size_t want = exact && exact < c->dx_left ? exact : c->dx_left, room;
 	uint8_t *p = buf_reserve_read(&c->in, CONN_READ_MIN, CONN_READ_SIZE, &room);
@@ -1260,6 +1349,8 @@ static void conn_read_ready(struct watch *w, short rev)
 {
 	struct conn *c = w->data;
 	(void)rev;
+	if (c->dxw.fd >= 0)
+		return; /* waiting for a direct pipe */
 	if (!c->dx_left && !conn_exact(c)) {
 		conn_read_some(c, CONN_READ_SIZE);
 		return;
@@ -1276,7 +1367,7 @@ static void conn_read_ready(struct watch *w, short rev)
 /*
  * Seccomp allowlist of this file: stream input and output; pipe payloads
  * spliced to the stream from a duplicate of the pipe (how much is waiting:
- * FIONREAD).
+ * FIONREAD); poll: is a direct pipe full, or the stream empty?
  */
-SYSCALLS(conn) = { SC("read"), SC("write"), SC("splice"), SC_GE_EQ("ioctl", 0, 3, 1, FIONREAD),
+SYSCALLS(conn) = { SC("read"), SC("write"), SC("splice"), SC("poll"), SC_GE_EQ("ioctl", 0, 3, 1, FIONREAD),
 		   SC_EQ("fcntl", 1, F_DUPFD_CLOEXEC), SC("close"), SC_END };

@@ -43,7 +43,11 @@ struct chan_ops {
 	 * the pipe *@pipe_w (then data_piped() gets what it took), or 0 to take
 	 * the next *@exact of them (0: all @n) through data() -- the stream is
 	 * read exactly that far, so what follows can still be spliced.  A pipe
-	 * that takes nothing (full, or no reader) gets that read instead.
+	 * that takes nothing gets that read instead -- except a full one: then
+	 * the stream waits (up to CONN_DIRECT_STALL_MS) until the pipe has
+	 * room, so its reader must be draining it on its own.  Returning 0
+	 * with *@pipe_w set says the same: that pipe is busy (bytes the handler
+	 * queued for it go first), wait for room rather than take data().
 	 */
 	size_t (*direct)(struct chan *ch, size_t n, int *pipe_w, size_t *exact);
 	/* @n payload bytes wait in direct()'s pipe: empty it, chan_consumed(). */
@@ -76,6 +80,7 @@ struct chan {
 	uint32_t tags[CHAN_MAX_PENDING_REPLIES];
 	unsigned tag_head, tag_n;
 	bool direct; /* chan_set_direct(): big payloads may bypass data() */
+	bool dx_stalled; /* its pipe stayed full too long: copies, never waits again */
 };
 
 /* conn_ops.open: answer later with chan_open_confirm() or chan_open_reject(). */
@@ -159,6 +164,13 @@ struct conn {
 	struct chan *dx_ch;
 	size_t dx_left;
 	uint64_t dx_spliced; /* payload bytes that went by splice (tests, logs) */
+	/*
+	 * dx_ch's pipe was full: the stream is not read (watch dxw polls the
+	 * pipe instead) until it has room or dx_stall runs out.
+	 */
+	struct watch dxw;
+	struct loop_pause dx_stall;
+	uint64_t dx_waits; /* times that happened (tests, logs) */
 };
 
 /* Initialise on (rfd, wfd), queue our greeting and add the watches. */
@@ -219,6 +231,11 @@ void chan_open_confirm(struct chan *ch);
 void chan_open_reject(struct chan *ch, uint32_t reason, const char *msg);
 /* Bytes we may send right now on @ch (window, packet size, queue room). */
 size_t chan_send_room(const struct chan *ch);
+/*
+ * Largest data payload of one packet on @ch: ours to the peer (@inbound
+ * false), or the peer's to us, assuming a peer built like us (@inbound).
+ */
+size_t chan_packet_max(const struct chan *ch, bool inbound);
 /* Send up to @n bytes; returns how many were queued. */
 size_t chan_send(struct chan *ch, uint32_t ext, const void *p, size_t n);
 /*

@@ -1147,6 +1147,8 @@ int sftp_server_input(struct sftp_server *s, struct buf *in, struct buf *out, si
 		}
 		if (len && buf_data(in)[4] != SSH_FXP_WRITE)
 			s->exact = false; /* not an upload (any more): big reads again */
+		else if (len >= DIRECT_MIN)
+			s->exact = true; /* an upload read whole: splice the next ones */
 		int rc = sftp_server_packet(s, (struct sv){ buf_data(in) + 4, len }, out);
 		buf_consume(in, 4 + (size_t)len);
 		if (rc)

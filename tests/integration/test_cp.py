@@ -505,14 +505,15 @@ def _():
 
 
 def traced_agent(d, extra=()):
-    """wicketd (monitor, workers, sftp servers) under strace -e splice;
-    returns (target, strace log)."""
+    """wicketd (monitor, workers, sftp servers) under strace -e splice, a log
+    per process (one shared log splits calls that overlap into unfinished and
+    resumed lines); returns (target, log prefix: LOG.PID are the files)."""
     if not shutil.which("strace"):
         raise Skip("strace is not installed: spliced path not checked")
     sock, log = os.path.join(d, "traced.sock"), os.path.join(d, "strace")
     logf = open(os.path.join(d, "wicketd.log"), "ab")
     tap.at_cleanup(logf.close)
-    spawn(["strace", "-f", "-qq", "-e", "trace=splice", "-o", log, WICKETD, "--listen",
+    spawn(["strace", "-f", "-ff", "-qq", "-e", "trace=splice", "-o", log, WICKETD, "--listen",
            "unix/" + sock] + list(extra), stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
           env=strace_env())
     wait_until(lambda: os.path.exists(sock) and socket_accepts(sock), timeout=20,
@@ -536,18 +537,20 @@ def _():
     # worker: splice(SOCKET, NULL, PIPE, NULL, ...) (replies the other way
     # are a few bytes each).
     calls = []
-    for line in open(log):
-        m = re.match(r"(\d+) +splice\(\d+, NULL, \d+, (NULL|\[\d+\]), \d+, [A-Z_|]+\) = (\d+)",
-                     line)
-        if m:
-            calls.append((m.group(1), m.group(2) != "NULL", int(m.group(3))))
+    for path in glob.glob(log + ".*"):
+        pid = path.rsplit(".", 1)[1]
+        for line in open(path):
+            m = re.match(r"splice\(\d+, NULL, \d+, (NULL|\[\d+\]), \d+, [A-Z_|]+\) = (\d+)",
+                         line)
+            if m:
+                calls.append((pid, m.group(1) != "NULL", int(m.group(2))))
     server = {pid for pid, off, _ in calls if off}
     into_file = sum(n for _, off, n in calls if off)
     stream = sum(n for pid, off, n in calls if pid not in server)
-    # How much the worker splices depends on how often the child's stdin is
-    # full (the rest is queued and written: strace and a loaded machine make
-    # that common), so only that it happens is checked.
-    expect(stream >= 1 << 20, "spliced from the stream into the pipe: %d of %d" % (stream, size))
+    # A full child stdin makes the worker wait for room instead of queueing
+    # a copy; only what comes before the child runs (at most a window) and
+    # splices racing the payload's arrival are copied.
+    expect(stream > size // 2, "spliced from the stream into the pipe: %d of %d" % (stream, size))
     expect(into_file > size // 2, "spliced from stdin into the file: %d of %d" % (into_file, size))
 
 

@@ -56,6 +56,7 @@ struct tchan {
 	unsigned ndirect;   /* direct() calls */
 	int refuse_fd;	    /* > 2: every other direct() offers this full or closed pipe */
 	size_t piped;	    /* bytes that came through the pipe */
+	bool hold;	    /* data_piped() leaves them there: a reader that is behind */
 	uint8_t *big;	    /* when set: everything received (data and piped) in order */
 	size_t bign, bigcap;
 };
@@ -174,6 +175,8 @@ static void t_piped(struct chan *ch, size_t n)
 {
 	struct tchan *t = ch->data;
 	size_t got = 0;
+	if (t->hold)
+		got = n;
 	while (got < n) {
 		uint8_t tmp[65536];
 		ssize_t k = read(t->pfd[0], tmp, n - got < sizeof(tmp) ? n - got : sizeof(tmp));
@@ -1298,6 +1301,107 @@ static void test_direct(size_t exact_ask, int refuse)
 	fx_free(f);
 }
 
+/* The lagging reader of a held direct pipe: take what it holds, in order. */
+static size_t drain(struct tchan *t, uint8_t *dst, size_t *dn, size_t cap)
+{
+	size_t got = 0;
+	for (;;) {
+		uint8_t tmp[65536];
+		ssize_t k = read(t->pfd[0], tmp, sizeof(tmp));
+		if (k <= 0)
+			return got;
+		if (*dn + (size_t)k <= cap)
+			memcpy(dst + *dn, tmp, (size_t)k);
+		*dn += (size_t)k;
+		got += (size_t)k;
+	}
+}
+
+/*
+ * A direct pipe found full (its reader is behind): the stream is not read,
+ * so nothing is copied through data(), until the pipe has room.  A reader
+ * that stops for good holds the connection's other channels up once, for
+ * CONN_DIRECT_STALL_MS; then its data is queued through data() as before.
+ */
+static void test_direct_wait(void)
+{
+	struct fx *f = fx_new(NULL, &cli_cfg_default);
+	struct tchan *ct = calloc(1, sizeof(*ct)), *ct2 = calloc(1, sizeof(*ct2));
+	if (!ok(open_session(f, ct) && open_session(f, ct2), "direct wait: open")) {
+		free(ct);
+		free(ct2);
+		fx_free(f);
+		return;
+	}
+	struct tchan *st = &f->srv.acc[0], *st2 = &f->srv.acc[1];
+	const size_t total = 1u << 20, pipe_sz = 65536;
+	uint8_t *src = malloc(total), *got = malloc(total);
+	if (!src || !got)
+		bail_out("out of memory");
+	fill_pattern(src, total, 5);
+	direct_on(ct, total);
+	ct->hold = true;
+	if (fcntl(ct->pfd[1], F_SETPIPE_SZ, (int)pipe_sz) != (int)pipe_sz)
+		bail_out("F_SETPIPE_SZ failed");
+
+	/* Packets of 128 KiB: each big enough to be taken directly. */
+	const size_t pkt = 128u * 1024;
+	size_t sent = 0;
+	while (sent < total && chan_send(st->ch, 0, src + sent, pkt) == pkt)
+		sent += pkt;
+	is_int(sent, total, "direct wait: all queued (the window allows it)");
+	pump_idle(f, 20); /* 100 ms: well inside the stall limit */
+	ok(f->cli.c.dx_waits > 0, "direct wait: the full pipe stopped the stream (%llu waits)",
+	   (unsigned long long)f->cli.c.dx_waits);
+	is_int(ct->rxn, 0, "direct wait: nothing copied through data() meanwhile");
+	ok(ct->piped < total, "direct wait: only part taken (%zu bytes)", ct->piped);
+	ok(f->cli.c.dx_left > 0, "direct wait: the rest of the payload is still in the stream");
+
+	/* The reader catches up: everything comes through the pipe, in order. */
+	size_t gn = 0;
+	for (int i = 0; i < 2000 && gn < total; i++) {
+		drain(ct, got, &gn, total);
+		pump_once(f, 5);
+	}
+	is_mem(got, gn, src, total, "direct wait: bytes intact and in order");
+	is_int(ct->rxn, 0, "direct wait: all spliced, none copied");
+	ok(!ct->ch->dx_stalled, "direct wait: a reader that keeps up is not marked stalled");
+
+	/* The reader stops for good while another channel has data behind it. */
+	const size_t total2 = 2 * pkt;
+	ct->bign = 0; /* data() bytes go here from now on; the pipe's are read below */
+	uint64_t waits = f->cli.c.dx_waits;
+	size_t piped1 = ct->piped;
+	is_int(chan_send(st->ch, 0, src, pkt) + chan_send(st->ch, 0, src + pkt, pkt), total2,
+	       "direct stall: queued");
+	pump_idle(f, 5);
+	chan_send(st2->ch, 0, "ping", 4);
+	PUMP_UNTIL(f, ct2->rxn >= 4);
+	is_mem(ct2->rx, ct2->rxn, "ping", 4, "direct stall: the other channel's data arrives");
+	ok(f->cli.c.dx_waits > waits, "direct stall: it had waited");
+	ok(ct->ch->dx_stalled, "direct stall: the channel is marked stalled");
+	PUMP_UNTIL(f, ct->piped + ct->bign >= total2);
+	ok(ct->bign > 0, "direct stall: its data came through data() (%zu bytes)", ct->bign);
+	gn = 0;
+	drain(ct, got, &gn, total);
+	is_int(gn, ct->piped - piped1, "direct stall: the pipe holds what was spliced");
+	if (gn + ct->bign == total2 && gn <= total) {
+		ok(memcmp(got, src, gn) == 0 && memcmp(ct->big, src + gn, ct->bign) == 0,
+		   "direct stall: pipe bytes then data() bytes, in order");
+	} else {
+		ok(false, "direct stall: %zu piped + %zu copied, expected %zu", gn, ct->bign, total2);
+	}
+	pump_idle(f, 5);
+	is_int(ct->ch->lwin + ct->ch->lunacked, ct->ch->lwin_max, "direct wait: receiver window exact");
+	ok(!f->srv.c.dead && !f->cli.c.dead, "direct wait: no protocol error");
+	direct_off(ct);
+	free(src);
+	free(got);
+	free(ct);
+	free(ct2);
+	fx_free(f);
+}
+
 /* A big CHANNEL_DATA header from a raw peer to a direct channel. */
 static struct fx *raw_direct(const struct conn_cfg *sc, uint32_t len, uint32_t dlen, size_t body,
 			     long *sid)
@@ -1629,6 +1733,7 @@ int main(void)
 	signal(SIGPIPE, SIG_IGN); /* as in wicketd: a closed pipe is EPIPE */
 	test_direct(0, 1);
 	test_direct(0, 2);
+	test_direct_wait();
 	test_raw_direct();
 	test_raw_forbidden_types();
 	test_raw_close_gets_close();
