@@ -14,6 +14,44 @@ static int up_item(struct cp *cp, int dirfd, const char *name, const char *lpath
 		   const char *rpath, bool top, int depth);
 
 /*
+ * --resume appends to a fixed temp name, so two runs to one destination
+ * would write it at once.  With lock@wicket (wicket-sftp-server) the first
+ * holds a lock on it until its handle closes, however its session ends; the
+ * second gives up here.  Only the lock holder trusts the size, so it is
+ * taken again under the lock: *@off = bytes to keep.  Other servers have
+ * no locking: nothing changes there.
+ */
+static int up_lock_temp(struct cp *cp, const char *rpath, const char *tmp, uint64_t size,
+			struct sftp_handle *h, uint64_t *off)
+{
+	struct sftp *s = cp->s;
+	int r = sftp_lock(s, h);
+	if (r == SSH_FX_OP_UNSUPPORTED)
+		return CP_OK;
+	if (r == SSH_FX_FAILURE && strcmp(sftp_error(s), "locked by another client") == 0)
+		r = cp_rfail(cp, rpath, "%s is locked: another wicket cp --resume is writing it",
+			     tmp);
+	else if (r == SFTP_OK) {
+		struct sftp_attrs a;
+		r = sftp_stat(s, tmp, false, &a);
+		if (r == SFTP_OK) {
+			*off = (a.flags & SSH_FILEXFER_ATTR_SIZE) && a.size <= size ? a.size : 0;
+			struct sftp_attrs z = { .flags = SSH_FILEXFER_ATTR_SIZE, .size = 0 };
+			if (!*off && (a.flags & SSH_FILEXFER_ATTR_SIZE) && a.size)
+				r = sftp_fsetstat(s, h, &z); /* longer than the source: start over */
+		}
+		if (r == SFTP_OK)
+			return CP_OK;
+		r = cp_sftp(cp, r, tmp);
+	} else {
+		r = cp_sftp(cp, r, tmp);
+	}
+	if (!sftp_dead(s))
+		sftp_close(s, h);
+	return r;
+}
+
+/*
  * Open the remote temp file.  Returns CP_OK with *@off = bytes to keep,
  * 2 when --resume finds the copy already complete, or a failure.
  */
@@ -50,7 +88,9 @@ static int up_open_temp(struct cp *cp, const char *rpath, const char *rdir, cons
 		}
 		if (*off > size)
 			*off = 0;
-		pflags = SSH_FXF_WRITE | SSH_FXF_CREAT | (*off ? 0 : SSH_FXF_TRUNC);
+		/* Truncating before the lock could cut a running copy's file. */
+		pflags = SSH_FXF_WRITE | SSH_FXF_CREAT |
+			 (*off || sftp_can_lock(s) ? 0 : SSH_FXF_TRUNC);
 	}
 	int r = sftp_open(s, tmp, pflags, &ca, h);
 	if (r == SSH_FX_NO_SUCH_FILE) {
@@ -65,7 +105,7 @@ static int up_open_temp(struct cp *cp, const char *rpath, const char *rdir, cons
 	}
 	if (r != SFTP_OK)
 		return cp_sftp(cp, r, rpath);
-	return CP_OK;
+	return cp->resume ? up_lock_temp(cp, rpath, tmp, size, h, off) : CP_OK;
 }
 
 static int up_file(struct cp *cp, int dirfd, const char *name, const char *lpath,

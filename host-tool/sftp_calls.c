@@ -139,6 +139,18 @@ int sftp_fsetstat(struct sftp *s, const struct sftp_handle *h, const struct sftp
 	return call_run(s, &c);
 }
 
+int sftp_lock(struct sftp *s, const struct sftp_handle *h)
+{
+	if (!s->ext.lock)
+		return SSH_FX_OP_UNSUPPORTED; /* nothing asked */
+	struct call c = { .want_status_ok = true };
+	CALL_START(s, SSH_FXP_EXTENDED, &c);
+	buf_cstr(&s->obuf, "lock@wicket");
+	sftp_put_handle(&s->obuf, h);
+	sftp_req_end(s, q, st, 0);
+	return call_run(s, &c);
+}
+
 int sftp_setstat(struct sftp *s, const char *path, const struct sftp_attrs *a)
 {
 	struct call c = { .want_status_ok = true };

@@ -59,6 +59,11 @@ bool sftp_dead(const struct sftp *s)
 	return s->failed;
 }
 
+bool sftp_can_lock(const struct sftp *s)
+{
+	return s->ext.lock;
+}
+
 struct loop *sftp_loop(struct sftp *s)
 {
 	return &s->loop;
@@ -406,6 +411,8 @@ static void handle_version(struct sftp *s, struct rd *r)
 			s->ext.limits = true;
 		else if (sv_eq(name, "fsync@openssh.com") && sv_eq(data, "1"))
 			s->ext.fsync = true;
+		else if (sv_eq(name, "lock@wicket") && sv_eq(data, "1"))
+			s->ext.lock = true;
 	}
 	if (!rd_end(r)) {
 		sftp_fatal(s, "malformed sftp VERSION from the server");

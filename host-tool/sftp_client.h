@@ -48,7 +48,7 @@ struct sftp_opts {
 
 /* Server extensions we use, from the VERSION reply. */
 struct sftp_exts {
-	bool posix_rename, limits, fsync;
+	bool posix_rename, limits, fsync, lock;
 	/* limits@openssh.com (0 = no limit given) */
 	uint64_t max_packet, max_read, max_write;
 };
@@ -67,6 +67,8 @@ void sftp_free(struct sftp *s);
 /* Text for the last failure (server message, local strerror or fatal reason). */
 const char *sftp_error(const struct sftp *s);
 bool sftp_dead(const struct sftp *s);
+/* The server offers lock@wicket (sftp_lock()). */
+bool sftp_can_lock(const struct sftp *s);
 /* The loop the client runs, for extra watches (signals). */
 struct loop *sftp_loop(struct sftp *s);
 /* Make waits in progress return SFTP_E_INTR at the next chance. */
@@ -81,6 +83,12 @@ int sftp_open(struct sftp *s, const char *path, uint32_t pflags, const struct sf
 int sftp_opendir(struct sftp *s, const char *path, struct sftp_handle *h);
 int sftp_close(struct sftp *s, const struct sftp_handle *h);
 int sftp_fsetstat(struct sftp *s, const struct sftp_handle *h, const struct sftp_attrs *a);
+/*
+ * lock@wicket: an exclusive lock on the open file until it is closed.
+ * SSH_FX_OP_UNSUPPORTED when the server does not offer it; SSH_FX_FAILURE
+ * ("locked by another client") when another session holds it.
+ */
+int sftp_lock(struct sftp *s, const struct sftp_handle *h);
 int sftp_setstat(struct sftp *s, const char *path, const struct sftp_attrs *a);
 int sftp_mkdir(struct sftp *s, const char *path, const struct sftp_attrs *a);
 int sftp_remove(struct sftp *s, const char *path);

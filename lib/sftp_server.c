@@ -699,6 +699,27 @@ static int rq_fsync(struct rq *q)
 	return 0;
 }
 
+/*
+ * lock@wicket: string handle.  One writer per file among clients that ask
+ * (wicket cp --resume appends to a fixed temp name); released on CLOSE or
+ * when the session ends, however it ends.
+ */
+static int rq_lock(struct rq *q)
+{
+	struct sv hv = rd_str(q->r);
+	if (!rd_end(q->r))
+		return send_bad(q);
+	struct sftp_handle *h = need_handle(q, hv, H_FILE);
+	if (!h)
+		return 0;
+	if (!q->s->ops->lock)
+		return send_status(q, SSH_FX_OP_UNSUPPORTED, "locking is not supported here");
+	int rc = q->s->ops->lock(q->s->be, h->bh);
+	if (rc == -EWOULDBLOCK)
+		return send_status(q, SSH_FX_FAILURE, "locked by another client");
+	return send_rc(q, rc);
+}
+
 static int rq_limits(struct rq *q)
 {
 	if (!rd_end(q->r))
@@ -850,6 +871,7 @@ static const struct sftp_req sftp_reqs[] = {
 	{ "home-directory", "home-directory", "1", SSH_FXP_EXTENDED, false, rq_home_directory },
 	{ "users-groups-by-id", "users-groups-by-id@openssh.com", "1", SSH_FXP_EXTENDED, false,
 	  rq_users_groups },
+	{ "lock", "lock@wicket", "1", SSH_FXP_EXTENDED, false, rq_lock },
 };
 
 #define NREQS (sizeof(sftp_reqs) / sizeof(sftp_reqs[0]))

@@ -67,6 +67,9 @@ struct sftp_backend_ops {
 	int (*fstat)(void *be, void *fh, struct sftp_attrs *a);
 	int (*fsetstat)(void *be, void *fh, const struct sftp_attrs *a);
 	int (*fsync)(void *be, void *fh);
+	/* Exclusive advisory lock for as long as @fh is open; -EWOULDBLOCK when
+	 * someone else holds one.  Optional (NULL: lock@wicket is refused). */
+	int (*lock)(void *be, void *fh);
 	int (*fstatvfs)(void *be, void *fh, struct sftp_statvfs *st);
 	/* len 0: until end of file.  Source and destination are different handles. */
 	int (*copy)(void *be, void *from, uint64_t from_off, uint64_t len, void *to,

@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
@@ -419,6 +420,12 @@ static int px_fsync(void *be, void *fh)
 {
 	struct px_fh *f = fh;
 	return fsync(f->fd) == 0 ? 0 : neg_errno();
+}
+
+static int px_lock(void *be, void *fh)
+{
+	struct px_fh *f = fh;
+	return flock(f->fd, LOCK_EX | LOCK_NB) == 0 ? 0 : neg_errno();
 }
 
 static int px_fstatvfs(void *be, void *fh, struct sftp_statvfs *o)
@@ -890,6 +897,7 @@ const struct sftp_backend_ops px_ops = {
 	.fstat = px_fstat,
 	.fsetstat = px_fsetstat,
 	.fsync = px_fsync,
+	.lock = px_lock,
 	.fstatvfs = px_fstatvfs,
 	.copy = px_copy,
 	.opendir = px_opendir,
@@ -966,7 +974,7 @@ void px_free(struct px *px)
  */
 SYSCALLS(posix) = {
 	SC("openat"), SC("openat2"), SC("open"), SC("close"), SC("read"), SC("lseek"),
-	SC("pread64"), SC("pwrite64"), SC("ftruncate"), SC("fsync"), SC("fdatasync"),
+	SC("pread64"), SC("pwrite64"), SC("ftruncate"), SC("fsync"), SC("fdatasync"), SC("flock"),
 	SC("copy_file_range"), SC("splice"), SC("fstat"), SC("newfstatat"), SC("statx"), SC("lstat"),
 	SC("stat"), SC("fstatfs"), SC("statfs"), SC("getdents64"), SC("mkdirat"), SC("mkdir"),
 	SC("unlinkat"), SC("unlink"), SC("rmdir"), SC("renameat"), SC("renameat2"),

@@ -468,6 +468,48 @@ def _():
     p.wait(timeout=10)
 
 
+
+@tap.check("two --resume uploads to one destination: the second fails clearly, the first goes on (lock@wicket)")
+def _():
+    t = need_agent()
+    if S["kind"] != "wicket":
+        raise Skip("lock@wicket is wicket-sftp-server's; other servers cannot lock")
+    d = fresh("resume-twice-up")
+    src = os.path.join(d, "src")
+    data = rnd(48 * 1024 * 1024, 11)
+    write(src, data)
+    rdir = os.path.join(d, "remote")
+    os.makedirs(rdir)
+    dst = os.path.join(rdir, "dst")
+    part = os.path.join(rdir, ".dst.wicket-part")
+    # The first copy's upload direction is throttled to 2 MiB/s: it runs for
+    # the whole test.
+    relay = "%s %s --relay %s %d" % (sys.executable, os.path.abspath(__file__),
+                                      t[len("unix/"):], 2 << 20)
+    p = start_bg(wicket("--proxy-command", relay, "cp", "-q", "--resume", src, "x:" + dst), d)
+    wait_until(lambda: os.path.exists(part) and os.path.getsize(part) > 0, timeout=30,
+               what="the first copy's .part file")
+    r = cp("-q", "--resume", src, "%s:%s" % (t, dst), timeout=60)
+    expect_eq(r.rc, 1, "second run's exit status\n" + r.describe())
+    expect(b"another wicket cp --resume" in r.err, "second run's message\n" + r.describe())
+    expect(p.poll() is None, "the first copy still runs (stderr %r)" % p.err())
+    size = os.path.getsize(part)
+    wait_until(lambda: os.path.getsize(part) > size, timeout=30,
+               what="the first copy to keep writing")
+    os.killpg(p.pid, signal.SIGKILL)
+    p.wait(timeout=10)
+    expect(not os.path.exists(dst), "no final file from either run")
+    # Neither truncated nor overwritten by the second run.
+    with open(part, "rb") as f:
+        got = f.read()
+    expect(len(got) > 0 and got == data[:len(got)],
+           "the .part file is a clean prefix of the source (%d bytes)" % len(got))
+    # A later run takes over the lock and finishes.
+    r = cp("-q", "--resume", src, "%s:%s" % (t, dst), timeout=120)
+    expect_eq(r.rc, 0, "third run\n" + r.describe())
+    expect(os.path.exists(dst) and open(dst, "rb").read() == data, "third run's result")
+
+
 def sha256(path):
     h = hashlib.sha256()
     with open(path, "rb") as f:

@@ -44,13 +44,13 @@ EXTENSIONS = [
     ("fstatvfs@openssh.com", "2"), ("hardlink@openssh.com", "1"), ("fsync@openssh.com", "1"),
     ("lsetstat@openssh.com", "1"), ("limits@openssh.com", "1"),
     ("expand-path@openssh.com", "1"), ("copy-data", "1"), ("home-directory", "1"),
-    ("users-groups-by-id@openssh.com", "1"),
+    ("users-groups-by-id@openssh.com", "1"), ("lock@wicket", "1"),
 ]
 REQUEST_NAMES = [
     "open", "close", "read", "write", "lstat", "fstat", "setstat", "fsetstat", "opendir",
     "readdir", "remove", "mkdir", "rmdir", "realpath", "stat", "rename", "readlink", "symlink",
     "posix-rename", "statvfs", "fstatvfs", "hardlink", "fsync", "lsetstat", "limits",
-    "expand-path", "copy-data", "home-directory", "users-groups-by-id",
+    "expand-path", "copy-data", "home-directory", "users-groups-by-id", "lock",
 ]
 
 S = {}
@@ -1012,6 +1012,29 @@ def check_malformed():
     c2.send_raw(u32(100) + b"\x11\x00")
     expect_eq(c2.finish(), 0, "exit status after EOF inside a packet")
     expect("inside a packet" in c2.log(), "no log line for the cut packet: %r" % c2.log())
+
+
+@tap.check("lock@wicket: a second session cannot lock an open, locked file; it can once the holder closes or exits")
+def check_lock():
+    base = fresh("lock")
+    a, b = Sftp(cwd=base), Sftp(cwd=base)
+    ha = a.must_open("part", FXF_WRITE | FXF_CREAT, attrs(perm=0o600))
+    expect_status(a.ext("lock@wicket", sshstr(ha)), FX_OK, "first lock")
+    expect_status(a.ext("lock@wicket", sshstr(ha)), FX_OK, "the holder locks again")
+    hb = b.must_open("part", FXF_WRITE)
+    expect_status(b.ext("lock@wicket", sshstr(hb)), FX_FAILURE, "second session's lock",
+                  msg_contains="locked by another client")
+    expect_status(b.write(hb, 0, b"x"), FX_OK, "an advisory lock: writes still work")
+    expect_status(a.close(ha), FX_OK, "holder's CLOSE")
+    expect_status(b.ext("lock@wicket", sshstr(hb)), FX_OK, "lock after the holder closed")
+    c = Sftp(cwd=base)
+    hc = c.must_open("part", FXF_WRITE)
+    expect_status(c.ext("lock@wicket", sshstr(hc)), FX_FAILURE, "third session while b holds it")
+    expect_eq(b.finish(), 0, "holder's exit status at EOF")
+    expect_status(c.ext("lock@wicket", sshstr(hc)), FX_OK, "lock after the holder exited")
+    expect_status(c.ext("lock@wicket", sshstr(b"nosuch")), FX_FAILURE, "unknown handle")
+    for s in (a, c):
+        expect_eq(s.finish(), 0, "exit status at EOF")
 
 
 @tap.check("--max-handles: the cap gives 'too many open handles'; CLOSE frees a slot")

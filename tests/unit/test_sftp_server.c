@@ -31,6 +31,7 @@ struct node {
 	size_t size;
 	uint32_t mode;
 	char target[128];
+	int locks; /* handles holding lock@wicket on it */
 };
 
 struct fake {
@@ -44,6 +45,7 @@ struct fake {
 struct fh {
 	struct node *n;
 	uint32_t pflags;
+	bool locked;
 };
 
 struct dh {
@@ -108,6 +110,8 @@ static int fk_open(void *be, const char *path, uint32_t pf, const struct sftp_at
 static int fk_close(void *be, void *h)
 {
 	((struct fake *)be)->open_handles--;
+	if (((struct fh *)h)->locked)
+		((struct fh *)h)->n->locks--;
 	free(h);
 	return 0;
 }
@@ -171,6 +175,18 @@ static int fk_fsetstat(void *be, void *vh, const struct sftp_attrs *a)
 static int fk_fsync(void *be, void *vh)
 {
 	((struct fake *)be)->calls++;
+	return 0;
+}
+
+static int fk_lock(void *be, void *vh)
+{
+	struct fh *h = vh;
+	if (h->locked)
+		return 0;
+	if (h->n->locks)
+		return -EWOULDBLOCK;
+	h->locked = true;
+	h->n->locks++;
 	return 0;
 }
 
@@ -384,7 +400,7 @@ static int64_t fk_now(void *be)
 
 static const struct sftp_backend_ops fake_ops = {
 	.open = fk_open, .close = fk_close, .read = fk_read, .write = fk_write,
-	.fstat = fk_fstat, .fsetstat = fk_fsetstat, .fsync = fk_fsync,
+	.fstat = fk_fstat, .fsetstat = fk_fsetstat, .fsync = fk_fsync, .lock = fk_lock,
 	.fstatvfs = fk_fstatvfs, .copy = fk_copy, .opendir = fk_opendir,
 	.readdir = fk_readdir, .closedir = fk_closedir, .stat = fk_stat,
 	.setstat = fk_setstat, .statvfs = fk_statvfs, .remove = fk_remove,
@@ -581,7 +597,7 @@ static void test_init(void)
 		{ "fsync@openssh.com", "1" },	     { "lsetstat@openssh.com", "1" },
 		{ "limits@openssh.com", "1" },	     { "expand-path@openssh.com", "1" },
 		{ "copy-data", "1" },		     { "home-directory", "1" },
-		{ "users-groups-by-id@openssh.com", "1" },
+		{ "users-groups-by-id@openssh.com", "1" }, { "lock@wicket", "1" },
 	};
 	bool all = true;
 	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
@@ -591,7 +607,7 @@ static void test_init(void)
 			all = false;
 		}
 	}
-	ok(all && rd_end(&r), "VERSION advertises the 11 extensions with their versions");
+	ok(all && rd_end(&r), "VERSION advertises the 12 extensions with their versions");
 
 	/* An INIT carrying extension pairs is fine too. */
 	b = rq(t, SSH_FXP_INIT);
@@ -670,6 +686,30 @@ static void test_file_io(void)
 	send_rq(t);
 	expect_status(t, SSH_FX_OK, "fsync@openssh.com");
 
+	/* lock@wicket: one holder per file until it closes its handle. */
+	b = rq_ext(t, "lock@wicket");
+	buf_sv(b, h);
+	send_rq(t);
+	expect_status(t, SSH_FX_OK, "lock@wicket");
+	uint8_t hbl[8];
+	struct sv hl = do_open(t, "/f", SSH_FXF_WRITE, hbl);
+	b = rq_ext(t, "lock@wicket");
+	buf_sv(b, hl);
+	send_rq(t);
+	char lmsg[64];
+	uint32_t lcode = status_code(t, lmsg, sizeof(lmsg));
+	ok(lcode == SSH_FX_FAILURE && strcmp(lmsg, "locked by another client") == 0,
+	   "lock@wicket on a file locked through another handle: FAILURE \"%s\"", lmsg);
+	b = rq_ext(t, "lock@wicket");
+	buf_cstr(b, "nohandle");
+	send_rq(t);
+	expect_status(t, SSH_FX_FAILURE, "lock@wicket on an unknown handle");
+	b = rq_ext(t, "lock@wicket");
+	buf_sv(b, h);
+	buf_u32(b, 0);
+	send_rq(t);
+	expect_status(t, SSH_FX_BAD_MESSAGE, "lock@wicket with trailing bytes");
+
 	b = rq_ext(t, "fstatvfs@openssh.com");
 	buf_sv(b, h);
 	send_rq(t);
@@ -683,6 +723,12 @@ static void test_file_io(void)
 
 	do_close(t, h);
 	expect_status(t, SSH_FX_OK, "CLOSE");
+	b = rq_ext(t, "lock@wicket");
+	buf_sv(b, hl);
+	send_rq(t);
+	expect_status(t, SSH_FX_OK, "lock@wicket once the holder closed its handle");
+	do_close(t, hl);
+	expect_status(t, SSH_FX_OK, "CLOSE of the second handle");
 	do_read(t, h, 0, 10);
 	expect_status(t, SSH_FX_FAILURE, "READ on a closed handle");
 	do_close(t, h);
@@ -934,8 +980,8 @@ static void test_filter(void)
 	size_t n = 0;
 	while (sftp_server_request_name(n))
 		n++;
-	is_int(n, 29, "-Q lists 18 requests and 11 extensions");
-	is_str(sftp_server_request_name(28), "users-groups-by-id", "last -Q name");
+	is_int(n, 30, "-Q lists 18 requests and 12 extensions");
+	is_str(sftp_server_request_name(29), "lock", "last -Q name");
 }
 
 static void test_malformed(void)
