@@ -14,7 +14,7 @@
  *
  * Input layout:
  *   byte 0   options: bit 0 read-only, bit 1 at most 3 handles, bit 2 deny
- *            the request numbered byte 1 % 29 (as -P would)
+ *            the request numbered byte 1 % (number of requests, as -P would)
  *   byte 1   input is fed in chunks of (byte 1 + 1) * 8 bytes
  *   rest     the client's byte stream (uint32 length + packet, ...)
  *
@@ -49,8 +49,16 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
 
 #define OUT_HIGH (256u * 1024u)
 #define READ_CHUNK (1024u * 1024u)
-#define NREQS 29
 static const char secret[] = "secret\n";
+
+/* How many requests -P could name: the server's table decides. */
+static size_t nreqs(void)
+{
+	size_t n = 0;
+	while (sftp_server_request_name(n))
+		n++;
+	return n;
+}
 
 static char base[256], rootdir[300], outside[300];
 static int base_fd = -1;
@@ -241,7 +249,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t chunk = ((size_t)data[1] + 1) * 8;
 	struct sftp_server_cfg cfg = { .read_only = opt & 1, .max_handles = (opt & 2) ? 3 : 0 };
 	if (opt & 4)
-		cfg.denied = 1ull << (data[1] % NREQS);
+		cfg.denied = 1ull << (data[1] % nreqs());
 	data += 2;
 	size -= 2;
 
