@@ -282,6 +282,17 @@ static struct sftp_handle *need_handle(struct rq *q, struct sv v, uint8_t kind)
 	return h;
 }
 
+/* A request whose one field is a handle: it, or NULL once answered. */
+static struct sftp_handle *only_handle(struct rq *q, uint8_t kind)
+{
+	struct sv hv = rd_str(q->r);
+	if (!rd_end(q->r)) {
+		send_bad(q);
+		return NULL;
+	}
+	return need_handle(q, hv, kind);
+}
+
 /* ------------------------------------------------------------------ requests */
 
 static int rq_open(struct rq *q)
@@ -316,10 +327,7 @@ static int rq_open(struct rq *q)
 
 static int rq_close(struct rq *q)
 {
-	struct sv hv = rd_str(q->r);
-	if (!rd_end(q->r))
-		return send_bad(q);
-	struct sftp_handle *h = need_handle(q, hv, H_FREE);
+	struct sftp_handle *h = only_handle(q, H_FREE);
 	if (h)
 		send_rc(q, handle_close(q->s, h));
 	return 0;
@@ -430,10 +438,7 @@ static int rq_stat(struct rq *q)
 
 static int rq_fstat(struct rq *q)
 {
-	struct sv hv = rd_str(q->r);
-	if (!rd_end(q->r))
-		return send_bad(q);
-	struct sftp_handle *h = need_handle(q, hv, H_FILE);
+	struct sftp_handle *h = only_handle(q, H_FILE);
 	if (!h)
 		return 0;
 	struct sftp_attrs a;
@@ -504,10 +509,7 @@ static int rq_opendir(struct rq *q)
 static int rq_readdir(struct rq *q)
 {
 	struct sftp_server *s = q->s;
-	struct sv hv = rd_str(q->r);
-	if (!rd_end(q->r))
-		return send_bad(q);
-	struct sftp_handle *h = need_handle(q, hv, H_DIR);
+	struct sftp_handle *h = only_handle(q, H_DIR);
 	if (!h)
 		return 0;
 	if (h->dir_eof)
@@ -666,10 +668,7 @@ static int rq_statvfs(struct rq *q)
 
 static int rq_fstatvfs(struct rq *q)
 {
-	struct sv hv = rd_str(q->r);
-	if (!rd_end(q->r))
-		return send_bad(q);
-	struct sftp_handle *h = need_handle(q, hv, H_FILE);
+	struct sftp_handle *h = only_handle(q, H_FILE);
 	if (!h)
 		return 0;
 	struct sftp_statvfs v;
@@ -690,10 +689,7 @@ static int rq_hardlink(struct rq *q)
 
 static int rq_fsync(struct rq *q)
 {
-	struct sv hv = rd_str(q->r);
-	if (!rd_end(q->r))
-		return send_bad(q);
-	struct sftp_handle *h = need_handle(q, hv, H_FILE);
+	struct sftp_handle *h = only_handle(q, H_FILE);
 	if (h)
 		send_rc(q, q->s->ops->fsync(q->s->be, h->bh));
 	return 0;
@@ -706,10 +702,7 @@ static int rq_fsync(struct rq *q)
  */
 static int rq_lock(struct rq *q)
 {
-	struct sv hv = rd_str(q->r);
-	if (!rd_end(q->r))
-		return send_bad(q);
-	struct sftp_handle *h = need_handle(q, hv, H_FILE);
+	struct sftp_handle *h = only_handle(q, H_FILE);
 	if (!h)
 		return 0;
 	if (!q->s->ops->lock)

@@ -468,7 +468,6 @@ def _():
     p.wait(timeout=10)
 
 
-
 @tap.check("two --resume uploads to one destination: the second fails clearly, the first goes on (lock@wicket)")
 def _():
     t = need_agent()
