@@ -28,6 +28,7 @@
 #include <linux/close_range.h>
 #include <unistd.h>
 
+#include "fdpass.h"
 #include "log.h"
 #include "selinux.h"
 #include "vspawn.h"
@@ -73,21 +74,9 @@ static void q_flush(struct mon *m)
 	while (m->qhead && !m->sock_gone) {
 		struct qmsg *q = m->qhead;
 		struct iovec iov = { q->data, q->n };
-		union {
-			struct cmsghdr h;
-			char space[CMSG_SPACE(sizeof(int) * 3)];
-		} cm;
+		union fdpass_buf cm;
 		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-		if (q->nfds) {
-			memset(&cm, 0, sizeof(cm));
-			mh.msg_control = cm.space;
-			mh.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)q->nfds);
-			struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-			c->cmsg_level = SOL_SOCKET;
-			c->cmsg_type = SCM_RIGHTS;
-			c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)q->nfds);
-			memcpy(CMSG_DATA(c), q->fds, sizeof(int) * (size_t)q->nfds);
-		}
+		fdpass_attach(&mh, &cm, q->fds, q->nfds);
 		ssize_t r = sendmsg(m->sock, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
 		if (r < 0 && errno == EINTR)
 			continue;
@@ -387,13 +376,10 @@ static int do_spawn(struct mon *m, const struct spawn_args *a, pid_t *pid_out, i
 static ssize_t recv_dgram(struct mon *m, uint8_t *buf, size_t cap, int *fds, int *nfds,
 			  int timeout_ms)
 {
-	union {
-		struct cmsghdr h;
-		char space[CMSG_SPACE(sizeof(int) * 4)];
-	} cm;
+	union fdpass_buf cm;
 	struct iovec iov = { buf, cap };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.space,
-			     .msg_controllen = sizeof(cm.space) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	fdpass_expect(&mh, &cm);
 	*nfds = 0;
 	if (timeout_ms >= 0) {
 		struct pollfd p = { .fd = m->sock, .events = POLLIN };
@@ -410,19 +396,9 @@ static ssize_t recv_dgram(struct mon *m, uint8_t *buf, size_t cap, int *fds, int
 	while (n < 0 && errno == EINTR);
 	if (n < 0)
 		return -errno;
-	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
-		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-			continue;
-		size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-		for (size_t i = 0; i < k; i++) {
-			int fd;
-			memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-			if (*nfds < 4)
-				fds[(*nfds)++] = fd;
-			else
-				close(fd);
-		}
-	}
+	*nfds = fdpass_take(&mh, fds, 4);
+	if (*nfds > 4)
+		*nfds = 4; /* the rest were closed */
 	if (n > 0 && (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
 		close_pairs(fds, (size_t)*nfds);
 		*nfds = 0;

@@ -12,6 +12,7 @@
 
 SYSCALLS_DECLARE(loop);
 SYSCALLS_DECLARE(conn);
+SYSCALLS_DECLARE(fdpass);
 SYSCALLS_DECLARE(sink);
 SYSCALLS_DECLARE(log);
 SYSCALLS_DECLARE(pktlog);
@@ -23,6 +24,7 @@ static const struct syscall_rule *const worker_lists[] = {
 	libc_syscalls,	  /* lib/sandbox.c */
 	loop_syscalls,	  /* lib/loop.c */
 	conn_syscalls,	  /* lib/conn.c */
+	fdpass_syscalls,  /* lib/fdpass.c */
 	sink_syscalls,	  /* lib/sink.c */
 	log_syscalls,	  /* lib/log.c */
 	pktlog_syscalls,  /* lib/pktlog.c */

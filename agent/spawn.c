@@ -14,6 +14,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "fdpass.h"
 #include "log.h"
 #include "monitor.h"
 
@@ -80,13 +81,10 @@ static int mon_recv(struct mon_msg *m, void *data, size_t cap, int *fds, int max
 		    bool *got)
 {
 	uint8_t buf[MON_DGRAM_MAX];
-	union {
-		struct cmsghdr h;
-		char space[CMSG_SPACE(sizeof(int) * SPAWN_MAX_FDS)];
-	} cm;
+	union fdpass_buf cm;
 	struct iovec iov = { buf, sizeof(buf) };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.space,
-			     .msg_controllen = sizeof(cm.space) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	fdpass_expect(&mh, &cm);
 	*got = false;
 	ssize_t n;
 	do
@@ -98,15 +96,10 @@ static int mon_recv(struct mon_msg *m, void *data, size_t cap, int *fds, int max
 		mon_gone = true;
 		return -EPIPE;
 	}
-	int nfds = 0;
 	int tmp[SPAWN_MAX_FDS];
-	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
-		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-			continue;
-		size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-		for (size_t i = 0; i < k && nfds < SPAWN_MAX_FDS; i++)
-			memcpy(&tmp[nfds++], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-	}
+	int nfds = fdpass_take(&mh, tmp, SPAWN_MAX_FDS);
+	if (nfds > SPAWN_MAX_FDS)
+		nfds = SPAWN_MAX_FDS; /* the rest were closed */
 	if ((size_t)n < sizeof(*m) || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
 		close_fds(tmp, nfds);
 		log_err("malformed message from the monitor");
@@ -152,21 +145,9 @@ bool spawn_poll(void)
 static int mon_send(const struct mon_msg *m, const void *data, const int *fds, int nfds)
 {
 	struct iovec iov[2] = { { (void *)m, sizeof(*m) }, { (void *)data, m->n } };
-	union {
-		struct cmsghdr h;
-		char space[CMSG_SPACE(sizeof(int) * SPAWN_MAX_FDS)];
-	} cm;
+	union fdpass_buf cm;
 	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = m->n ? 2 : 1 };
-	if (nfds) {
-		memset(&cm, 0, sizeof(cm));
-		mh.msg_control = cm.space;
-		mh.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)nfds);
-		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfds);
-		memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)nfds);
-	}
+	fdpass_attach(&mh, &cm, fds, nfds);
 	for (;;) {
 		ssize_t n = sendmsg(mon_fd, &mh, MSG_NOSIGNAL);
 		if (n >= 0)

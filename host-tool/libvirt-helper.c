@@ -36,6 +36,7 @@
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
 
+#include "fdpass.h"
 #include "guest.h" /* TP_VSOCK_DEFAULT_PORT */
 #include "libvirt.h"
 #include "log.h"
@@ -235,21 +236,9 @@ static void status_send(int fd, int pass_fd, const char *fmt, ...)
 	size_t n = strlen(line);
 	line[n++] = '\n';
 	struct iovec iov = { .iov_base = line, .iov_len = n };
-	union {
-		char buf[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
-	} u;
+	union fdpass_buf cm;
 	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-	if (pass_fd >= 0) {
-		memset(&u, 0, sizeof(u));
-		mh.msg_control = u.buf;
-		mh.msg_controllen = sizeof(u.buf);
-		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(c), &pass_fd, sizeof(int));
-	}
+	fdpass_attach(&mh, &cm, &pass_fd, pass_fd >= 0);
 	ssize_t w;
 	do
 		w = sendmsg(fd, &mh, MSG_NOSIGNAL);

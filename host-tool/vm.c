@@ -36,6 +36,7 @@ const char *vm_uri(const char *uri)
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "fdpass.h"
 #include "log.h"
 
 #define NO_LIBVIRT "this wicket was built without libvirt support (install libvirt-dev and rebuild)"
@@ -73,12 +74,9 @@ static ssize_t status_read(int fd, char *line, size_t len, int *passed)
 	while (n + 1 < len) {
 		char c;
 		struct iovec iov = { .iov_base = &c, .iov_len = 1 };
-		union {
-			char buf[CMSG_SPACE(sizeof(int))];
-			struct cmsghdr align;
-		} u;
-		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
-				     .msg_controllen = sizeof(u.buf) };
+		union fdpass_buf cm;
+		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+		fdpass_expect(&mh, &cm);
 		ssize_t r = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
 		if (r < 0 && errno == EINTR)
 			continue;
@@ -86,15 +84,11 @@ static ssize_t status_read(int fd, char *line, size_t len, int *passed)
 			return -errno;
 		if (r == 0)
 			return 0;
-		for (struct cmsghdr *h = CMSG_FIRSTHDR(&mh); h; h = CMSG_NXTHDR(&mh, h)) {
-			if (h->cmsg_level == SOL_SOCKET && h->cmsg_type == SCM_RIGHTS &&
-			    h->cmsg_len >= CMSG_LEN(sizeof(int))) {
-				int f;
-				memcpy(&f, CMSG_DATA(h), sizeof(int));
-				if (*passed >= 0)
-					close(*passed);
-				*passed = f;
-			}
+		int f;
+		if (fdpass_take(&mh, &f, 1) > 0) {
+			if (*passed >= 0)
+				close(*passed);
+			*passed = f;
 		}
 		if (c == '\n')
 			break;

@@ -20,6 +20,7 @@
 
 #include <openssl/crypto.h>
 
+#include "fdpass.h"
 #include "log.h"
 #include "wire.h"
 
@@ -148,21 +149,9 @@ static const struct priv_entry {
 static int send_reply(struct mon *m, struct buf *b, int *fds, int nfds)
 {
 	struct iovec iov = { buf_data(b), buf_used(b) };
-	union {
-		struct cmsghdr h;
-		char space[CMSG_SPACE(sizeof(int) * 2)];
-	} cm;
+	union fdpass_buf cm;
 	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-	if (nfds) {
-		memset(&cm, 0, sizeof(cm));
-		mh.msg_control = cm.space;
-		mh.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)nfds);
-		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfds);
-		memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)nfds);
-	}
+	fdpass_attach(&mh, &cm, fds, nfds);
 	ssize_t n;
 	do
 		n = sendmsg(m->sock, &mh, MSG_NOSIGNAL);
@@ -175,31 +164,17 @@ static int send_reply(struct mon *m, struct buf *b, int *fds, int nfds)
 /* One request: 1 answered, 0 the network process is gone, -1 violation. */
 static int serve_one(struct mon *m, uint8_t *msg)
 {
-	union {
-		struct cmsghdr h;
-		char space[CMSG_SPACE(sizeof(int) * 4)];
-	} cm;
+	union fdpass_buf cm;
 	struct iovec iov = { msg, PRIV_MSG_MAX + 1 };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.space,
-			     .msg_controllen = sizeof(cm.space) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	fdpass_expect(&mh, &cm);
 	ssize_t n;
 	do
 		n = recvmsg(m->sock, &mh, MSG_CMSG_CLOEXEC);
 	while (n < 0 && errno == EINTR);
 	if (n <= 0)
 		return 0;
-	bool had_fds = false;
-	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
-		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-			continue;
-		int k = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-		for (int i = 0; i < k; i++) {
-			int fd;
-			memcpy(&fd, CMSG_DATA(c) + sizeof(int) * (size_t)i, sizeof(fd));
-			close(fd);
-		}
-		had_fds = true;
-	}
+	bool had_fds = fdpass_take(&mh, NULL, 0) > 0; /* closed: requests carry none */
 	if (had_fds || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)))
 		return violation(m, "a request with fds attached, or oversized"), -1;
 	const struct priv_entry *e = NULL;

@@ -22,6 +22,7 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
+#include "fdpass.h"
 #include "log.h"
 #include "syscalls.h"
 
@@ -36,6 +37,7 @@ SYSCALLS_DECLARE(sshs_relay);
 static const struct syscall_rule *const net_lists[] = {
 	libc_syscalls,		  /* lib/sandbox.c */
 	log_syscalls,		  /* lib/log.c */
+	fdpass_syscalls,	  /* lib/fdpass.c */
 	pktlog_syscalls,	  /* lib/pktlog.c: the same calls as --packet-log here */
 	sshs_transport_syscalls,  /* host-tool/ssh/transport.c */
 	sshs_relay_syscalls,	  /* host-tool/ssh/relay.c */
@@ -82,29 +84,20 @@ static int call(struct net *n, struct buf *req, uint8_t *reply, size_t cap, stru
 	while (w < 0 && errno == EINTR);
 	if (w != (ssize_t)buf_used(req))
 		return SSH_PRIV_FATAL;
-	union {
-		struct cmsghdr h;
-		char space[CMSG_SPACE(sizeof(int) * 2)];
-	} cm;
+	union fdpass_buf cm;
 	struct iovec iov = { reply, cap };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.space,
-			     .msg_controllen = sizeof(cm.space) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	fdpass_expect(&mh, &cm);
 	ssize_t r;
 	do
 		r = recvmsg(n->sock, &mh, MSG_CMSG_CLOEXEC);
 	while (r < 0 && errno == EINTR);
-	int got = 0, tmp[2];
-	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
-		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-			continue;
-		int k = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-		for (int i = 0; i < k && got < 2; i++)
-			memcpy(&tmp[got++], CMSG_DATA(c) + sizeof(int) * (size_t)i, sizeof(int));
-	}
+	int tmp[2];
+	int got = r > 0 ? fdpass_take(&mh, tmp, 2) : 0;
 	bool ok = r >= 6 && !(mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) && got <= maxfds &&
 		  reply[0] == PRIV_REPLY && reply[1] == buf_data(req)[0];
 	if (!ok) {
-		for (int i = 0; i < got; i++)
+		for (int i = 0; i < got && i < 2; i++)
 			close(tmp[i]);
 		return SSH_PRIV_FATAL;
 	}
