@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -309,6 +310,12 @@ int privsep_run(struct ssh_authority *a, const struct ssh_server_cfg *cfg, int r
 	fflush(stderr);
 	if (cfg->pktlog)
 		fflush(cfg->pktlog);
+	/* Looked up here: the child's descriptors are closed before its sandbox,
+	 * whatever NSS opened stays out of it. */
+	struct privsep_ids ids = { 65534, 65534 };
+	const struct passwd *pw = geteuid() == 0 ? getpwnam("nobody") : NULL;
+	if (pw)
+		ids = (struct privsep_ids){ pw->pw_uid, pw->pw_gid };
 	pid_t monitor = getpid();
 	pid_t pid = fork();
 	if (pid < 0) {
@@ -319,7 +326,7 @@ int privsep_run(struct ssh_authority *a, const struct ssh_server_cfg *cfg, int r
 	}
 	if (pid == 0) {
 		close(sp[0]);
-		privsep_net_main(a, cfg, rfd, wfd, sp[1], monitor);
+		privsep_net_main(a, cfg, rfd, wfd, sp[1], monitor, ids);
 	}
 	close(sp[1]);
 	/* Only the network process talks to the client. */

@@ -92,8 +92,14 @@ int privsep_preopen(struct ssh_authority *a);
 
 /* privsep_net.c: the network process. */
 extern const struct sandbox_profile ssh_net_profile;
+/* Who the network process becomes when started as root: nobody. */
+struct privsep_ids {
+	uid_t uid;
+	gid_t gid;
+};
 /* Never returns: runs the transport under the sandbox, then _exit(). */
 void privsep_net_main(struct ssh_authority *a, const struct ssh_server_cfg *cfg, int rfd,
-		      int wfd, int sock, pid_t monitor) __attribute__((noreturn));
+		      int wfd, int sock, pid_t monitor, struct privsep_ids ids)
+	__attribute__((noreturn));
 
 #endif

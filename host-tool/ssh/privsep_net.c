@@ -385,7 +385,7 @@ static int prewarm(void)
 }
 
 static int net_isolate(struct ssh_authority *a, const struct ssh_server_cfg *cfg, int rfd,
-		       int wfd, int sock, pid_t monitor)
+		       int wfd, int sock, pid_t monitor, struct privsep_ids ids)
 {
 	/* Without the monitor there is nothing left to do. */
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0 || getppid() != monitor)
@@ -420,16 +420,20 @@ static int net_isolate(struct ssh_authority *a, const struct ssh_server_cfg *cfg
 		/* Logs may go to a file we hold open; otherwise no file grows. */
 		.no_files = !is_regular(2) && !(cfg->pktlog && is_regular(fileno(cfg->pktlog))),
 		.no_fork = true,
+		/* As root it becomes nobody: a way out of the filter is not uid 0. */
+		.drop_user = geteuid() == 0,
+		.uid = ids.uid,
+		.gid = ids.gid,
 		.drop_caps = true,
 	};
 	return sandbox_isolate(&o);
 }
 
 void privsep_net_main(struct ssh_authority *a, const struct ssh_server_cfg *cfg, int rfd,
-		      int wfd, int sock, pid_t monitor)
+		      int wfd, int sock, pid_t monitor, struct privsep_ids ids)
 {
 	struct net n = { .sock = sock, .probe = probe_from_env() };
-	if (net_isolate(a, cfg, rfd, wfd, sock, monitor) < 0) {
+	if (net_isolate(a, cfg, rfd, wfd, sock, monitor, ids) < 0) {
 		log_err("ssh: cannot sandbox the network process: refusing to serve");
 		_exit(255);
 	}

@@ -8,6 +8,7 @@ make it call openat, ask for the guest before authentication, send a
 request outside the table, or ignore the monitor's refusal of a wrong key."""
 
 import os
+import pwd
 import re
 import shutil
 import subprocess
@@ -122,6 +123,18 @@ def check_confined(net, no_files, log=None):
         print("# built without libseccomp: no filter to check (Seccomp %s)" % st.get("Seccomp"))
     expect_eq(st.get("NoNewPrivs"), "1", "NoNewPrivs of the network process")
     expect_eq(int(st.get("CapEff", "1"), 16), 0, "capabilities: CapEff %s" % st.get("CapEff"))
+    if os.geteuid() == 0:
+        # Run as root, it leaves uid 0 for nobody (real, effective, saved, fs).
+        try:
+            nobody = pwd.getpwnam("nobody")
+            want = (nobody.pw_uid, nobody.pw_gid)
+        except KeyError:
+            want = (65534, 65534)
+        expect_eq([int(x) for x in st["Uid"].split()], [want[0]] * 4, "uids of the network process")
+        expect_eq([int(x) for x in st["Gid"].split()], [want[1]] * 4, "gids of the network process")
+        expect_eq(st.get("Groups", "").split(), [], "supplementary groups of the network process")
+    else:
+        print("# not root: the network process keeps our uid %d" % os.geteuid())
     lim = proclib.limits(net)
     expect_eq(lim.get("Max open files"), ("16", "16"), "RLIMIT_NOFILE")
     expect_eq(lim.get("Max core file size"), ("0", "0"), "RLIMIT_CORE")
@@ -179,7 +192,7 @@ def _():
 # ---------------------------------------------------------------- confinement
 
 
-@tap.check("serve: while ssh is connected the network process is confined (Seccomp 2, "
+@tap.check("serve: while ssh is connected the network process is confined (Seccomp 2, uid nobody as root, "
            "NoNewPrivs 1, rlimits, cwd /, no files); the monitor is not")
 def _():
     s = S.setdefault("serve", Serve())
