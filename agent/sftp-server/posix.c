@@ -446,10 +446,9 @@ static int px_copy_rw(int in, uint64_t ioff, uint64_t len, int out, uint64_t oof
 	if (!buf)
 		return -ENOMEM;
 	int rc = 0;
-	bool all = len == 0;
-	while (all || len) {
+	while (len) {
 		size_t want = CHUNK;
-		if (!all && len < want)
+		if (len < want)
 			want = (size_t)len;
 		ssize_t n = pread(in, buf, want, (off_t)ioff);
 		if (n < 0 && errno == EINTR)
@@ -464,8 +463,7 @@ static int px_copy_rw(int in, uint64_t ioff, uint64_t len, int out, uint64_t oof
 			break;
 		ioff += (uint64_t)n;
 		ooff += (uint64_t)n;
-		if (!all)
-			len -= (uint64_t)n;
+		len -= (uint64_t)n;
 	}
 	free(buf);
 	return rc;
@@ -478,36 +476,39 @@ static int px_copy(void *be, void *from, uint64_t from_off, uint64_t len, void *
 	if (from_off > (uint64_t)INT64_MAX || to_off > (uint64_t)INT64_MAX)
 		return -EINVAL;
 	/*
-	 * Length 0 means "to the end of the source" as it is now: fix that end
-	 * before copying, or a copy within one file chases its own growing end.
+	 * Never past the source's end as it is now (length 0: up to it): a copy
+	 * within one file would chase its own growing end, a byte at a time.
 	 */
-	if (len == 0) {
-		struct stat st;
-		if (fstat(in, &st) < 0)
-			return neg_errno();
-		if ((uint64_t)st.st_size <= from_off)
+	struct stat si, so;
+	if (fstat(in, &si) < 0 || fstat(out, &so) < 0)
+		return neg_errno();
+	if (S_ISREG(si.st_mode) || len == 0) {
+		if ((uint64_t)si.st_size <= from_off)
 			return 0;
-		len = (uint64_t)st.st_size - from_off;
+		if (len == 0 || len > (uint64_t)si.st_size - from_off)
+			len = (uint64_t)si.st_size - from_off;
 	}
-	bool all = false;
-	while (all || len) {
+	/* Overlapping ranges of one file: what copy_file_range refuses too. */
+	if (si.st_dev == so.st_dev && si.st_ino == so.st_ino && from_off < to_off + len &&
+	    to_off < from_off + len)
+		return -EINVAL;
+	while (len) {
 		loff_t io = (loff_t)from_off, oo = (loff_t)to_off;
-		size_t want = all || len > (1u << 30) ? (1u << 30) : (size_t)len;
+		size_t want = len > (1u << 30) ? (1u << 30) : (size_t)len;
 		ssize_t n = copy_file_range(in, &io, out, &oo, want, 0);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
 			if (errno == EXDEV || errno == EINVAL || errno == ENOSYS ||
 			    errno == EOPNOTSUPP)
-				return px_copy_rw(in, from_off, all ? 0 : len, out, to_off);
+				return px_copy_rw(in, from_off, len, out, to_off);
 			return neg_errno();
 		}
 		if (n == 0)
 			break; /* end of the source */
 		from_off += (uint64_t)n;
 		to_off += (uint64_t)n;
-		if (!all)
-			len -= (uint64_t)n;
+		len -= (uint64_t)n;
 	}
 	return 0;
 }

@@ -607,6 +607,20 @@ def check_extensions():
                   "copy-data")
     expect_status(c.ext("copy-data", sshstr(h) + u64(0) + u64(0) + sshstr(h) + u64(20)),
                   FX_FAILURE, "copy-data onto the same handle")
+    # Two handles of one file: overlapping ranges are refused at once (they
+    # used to chase the growing end a byte at a time), disjoint ones work,
+    # and a huge length stops at the source's end.
+    write_file(os.path.join(base, "k"), b"0123456789")
+    k1, k2 = c.must_open("k", FXF_READ), c.must_open("k", FXF_WRITE)
+    t0 = time.monotonic()
+    expect_status(c.ext("copy-data", sshstr(k1) + u64(0) + u64(1 << 40) + sshstr(k2) + u64(1)),
+                  FX_FAILURE, "copy-data between overlapping ranges of one file")
+    expect(time.monotonic() - t0 < 5, "the refusal took %.1f s" % (time.monotonic() - t0))
+    expect_status(c.ext("copy-data", sshstr(k1) + u64(0) + u64(1 << 40) + sshstr(k2) + u64(10)),
+                  FX_OK, "copy-data to the end of the same file (disjoint)")
+    c.close(k1)
+    c.close(k2)
+    expect_eq(read_path(os.path.join(base, "k")), b"0123456789" * 2, "copy-data within one file")
     c.close(h)
     c.close(h2)
     expect_eq(read_path(os.path.join(base, "g")), b"3456", "copy-data result")
