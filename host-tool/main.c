@@ -267,6 +267,9 @@ static int cmd_list(int argc, char **argv, int i, struct globals *g)
 int main(int argc, char **argv)
 {
 	struct globals g = { 0 };
+	/* Our SSH server's network process, re-executed (ssh/privsep.h). */
+	if (argc >= 2 && strcmp(argv[1], SSH_NET_CHILD_ARG) == 0)
+		return ssh_net_child(argc, argv);
 	log_set_ident("wicket");
 	int i = 1;
 	for (; i < argc; i++) {

@@ -326,9 +326,11 @@ int privsep_run(struct ssh_authority *a, const struct ssh_server_cfg *cfg, int r
 	}
 	if (pid == 0) {
 		close(sp[0]);
-		privsep_net_main(a, cfg, rfd, wfd, sp[1], monitor, ids);
+		privsep_exec_net(rfd, wfd, sp[1], cfg->pktlog, monitor);
 	}
 	close(sp[1]);
+	if (privsep_send_config(sp[0], cfg, ids) < 0)
+		log_err("ssh: cannot configure the network process: %s", strerror(errno));
 	/* Only the network process talks to the client. */
 	release_fd(rfd);
 	if (wfd != rfd)

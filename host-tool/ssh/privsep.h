@@ -3,11 +3,13 @@
  * Privilege separation of the SSH server (`proxy --ssh`, `serve`), as the
  * agent does it (agent/monitor.h) and OpenSSH's privsep, smaller.
  *
- * privsep_run() forks the NETWORK process: everything that parses client
+ * privsep_run() starts the NETWORK process: everything that parses client
  * bytes (version exchange, binary packets, key exchange, userauth parsing
- * and, after authentication, the relay).  Before it reads a byte it drops
- * the host private key and authorized_keys from its memory, closes every
- * other fd, moves to /, and isolates itself (lib/sandbox.h): rlimits
+ * and, after authentication, the relay).  It is a fresh image of wicket
+ * (privsep_exec.c: its own address-space layout, none of the monitor's
+ * memory, its configuration in a PRIV_CONFIG datagram).  Before it reads a
+ * byte it closes every other fd, moves to /, becomes nobody when started
+ * as root, and isolates itself (lib/sandbox.h): rlimits
  * (RLIMIT_NOFILE 16, NPROC 0, CORE 0, FSIZE 0 unless its log is a file),
  * NO_NEW_PRIVS and a seccomp allowlist without open, exec, socket or
  * connect (profile in privsep_net.c).  The parent stays the MONITOR: it
@@ -45,10 +47,13 @@
 #define WICKET_SSH_PRIVSEP_H
 
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #include "authority.h"
 #include "sandbox.h"
+#include "ssh.h"
+#include "sshs.h"
 
 enum priv_type {
 	PRIV_SIGN = 1,
@@ -57,6 +62,7 @@ enum priv_type {
 	PRIV_NONE,
 	PRIV_GUEST,
 	PRIV_REPLY = 0x80,
+	PRIV_CONFIG = 0x81, /* monitor -> network process, its first datagram */
 };
 
 /* One datagram at most (a 16384-bit RSA key and signature fit easily). */
@@ -97,9 +103,28 @@ struct privsep_ids {
 	uid_t uid;
 	gid_t gid;
 };
-/* Never returns: runs the transport under the sandbox, then _exit(). */
+/*
+ * Never returns: runs the transport under the sandbox, then _exit().  @a,
+ * when the process was forked with the monitor's memory, is forgotten first
+ * (NULL in an executed network process: it has none).
+ */
 void privsep_net_main(struct ssh_authority *a, const struct ssh_server_cfg *cfg, int rfd,
 		      int wfd, int sock, pid_t monitor, struct privsep_ids ids)
 	__attribute__((noreturn));
+
+/* privsep_exec.c: the network process as a fresh image of this program. */
+#define PRIVSEP_CHILD_ARG SSH_NET_CHILD_ARG
+enum { PRIVSEP_FD_IN = 0, PRIVSEP_FD_OUT = 1, PRIVSEP_FD_MONITOR = 3, PRIVSEP_FD_PKTLOG = 4 };
+/*
+ * PRIV_CONFIG on @sock: flags (authkeys, token, none, packet log), log level,
+ * grace seconds, rekey bytes (two u32), rekey seconds, uid, gid (@ids),
+ * string host key blob, string peer address.  0, or -1.
+ */
+int privsep_send_config(int sock, const struct ssh_server_cfg *cfg, struct privsep_ids ids);
+/* In the forked child: lay out the descriptors and execute the network process. */
+void privsep_exec_net(int rfd, int wfd, int sock, FILE *pktlog, pid_t monitor)
+	__attribute__((noreturn));
+/* main() of `wicket --ssh-net-child MONITOR_PID`: the configuration, then the transport. */
+int privsep_net_child(int argc, char **argv);
 
 #endif

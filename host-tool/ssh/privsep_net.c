@@ -391,10 +391,12 @@ static int net_isolate(struct ssh_authority *a, const struct ssh_server_cfg *cfg
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0 || getppid() != monitor)
 		return -1;
 	prctl(PR_SET_NAME, "wicket-ssh-net", 0, 0, 0);
-	/* What only the monitor may hold. */
-	sshkey_free((struct sshkey *)a->host_key);
-	authkeys_free((struct authkeys *)a->authkeys);
-	OPENSSL_cleanse(a, sizeof(*a));
+	/* What only the monitor may hold (a forked process has a copy). */
+	if (a) {
+		sshkey_free((struct sshkey *)a->host_key);
+		authkeys_free((struct authkeys *)a->authkeys);
+		OPENSSL_cleanse(a, sizeof(*a));
+	}
 	if (chdir("/") < 0)
 		return -1;
 	int keep[8], nk = 0;

@@ -15,5 +15,8 @@ int ssh_cmd_proxy(int argc, char **argv, int i, struct globals *g);
 int ssh_cmd_serve(int argc, char **argv, int i, struct globals *g);
 /* `wicket ssh-config`: print the ssh_config.d snippet. */
 int ssh_cmd_config(int argc, char **argv, int i, struct globals *g);
+/* Internal: argv[1] names the SSH server's network process (privsep.h). */
+#define SSH_NET_CHILD_ARG "--ssh-net-child"
+int ssh_net_child(int argc, char **argv);
 
 #endif

@@ -459,7 +459,18 @@ int ssh_cmd_serve(int argc, char **argv, int i, struct globals *g)
 	return 0;
 }
 
+int ssh_net_child(int argc, char **argv)
+{
+	return privsep_net_child(argc, argv);
+}
+
 #else /* !HAVE_LIBCRYPTO */
+
+int ssh_net_child(int argc, char **argv)
+{
+	fprintf(stderr, "wicket: this wicket was built without SSH support (libcrypto)\n");
+	return WICKET_EXIT_FAILURE;
+}
 
 bool ssh_proxy_wanted(int argc, char **argv, int i)
 {

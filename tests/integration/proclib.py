@@ -34,6 +34,17 @@ def comm(pid):
     return (read("/proc/%d/comm" % pid, b"") or b"").decode("utf-8", "replace").strip()
 
 
+def exe_base(pid):
+    """Lowest address /proc/PID/maps shows for the process's own executable
+    (OSError when the maps are unreadable, e.g. not dumpable and not root)."""
+    exe = os.readlink("/proc/%d/exe" % pid)
+    with open("/proc/%d/maps" % pid) as f:
+        for ln in f:
+            if ln.rstrip().endswith(" " + exe):
+                return int(ln.split("-", 1)[0], 16)
+    raise OSError("no mapping of %s in /proc/%d/maps" % (exe, pid))
+
+
 def all_pids():
     return [int(d) for d in os.listdir("/proc") if d.isdigit()]
 

@@ -149,6 +149,23 @@ def check_confined(net, no_files, log=None):
         expect(ok, "network process fd %d is %s" % (fd, t))
     mon = int(st["PPid"])
     expect_eq(proclib.status(mon).get("Seccomp"), "0", "Seccomp mode of the monitor")
+    # A fresh image, not a fork of the monitor: its own command line and,
+    # with ASLR, its own layout (a fork would map wicket where the monitor does).
+    with open("/proc/%d/cmdline" % net, "rb") as f:
+        argv = f.read().split(b"\0")
+    expect_eq(argv[:3], [b"wicket-ssh-net", b"--ssh-net-child", str(mon).encode()],
+              "the network process's command line")
+    try:
+        with open("/proc/sys/kernel/randomize_va_space") as f:
+            aslr = f.read().strip() != "0"
+        bases = [proclib.exe_base(p) for p in (net, mon)]
+    except OSError as e:
+        print("# layouts not compared: %s" % e)
+    else:
+        if aslr:
+            expect(bases[0] != bases[1], "wicket mapped at %#x in both: not re-executed" % bases[0])
+        else:
+            print("# ASLR is off here: layouts not compared")
     return mon
 
 
