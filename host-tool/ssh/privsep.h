@@ -103,14 +103,9 @@ struct privsep_ids {
 	uid_t uid;
 	gid_t gid;
 };
-/*
- * Never returns: runs the transport under the sandbox, then _exit().  @a,
- * when the process was forked with the monitor's memory, is forgotten first
- * (NULL in an executed network process: it has none).
- */
-void privsep_net_main(struct ssh_authority *a, const struct ssh_server_cfg *cfg, int rfd,
-		      int wfd, int sock, pid_t monitor, struct privsep_ids ids)
-	__attribute__((noreturn));
+/* Never returns: runs the transport under the sandbox, then _exit(). */
+void privsep_net_main(const struct ssh_server_cfg *cfg, int rfd, int wfd, int sock,
+		      pid_t monitor, struct privsep_ids ids) __attribute__((noreturn));
 
 /* privsep_exec.c: the network process as a fresh image of this program. */
 #define PRIVSEP_CHILD_ARG SSH_NET_CHILD_ARG

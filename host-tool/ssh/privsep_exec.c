@@ -126,6 +126,5 @@ int privsep_net_child(int argc, char **argv)
 		log_err("ssh: packet log: %s", strerror(errno));
 		return 255;
 	}
-	privsep_net_main(NULL, &cfg, PRIVSEP_FD_IN, PRIVSEP_FD_OUT, PRIVSEP_FD_MONITOR, (pid_t)mon,
-			 ids);
+	privsep_net_main(&cfg, PRIVSEP_FD_IN, PRIVSEP_FD_OUT, PRIVSEP_FD_MONITOR, (pid_t)mon, ids);
 }

@@ -19,7 +19,6 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include <openssl/crypto.h>
 #include <openssl/rand.h>
 
 #include "fdpass.h"
@@ -384,19 +383,13 @@ static int prewarm(void)
 	return RAND_bytes(key, sizeof(key)) == 1 ? 0 : -1;
 }
 
-static int net_isolate(struct ssh_authority *a, const struct ssh_server_cfg *cfg, int rfd,
-		       int wfd, int sock, pid_t monitor, struct privsep_ids ids)
+static int net_isolate(const struct ssh_server_cfg *cfg, int rfd, int wfd, int sock,
+		       pid_t monitor, struct privsep_ids ids)
 {
 	/* Without the monitor there is nothing left to do. */
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0 || getppid() != monitor)
 		return -1;
 	prctl(PR_SET_NAME, "wicket-ssh-net", 0, 0, 0);
-	/* What only the monitor may hold (a forked process has a copy). */
-	if (a) {
-		sshkey_free((struct sshkey *)a->host_key);
-		authkeys_free((struct authkeys *)a->authkeys);
-		OPENSSL_cleanse(a, sizeof(*a));
-	}
 	if (chdir("/") < 0)
 		return -1;
 	int keep[8], nk = 0;
@@ -431,11 +424,11 @@ static int net_isolate(struct ssh_authority *a, const struct ssh_server_cfg *cfg
 	return sandbox_isolate(&o);
 }
 
-void privsep_net_main(struct ssh_authority *a, const struct ssh_server_cfg *cfg, int rfd,
-		      int wfd, int sock, pid_t monitor, struct privsep_ids ids)
+void privsep_net_main(const struct ssh_server_cfg *cfg, int rfd, int wfd, int sock,
+		      pid_t monitor, struct privsep_ids ids)
 {
 	struct net n = { .sock = sock, .probe = probe_from_env() };
-	if (net_isolate(a, cfg, rfd, wfd, sock, monitor, ids) < 0) {
+	if (net_isolate(cfg, rfd, wfd, sock, monitor, ids) < 0) {
 		log_err("ssh: cannot sandbox the network process: refusing to serve");
 		_exit(255);
 	}
