@@ -18,16 +18,14 @@ static int up_item(struct cp *cp, int dirfd, const char *name, const char *lpath
  * would write it at once.  With lock@wicket (wicket-sftp-server) the first
  * holds a lock on it until its handle closes, however its session ends; the
  * second gives up here.  Only the lock holder trusts the size, so it is
- * taken again under the lock: *@off = bytes to keep.  Other servers have
- * no locking: nothing changes there.
+ * taken again under the lock: *@off = bytes to keep.  Only called when the
+ * server offers the lock; others have none and nothing changes there.
  */
 static int up_lock_temp(struct cp *cp, const char *rpath, const char *tmp, uint64_t size,
 			struct sftp_handle *h, uint64_t *off)
 {
 	struct sftp *s = cp->s;
 	int r = sftp_lock(s, h);
-	if (r == SSH_FX_OP_UNSUPPORTED)
-		return CP_OK;
 	if (r == SSH_FX_FAILURE && strcmp(sftp_error(s), "locked by another client") == 0)
 		r = cp_rfail(cp, rpath, "%s is locked: another wicket cp --resume is writing it",
 			     tmp);
@@ -105,7 +103,7 @@ static int up_open_temp(struct cp *cp, const char *rpath, const char *rdir, cons
 	}
 	if (r != SFTP_OK)
 		return cp_sftp(cp, r, rpath);
-	return cp->resume ? up_lock_temp(cp, rpath, tmp, size, h, off) : CP_OK;
+	return cp->resume && sftp_can_lock(s) ? up_lock_temp(cp, rpath, tmp, size, h, off) : CP_OK;
 }
 
 static int up_file(struct cp *cp, int dirfd, const char *name, const char *lpath,
