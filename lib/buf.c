@@ -127,6 +127,24 @@ void buf_reset(struct buf *b)
 	b->err = false;
 }
 
+/* Move the @used unconsumed bytes to the front of a new @ncap array. */
+static bool buf_regrow(struct buf *b, size_t ncap, size_t used)
+{
+	uint8_t *np = malloc(ncap);
+	if (!np) {
+		b->err = true;
+		return false;
+	}
+	if (used)
+		memcpy(np, b->p + b->off, used);
+	free(b->p);
+	b->p = np;
+	b->cap = ncap;
+	b->off = 0;
+	b->len = used;
+	return true;
+}
+
 uint8_t *buf_reserve(struct buf *b, size_t n)
 {
 	if (b->err)
@@ -153,19 +171,7 @@ uint8_t *buf_reserve(struct buf *b, size_t n)
 		ncap *= 2;
 	if (ncap > b->max)
 		ncap = b->max;
-	uint8_t *np = malloc(ncap);
-	if (!np) {
-		b->err = true;
-		return NULL;
-	}
-	if (used)
-		memcpy(np, b->p + b->off, used);
-	free(b->p);
-	b->p = np;
-	b->cap = ncap;
-	b->off = 0;
-	b->len = used;
-	return b->p + b->len;
+	return buf_regrow(b, ncap, used) ? b->p + b->len : NULL;
 }
 
 uint8_t *buf_reserve_read(struct buf *b, size_t min, size_t want, size_t *room)
@@ -189,21 +195,13 @@ uint8_t *buf_reserve_read(struct buf *b, size_t min, size_t want, size_t *room)
 		if (ncap > b->max)
 			ncap = b->max;
 		if (ncap > b->cap) {
-			uint8_t *np = malloc(ncap);
-			if (!np) {
-				b->err = true;
+			if (!buf_regrow(b, ncap, used))
 				return NULL;
-			}
-			if (used)
-				memcpy(np, b->p + b->off, used);
-			free(b->p);
-			b->p = np;
-			b->cap = ncap;
 		} else {
 			memmove(b->p, b->p + b->off, used);
+			b->off = 0;
+			b->len = used;
 		}
-		b->off = 0;
-		b->len = used;
 	}
 	size_t tail = b->cap - b->len;
 	*room = tail < want ? tail : want;
