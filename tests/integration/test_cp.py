@@ -400,6 +400,13 @@ def _():
     expect_eq(r.rc, 255, "unreachable target\n" + r.describe())
 
 
+def relay_cmd(t, up, down=0):
+    """A --proxy-command running this file's --relay to target @t's socket,
+    throttled to @up bytes/s towards the agent and @down back (0: unthrottled)."""
+    return "%s %s --relay %s %d%s" % (sys.executable, os.path.abspath(__file__), t[len("unix/"):],
+                                      up, " %d" % down if down else "")
+
+
 def start_bg(argv, d):
     """Popen in its own session, stderr to a file (the relay, a grandchild,
     may hold a pipe open long after wicket is gone); killed at cleanup."""
@@ -426,8 +433,7 @@ def slow_upload(d, big_name, rate=4 << 20):
         f.truncate(200 * 1024 * 1024)
     rdir = os.path.join(d, "remote")
     os.makedirs(rdir)
-    relay = "%s %s --relay %s %d" % (sys.executable, os.path.abspath(__file__),
-                                      t[len("unix/"):], rate)
+    relay = relay_cmd(t, rate)
     p = start_bg(wicket("--proxy-command", relay, "cp", src, "x:" + rdir), d)
 
     def temp_seen():
@@ -450,8 +456,7 @@ def _():
     os.makedirs(local)
     dst = os.path.join(local, "huge")
     part = os.path.join(local, ".huge.wicket-part")
-    relay = "%s %s --relay %s %d %d" % (sys.executable, os.path.abspath(__file__),
-                                         t[len("unix/"):], 1 << 30, 4 << 20)
+    relay = relay_cmd(t, 1 << 30, 4 << 20)
     p = start_bg(wicket("--proxy-command", relay, "cp", "-q", "--resume", "x:" + src, dst), d)
     wait_until(lambda: os.path.exists(part) and os.path.getsize(part) > 0, timeout=30,
                what="the first copy's .part file")
@@ -483,8 +488,7 @@ def _():
     part = os.path.join(rdir, ".dst.wicket-part")
     # The first copy's upload direction is throttled to 2 MiB/s: it runs for
     # the whole test.
-    relay = "%s %s --relay %s %d" % (sys.executable, os.path.abspath(__file__),
-                                      t[len("unix/"):], 2 << 20)
+    relay = relay_cmd(t, 2 << 20)
     p = start_bg(wicket("--proxy-command", relay, "cp", "-q", "--resume", src, "x:" + dst), d)
     wait_until(lambda: os.path.exists(part) and os.path.getsize(part) > 0, timeout=30,
                what="the first copy's .part file")
@@ -618,8 +622,7 @@ def change_mid_download(name, change):
     d = fresh(name)
     src, dst = os.path.join(d, "src"), os.path.join(d, "dst")
     write(src, rnd(16 << 20, 11))
-    relay = "%s %s --relay %s %d %d" % (sys.executable, os.path.abspath(__file__),
-                                         t[len("unix/"):], 1 << 30, 8 << 20)
+    relay = relay_cmd(t, 1 << 30, 8 << 20)
     th = threading.Timer(0.5, change, (src,))
     th.start()
     r = cp("-q", "x:" + src, dst, proxy=relay, timeout=120)
@@ -668,8 +671,7 @@ def _():
         f.truncate(200 * 1024 * 1024)
     local = os.path.join(d, "local")
     os.makedirs(local)
-    relay = "%s %s --relay %s %d %d" % (sys.executable, os.path.abspath(__file__),
-                                         t[len("unix/"):], 1 << 30, 4 << 20)
+    relay = relay_cmd(t, 1 << 30, 4 << 20)
     p = start_bg(wicket("--proxy-command", relay, "cp", "x:" + src, local), d)
     wait_until(lambda: glob.glob(os.path.join(local, ".huge.wicket-*")), timeout=30,
                what="the temporary download file")
