@@ -1369,5 +1369,6 @@ static void conn_read_ready(struct watch *w, short rev)
  * spliced to the stream from a duplicate of the pipe (how much is waiting:
  * FIONREAD); poll: is a direct pipe full, or the stream empty?
  */
-SYSCALLS(conn) = { SC("read"), SC("write"), SC("splice"), SC("poll"), SC_GE_EQ("ioctl", 0, 3, 1, FIONREAD),
-		   SC_EQ("fcntl", 1, F_DUPFD_CLOEXEC), SC("close"), SC_END };
+SYSCALLS(conn) = { SC("read"), SC("write"), SC("splice"), SC("poll"), SC("ppoll"),
+		   SC_GE_EQ("ioctl", 0, 3, 1, FIONREAD), SC_EQ("fcntl", 1, F_DUPFD_CLOEXEC),
+		   SC("close"), SC_END };
