@@ -7,6 +7,7 @@
 #include "authority.h"
 
 #include <fcntl.h>
+#include <stdarg.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -63,6 +64,21 @@ static int attempt_allowed(struct ssh_authority *a, bool configured, const char 
 	return fatal(a, why);
 }
 
+/* A refusal: who, from where, why; 'serve' logs it at warning level. */
+__attribute__((format(printf, 4, 5))) static int refused(struct ssh_authority *a, struct sv user,
+							   const char *method, const char *fmt, ...)
+{
+	char u[128], why[400];
+	sv_printable(user, u, sizeof(u));
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	log_msg(a->log_logins ? LOG_WARN : LOG_INFO, "ssh: %s: refused %s for user %s: %s",
+		a->peer_addr, method, u, why);
+	return SSH_PRIV_REFUSED;
+}
+
 /* Success: log it, tell `serve` (it counts unauthenticated connections). */
 static int succeeded(struct ssh_authority *a, struct sv user, const char *how)
 {
@@ -78,33 +94,56 @@ static int succeeded(struct ssh_authority *a, struct sv user, const char *how)
 	return SSH_PRIV_OK;
 }
 
+/* The authorized_keys to match against: the parsed one, or the file afresh. */
+static const struct authkeys *current_authkeys(struct ssh_authority *a, struct authkeys **fresh,
+					       char *err, size_t errlen)
+{
+	*fresh = NULL;
+	if (!a->authkeys_file)
+		return a->authkeys;
+	*fresh = authkeys_load(a->authkeys_file, err, errlen);
+	return *fresh;
+}
+
+static void free_authkeys(struct authkeys **ak)
+{
+	authkeys_free(*ak);
+}
+
+static void free_key(struct sshkey **k)
+{
+	sshkey_free(*k);
+}
+
 int authority_pubkey(struct ssh_authority *a, const struct ssh_pubkey_req *rq,
 		     struct authkeys_opts *opts)
 {
 	memset(opts, 0, sizeof(*opts));
-	int e = attempt_allowed(a, a->authkeys != NULL, "publickey");
+	int e = attempt_allowed(a, a->authkeys || a->authkeys_file, "publickey");
 	if (e)
 		return e;
 	if (!sv_eq(rq->service, "ssh-connection"))
 		return fatal(a, "publickey for a service other than ssh-connection");
-	struct sshkey *key = sshkey_from_blob(rq->blob);
-	if (!key || !sshkey_algo_allowed(key, rq->algo)) {
-		sshkey_free(key);
-		return SSH_PRIV_REFUSED;
-	}
+	__attribute__((cleanup(free_key))) struct sshkey *key = sshkey_from_blob(rq->blob);
+	if (!key)
+		return refused(a, rq->user, "publickey", "unusable key blob");
+	if (!sshkey_algo_allowed(key, rq->algo))
+		return refused(a, rq->user, "publickey", "algorithm not allowed for a %s key",
+			       sshkey_type_name(key));
+	char fp[SSHKEY_FP_LEN], err[512];
+	sshkey_fingerprint(key, fp, sizeof(fp));
+	__attribute__((cleanup(free_authkeys))) struct authkeys *fresh = NULL;
+	const struct authkeys *ak = current_authkeys(a, &fresh, err, sizeof(err));
+	if (!ak)
+		return refused(a, rq->user, "publickey", "key %s %s: %s: %s", sshkey_type_name(key),
+			       fp, a->authkeys_file, err);
 	struct authkeys_opts o;
 	memset(&o, 0, sizeof(o));
-	char fp[SSHKEY_FP_LEN];
-	sshkey_fingerprint(key, fp, sizeof(fp));
-	if (authkeys_match(a->authkeys, key, a->peer_addr, &o) != 0) {
-		log_info("ssh: %s: key %s %s not authorized", a->peer_addr, sshkey_type_name(key),
-			 fp);
-		sshkey_free(key);
-		return SSH_PRIV_REFUSED;
-	}
+	if (authkeys_match(ak, key, a->peer_addr, &o) != 0)
+		return refused(a, rq->user, "publickey", "key %s %s is not authorized",
+			       sshkey_type_name(key), fp);
 	if (!rq->has_sig) {
 		authkeys_opts_clear(&o);
-		sshkey_free(key);
 		return SSH_PRIV_PK_OK;
 	}
 	/* RFC 4252 7: what the client signed, with our own session id. */
@@ -121,15 +160,13 @@ int authority_pubkey(struct ssh_authority *a, const struct ssh_pubkey_req *rq,
 	bool ok = !d.err && sshkey_verify(key, rq->algo, rq->sig, buf_data(&d), buf_used(&d)) == 0;
 	buf_free(&d);
 	if (!ok) {
-		log_info("ssh: %s: bad signature for key %s", a->peer_addr, fp);
 		authkeys_opts_clear(&o);
-		sshkey_free(key);
-		return SSH_PRIV_REFUSED;
+		return refused(a, rq->user, "publickey", "bad signature for key %s %s",
+			       sshkey_type_name(key), fp);
 	}
 	char how[300];
 	snprintf(how, sizeof(how), "publickey %s %s%s%s", sshkey_type_name(key), fp,
 		 o.comment[0] ? " " : "", o.comment);
-	sshkey_free(key);
 	*opts = o;
 	return succeeded(a, rq->user, how);
 }
@@ -169,10 +206,8 @@ int authority_token(struct ssh_authority *a, struct sv user, struct sv response)
 			ok = false;
 	}
 	OPENSSL_cleanse(tok, sizeof(tok));
-	if (!ok) {
-		log_info("ssh: %s: wrong or used one-time token", a->peer_addr);
-		return SSH_PRIV_REFUSED;
-	}
+	if (!ok)
+		return refused(a, user, "keyboard-interactive", "wrong or used one-time token");
 	return succeeded(a, user, "keyboard-interactive one-time token");
 }
 

@@ -2,7 +2,9 @@
 /*
  * The authority of one SSH connection: the only code that holds the host
  * private key, authorized_keys, the token file and the guest, and the only
- * one that decides "authenticated".  It runs in the monitor (privsep.h);
+ * one that decides "authenticated".  Every refusal is logged with the peer
+ * address and the reason (at warning level with log_logins, as `serve`
+ * sets it, for fail2ban and auditors).  It runs in the monitor (privsep.h);
  * the fuzzer calls it in process through authority_ops.
  *
  * It trusts nothing its caller says: a publickey signature is checked over
@@ -24,11 +26,14 @@
 struct ssh_authority {
 	/* configuration (not owned) */
 	const struct sshkey *host_key;
-	const struct authkeys *authkeys; /* NULL: no publickey */
+	const struct authkeys *authkeys; /* parsed once (the fuzzer), or NULL */
+	const char *authkeys_file;	 /* or read afresh at every publickey attempt,
+					  * as sshd does: a key removed from the file
+					  * is refused from the next attempt on */
 	const char *token_file;		 /* NULL: no keyboard-interactive */
 	const char *peer_addr;		 /* for from= and logs */
 	bool allow_none;
-	bool log_logins;
+	bool log_logins;		 /* successes and refusals at warning level */
 	int auth_notify_fd;		 /* -1, or a byte is written here after success */
 	int grace_seconds;		 /* 0, or the monitor ends a process not
 					  * authenticated this long after it started

@@ -23,14 +23,16 @@
 #include "buf.h"
 #include "log.h"
 
-enum { CFG_AUTHKEYS = 1u << 0, CFG_TOKEN = 1u << 1, CFG_NONE = 1u << 2, CFG_PKTLOG = 1u << 3 };
+enum { CFG_AUTHKEYS = 1u << 0, CFG_TOKEN = 1u << 1, CFG_NONE = 1u << 2, CFG_PKTLOG = 1u << 3,
+       CFG_LOG_PREAUTH = 1u << 4 };
 
 int privsep_send_config(int sock, const struct ssh_server_cfg *cfg, struct privsep_ids ids)
 {
 	struct buf b;
 	buf_init(&b, PRIV_MSG_MAX);
 	uint32_t flags = (cfg->has_authkeys ? CFG_AUTHKEYS : 0) | (cfg->has_token ? CFG_TOKEN : 0) |
-			 (cfg->allow_none ? CFG_NONE : 0) | (cfg->pktlog ? CFG_PKTLOG : 0);
+			 (cfg->allow_none ? CFG_NONE : 0) | (cfg->pktlog ? CFG_PKTLOG : 0) |
+			 (cfg->log_preauth ? CFG_LOG_PREAUTH : 0);
 	buf_u8(&b, PRIV_CONFIG);
 	buf_u32(&b, flags);
 	buf_u32(&b, (uint32_t)log_level);
@@ -117,6 +119,7 @@ int privsep_net_child(int argc, char **argv)
 		.has_authkeys = flags & CFG_AUTHKEYS,
 		.has_token = flags & CFG_TOKEN,
 		.allow_none = flags & CFG_NONE,
+		.log_preauth = flags & CFG_LOG_PREAUTH,
 		.peer_addr = peer,
 		.grace_seconds = (int)grace,
 		.rekey_bytes = rekey_bytes,

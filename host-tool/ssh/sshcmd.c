@@ -111,8 +111,12 @@ static int open_guest_cb(void *arg, struct tp *out)
 	return open_target(c->target, c->g, out);
 }
 
-/* Host key and authorized_keys; prints the reason on failure. */
-static int load_keys(const struct ssh_opts *o, struct sshkey **hk, struct authkeys **ak)
+/*
+ * The host key, and a first reading of authorized_keys so that a bad file
+ * fails at start-up; the authority reads it afresh at every attempt.
+ * Prints the reason on failure.
+ */
+static int load_keys(const struct ssh_opts *o, struct sshkey **hk)
 {
 	char path[4096], err[512];
 	const char *p = o->host_key;
@@ -129,14 +133,14 @@ static int load_keys(const struct ssh_opts *o, struct sshkey **hk, struct authke
 		fprintf(stderr, "wicket: host key %s: %s\n", p, err);
 		return -1;
 	}
-	*ak = NULL;
 	if (o->authorized_keys) {
-		*ak = authkeys_load(o->authorized_keys, err, sizeof(err));
-		if (!*ak) {
+		struct authkeys *ak = authkeys_load(o->authorized_keys, err, sizeof(err));
+		if (!ak) {
 			fprintf(stderr, "wicket: %s: %s\n", o->authorized_keys, err);
 			sshkey_free(*hk);
 			return -1;
 		}
+		authkeys_free(ak);
 	}
 	return 0;
 }
@@ -182,16 +186,15 @@ int ssh_cmd_proxy(int argc, char **argv, int i, struct globals *g)
 	if (pct && !memchr(tname, '/', (size_t)(pct - tname)))
 		*pct = '/';
 	struct sshkey *hk;
-	struct authkeys *ak;
-	if (load_keys(&o, &hk, &ak) < 0)
+	if (load_keys(&o, &hk) < 0)
 		return WICKET_EXIT_FAILURE;
 	struct open_ctx oc = { tname, g };
 	struct ssh_authority auth = {
 		.host_key = hk,
-		.authkeys = ak,
+		.authkeys_file = o.authorized_keys,
 		.token_file = o.token_file,
 		.peer_addr = "UNKNOWN",
-		.allow_none = !ak && !o.token_file,
+		.allow_none = !o.authorized_keys && !o.token_file,
 		.auth_notify_fd = -1,
 		.open_guest = open_guest_cb,
 		.open_arg = &oc,
@@ -202,7 +205,7 @@ int ssh_cmd_proxy(int argc, char **argv, int i, struct globals *g)
 	sshkey_put_blob(hk, &blob);
 	struct ssh_server_cfg cfg = {
 		.host_blob = { buf_data(&blob), buf_used(&blob) },
-		.has_authkeys = ak != NULL,
+		.has_authkeys = o.authorized_keys != NULL,
 		.has_token = o.token_file != NULL,
 		.allow_none = auth.allow_none,
 		.pktlog = g->pktlog,
@@ -216,7 +219,6 @@ int ssh_cmd_proxy(int argc, char **argv, int i, struct globals *g)
 		code = privsep_run(&auth, &cfg, 0, 1);
 	buf_free(&blob);
 	sshkey_free(hk);
-	authkeys_free(ak);
 	return code ? WICKET_EXIT_FAILURE : 0;
 }
 
@@ -325,8 +327,7 @@ int ssh_cmd_serve(int argc, char **argv, int i, struct globals *g)
 		return usage_error("%s needs --authorized-keys FILE and/or --token-file FILE",
 				   "serve");
 	struct sshkey *hk;
-	struct authkeys *ak;
-	if (load_keys(&o, &hk, &ak) < 0)
+	if (load_keys(&o, &hk) < 0)
 		return WICKET_EXIT_FAILURE;
 	char shown[1200];
 	int lfd = listen_on(o.listen, shown, sizeof(shown));
@@ -417,7 +418,7 @@ int ssh_cmd_serve(int argc, char **argv, int i, struct globals *g)
 				close(kids[k].notify);
 			struct ssh_authority auth = {
 				.host_key = hk,
-				.authkeys = ak,
+				.authkeys_file = o.authorized_keys,
 				.token_file = o.token_file,
 				.peer_addr = addr,
 				.log_logins = true,
@@ -429,10 +430,11 @@ int ssh_cmd_serve(int argc, char **argv, int i, struct globals *g)
 			authority_init(&auth);
 			struct ssh_server_cfg cfg = {
 				.host_blob = { buf_data(&blob), buf_used(&blob) },
-				.has_authkeys = ak != NULL,
+				.has_authkeys = o.authorized_keys != NULL,
 				.has_token = o.token_file != NULL,
 				.pktlog = g->pktlog,
 				.peer_addr = addr,
+				.log_preauth = true,
 				.grace_seconds = o.grace,
 				.rekey_bytes = o.rekey_bytes,
 			};
@@ -455,7 +457,6 @@ int ssh_cmd_serve(int argc, char **argv, int i, struct globals *g)
 	close(lfd);
 	buf_free(&blob);
 	sshkey_free(hk);
-	authkeys_free(ak);
 	return 0;
 }
 

@@ -97,6 +97,8 @@ struct ssh_server_cfg {
 	bool has_authkeys;		 /* publickey auth possible */
 	bool has_token;			 /* keyboard-interactive one-time token */
 	bool allow_none;		 /* stdio proxy mode: local user owns us */
+	bool log_preauth;		 /* a close before authentication at warning
+					  * level (serve), else at info */
 	const struct ssh_priv_ops *priv;
 	void *priv_ctx;
 	FILE *pktlog;
@@ -153,6 +155,7 @@ struct sshs {
 	bool service_ok, authed, kbd_pending;
 	unsigned auth_failures;
 	char user[128];
+	char end_why[256]; /* why the connection ended (the first reason seen) */
 	struct authkeys_opts opts;
 	bool have_opts;
 	time_t started;

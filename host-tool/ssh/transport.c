@@ -152,6 +152,29 @@ void kex_after_newkeys_sent(struct sshs *s)
 	flush_pending(s);
 }
 
+/* Remember why the connection ends; the first reason is the one logged. */
+static void ended(struct sshs *s, const char *why)
+{
+	if (!s->end_why[0])
+		snprintf(s->end_why, sizeof(s->end_why), "%s", why);
+}
+
+/*
+ * Every connection that ends before authentication leaves a line with the
+ * peer address, the user it tried (if any) and the reason, as sshd's
+ * "Connection closed by authenticating user ... [preauth]".
+ */
+static void log_preauth_end(const struct sshs *s)
+{
+	if (s->authed)
+		return;
+	log_msg(s->cfg->log_preauth ? LOG_WARN : LOG_INFO,
+		"ssh: %s: connection closed%s%s before authentication: %s [preauth]",
+		s->cfg->peer_addr ? s->cfg->peer_addr : "UNKNOWN",
+		s->user[0] ? " by authenticating user " : "", s->user,
+		s->end_why[0] ? s->end_why : "connection ended");
+}
+
 void ssh_disconnect(struct sshs *s, uint32_t reason, const char *fmt, ...)
 {
 	char msg[256];
@@ -161,6 +184,7 @@ void ssh_disconnect(struct sshs *s, uint32_t reason, const char *fmt, ...)
 	va_end(ap);
 	if (s->closing)
 		return;
+	ended(s, msg);
 	log_err("ssh: %s%s%s: disconnecting: %s", s->cfg->peer_addr ? s->cfg->peer_addr : "",
 		  s->user[0] ? " user " : "", s->user, msg);
 	struct buf b;
@@ -239,6 +263,9 @@ static int dispatch(struct sshs *s, struct sv pl)
 		char why[128];
 		sv_printable(rd_str(&r), why, sizeof(why));
 		log_info("ssh: client disconnected: %s", why);
+		char m[160];
+		snprintf(m, sizeof(m), "the client disconnected: %s", why[0] ? why : "(no reason)");
+		ended(s, m);
 		s->closing = true;
 		return -1;
 	}
@@ -536,13 +563,20 @@ int sshs_run(const struct ssh_server_cfg *cfg, int rfd, int wfd)
 			break;
 		}
 		if (co >= 0 && (p[co].revents & (POLLOUT | POLLERR | POLLHUP))) {
-			if (write_from(s->cwfd, &s->cout) < 0)
+			if (write_from(s->cwfd, &s->cout) < 0) {
+				ended(s, "the client stopped reading (write failed)");
 				break; /* client gone */
+			}
 		}
 		if (ci >= 0 && (p[ci].revents & (POLLIN | POLLHUP | POLLERR))) {
 			int r = read_into(s->crfd, &s->cin);
-			if (r <= 0)
+			if (r <= 0) {
 				s->client_eof = true;
+				char m[128];
+				snprintf(m, sizeof(m), "reading from the client failed: %s",
+					 strerror(errno));
+				ended(s, r < 0 ? m : "the client closed the connection");
+			}
 		}
 		if (go >= 0 && (p[go].revents & (POLLOUT | POLLERR | POLLHUP))) {
 			if (write_from(s->guest.wfd, &s->gout) < 0) {
@@ -570,6 +604,7 @@ int sshs_run(const struct ssh_server_cfg *cfg, int rfd, int wfd)
 		close(s->guest.rfd);
 	if (s->guest.wfd >= 0 && s->guest.wfd != s->guest.rfd)
 		close(s->guest.wfd);
+	log_preauth_end(s);
 	int code = s->exit_code;
 	sshs_free(s);
 	OPENSSL_cleanse(s, sizeof(*s));

@@ -289,6 +289,111 @@ def _():
            "login log: %r" % text[-800:])
 
 
+def log_since(log, mark):
+    log.seek(mark)
+    return log.read()
+
+
+@tap.check("serve: authorized_keys is read at every login: a removed key is refused at once, "
+           "an added one works, a broken file refuses all (no restart)")
+def _():
+    tmp = S["tmp"]
+    ak = os.path.join(tmp, "authorized_keys.live")
+    pub = {t: open(os.path.join(tmp, "id_%s.pub" % t)).read().strip() for t in ("ed25519", "rsa")}
+
+    def write_keys(text, mode=0o600):
+        # Replaced the way an operator's tools do: a new file renamed over the old one.
+        with open(ak + ".new", "w") as f:
+            f.write(text)
+        os.chmod(ak + ".new", mode)
+        os.rename(ak + ".new", ak)
+    write_keys(pub["ed25519"] + "\n")
+    port, log = start_serve("--authorized-keys", ak)
+    r = runp(serve_ssh(port, "ed25519", "127.0.0.1", "echo in"))
+    expect_eq((r.rc, r.out), (0, b"in\n"), "first login\n" + r.describe())
+    r = runp(serve_ssh(port, "rsa", "127.0.0.1", "echo in"))
+    expect_eq(r.rc, 255, "rsa key before it was added\n" + r.describe())
+    # A session open while the key is revoked keeps running (as with sshd);
+    # the next login with that key is refused.
+    held = subprocess.Popen(serve_ssh(port, "ed25519", "127.0.0.1", "read x; echo held $x"),
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=S["env"])
+    time.sleep(1.0)
+    write_keys(pub["rsa"] + "\n")
+    r = runp(serve_ssh(port, "ed25519", "127.0.0.1", "echo in"))
+    expect_eq(r.rc, 255, "revoked key still logs in\n" + r.describe())
+    r = runp(serve_ssh(port, "rsa", "127.0.0.1", "echo added"))
+    expect_eq((r.rc, r.out), (0, b"added\n"), "added key\n" + r.describe())
+    out, _ = held.communicate(b"on\n", timeout=60)
+    expect_eq((held.returncode, out), (0, b"held on\n"), "open session")
+    # A file others may write is refused as a whole (and says so), as at start-up.
+    write_keys(pub["rsa"] + "\n", 0o666)
+    mark = os.fstat(log.fileno()).st_size
+    r = runp(serve_ssh(port, "rsa", "127.0.0.1", "echo in"))
+    expect_eq(r.rc, 255, "group/world-writable authorized_keys\n" + r.describe())
+    text = log_since(log, mark)
+    expect(b"refused publickey" in text and b"authorized_keys.live" in text,
+           "no reason logged for the unusable file: %r" % text[-800:])
+    os.unlink(ak)
+    r = runp(serve_ssh(port, "rsa", "127.0.0.1", "echo in"))
+    expect_eq(r.rc, 255, "authorized_keys removed\n" + r.describe())
+    write_keys(pub["rsa"] + "\n")
+    r = runp(serve_ssh(port, "rsa", "127.0.0.1", "echo back"))
+    expect_eq((r.rc, r.out), (0, b"back\n"), "file restored\n" + r.describe())
+
+
+@tap.check("serve: every refused login and every close before authentication is logged "
+           "with the address, the user and the reason")
+def _():
+    port, log = serve_default()
+    mark = os.fstat(log.fileno()).st_size
+    r = runp(serve_ssh(port, "bad", "mallory@127.0.0.1", "true"))
+    expect_eq(r.rc, 255, "wrong key\n" + r.describe())
+    fp = run(["ssh-keygen", "-l", "-f", os.path.join(S["tmp"], "id_bad.pub")]).out.split()[1]
+
+    def seen():
+        t = log_since(log, mark)
+        return t if b"[preauth]" in t else None
+    text = wait_until(seen, what="the [preauth] line", timeout=10)
+    expect(re.search(rb"127\.0\.0\.1: refused publickey for user mallory: key ssh-ed25519 "
+                     + re.escape(fp) + rb" is not authorized", text),
+           "refusal line: %r" % text)
+    expect(re.search(rb"127\.0\.0\.1: connection closed by authenticating user mallory "
+                     rb"before authentication: .+ \[preauth\]", text),
+           "closed line: %r" % text)
+    # A client that connects and says nothing useful: address and reason.
+    mark = os.fstat(log.fileno()).st_size
+    c = socket.create_connection(("127.0.0.1", port))
+    c.recv(100)
+    c.sendall(b"SSH-2.0-probe\r\n")
+    c.shutdown(socket.SHUT_WR)  # a clean close (unread data would make it a reset)
+    c.settimeout(10)
+    while c.recv(4096):
+        pass
+    c.close()
+    text = wait_until(seen, what="the [preauth] line of a silent client", timeout=10)
+    expect(re.search(rb"127\.0\.0\.1: connection closed before authentication: the client "
+                     rb"closed the connection \[preauth\]", text), "silent client: %r" % text)
+    # A wrong token is a refusal too.
+    tok = os.path.join(S["tmp"], "token2")
+    with open(tok, "w") as f:
+        f.write("the-right-token-42\n")
+    tport, tlog = start_serve("--token-file", tok)
+    ask = os.path.join(S["tmp"], "askpass-wrong")
+    with open(ask, "w") as f:
+        f.write("#!/bin/sh\necho not-the-token\n")
+    os.chmod(ask, 0o755)
+    env = dict(S["env"], SSH_ASKPASS=ask, SSH_ASKPASS_REQUIRE="force", DISPLAY=":0")
+    r = run(["ssh", "-F", "/dev/null", "-p", str(tport), "-o", "StrictHostKeyChecking=no",
+             "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=error", "-o",
+             "PreferredAuthentications=keyboard-interactive", "-o", "NumberOfPasswordPrompts=1",
+             "eve@127.0.0.1", "true"], env=env)
+    expect_eq(r.rc, 255, "wrong token\n" + r.describe())
+    log, mark = tlog, 0
+    text = wait_until(seen, what="the token refusal", timeout=10)
+    expect(b"refused keyboard-interactive for user eve: wrong or used one-time token" in text,
+           "token refusal: %r" % text)
+
+
 @tap.check("serve: many clients at once, each with a 21 MiB round trip")
 def _():
     port, _log = serve_default()
