@@ -3,16 +3,30 @@
 #ifndef WICKET_CLI_H
 #define WICKET_CLI_H
 
+#include <stdbool.h>
 #include <stdio.h>
 
 #include "tp.h"
+
+enum share_mode { SHARE_AUTO = 0, SHARE_NO, SHARE_ONLY };
+
+/* Defaults of the mux options (stated in --help). */
+#define MUX_DEFAULT_PERSIST 60
+#define MUX_DEFAULT_KEEPALIVE 10
 
 /* Options that may appear before or after the command word. */
 struct globals {
 	const char *proxy_cmd;
 	const char *uri; /* -c/--connect: libvirt URI for vm/NAME and list */
 	FILE *pktlog;
+	enum share_mode share; /* --share, else $WICKET_SHARE, else auto */
+	bool share_set;
+	int persist;	       /* --persist SECONDS for a mux we start; -1 forever */
+	int keepalive;	       /* --keepalive SECONDS on a mux's link; 0 off */
 };
+
+/* The defaults above, and $WICKET_SHARE. */
+void globals_init(struct globals *g);
 
 /* Global option at argv[*i]?  Consumes its argument; 1 yes, 0 no, -1 error. */
 int parse_global(struct globals *g, int argc, char **argv, int *i);
@@ -27,7 +41,13 @@ typedef int (*cli_opt_fn)(void *ctx, int argc, char **argv, int *i);
  */
 int cli_one_target(int argc, char **argv, int i, struct globals *g, const char *cmd,
 		   cli_opt_fn opt, void *ctx, int *target);
-/* Open TARGET (or the proxy command); prints the reason and returns -1 on failure. */
+/*
+ * Reach TARGET (or the proxy command): through its mux, started when none
+ * runs (--share auto), or directly (--share no, or a target that is not
+ * shared).  Prints the reason and returns -1 on failure.
+ */
 int open_target(const char *target, struct globals *g, struct tp *tp);
+/* The stream itself, never through a mux; prints the reason, -1 on failure. */
+int open_target_direct(const char *target, const struct globals *g, struct tp *tp);
 
 #endif

@@ -12,6 +12,7 @@
 #include "cp.h"
 #include "forward.h"
 #include "log.h"
+#include "mux/mux.h"
 #include "proxy.h"
 #include "ssh/ssh.h"
 #include "target.h"
@@ -69,7 +70,12 @@ static const char usage[] =
 	"                    sandboxed process that talks to the client)\n"
 	"  ssh-config        print the ssh_config.d snippet for 'ssh vm/NAME'\n"
 	"  list              libvirt domains, their state and how each can be reached\n"
-	"\n"
+	"  mux status|stop|start [--persist S] TARGET\n"
+	"                    the target's mux: every command for a target shares one\n"
+	"                    stream through it (see 'wicket mux --help')\n"
+	"\n";
+
+static const char usage_more[] =
 	"Targets:\n"
 	"  vm/NAME           libvirt domain NAME: its vsock CID when that connects, else\n"
 	"                    its virtio-serial channel org.wicket.agent.0 (see -c)\n"
@@ -81,105 +87,19 @@ static const char usage[] =
 	"  -c, --connect URI    libvirt URI for vm/NAME and list (default:\n"
 	"                       $LIBVIRT_DEFAULT_URI, else qemu:///system)\n"
 	"  --proxy-command CMD  use CMD's stdin/stdout as the stream (TARGET is a label)\n"
+	"  --share auto|no|only share the target's stream through its mux (auto, the\n"
+	"                       default: attach, or start one; no: open the stream\n"
+	"                       directly; only: fail unless a mux runs); also\n"
+	"                       $WICKET_SHARE.  demo is never shared\n"
+	"  --persist S|forever  a mux started by this command lingers S seconds after\n"
+	"                       its last client (default 60)\n"
+	"  --keepalive S        a mux started by this command probes the agent every S\n"
+	"                       seconds and ends its clients (exit 255) after 3 silent\n"
+	"                       intervals (default 10; 0 off)\n"
 	"  --packet-log FILE    append a readable log of every packet to FILE\n"
 	"  -v, --verbose        log packets and progress to stderr\n"
 	"  -h, --help           this text\n"
 	"  -V, --version        print the version\n";
-
-int cli_one_target(int argc, char **argv, int i, struct globals *g, const char *cmd,
-		   cli_opt_fn opt, void *ctx, int *target)
-{
-	for (; i < argc; i++) {
-		int r = parse_global(g, argc, argv, &i);
-		if (r == 0 && opt)
-			r = opt(ctx, argc, argv, &i);
-		if (r < 0)
-			return WICKET_EXIT_FAILURE;
-		if (r)
-			continue;
-		if (argv[i][0] == '-')
-			return usage_error("unknown option '%s'", argv[i]);
-		break;
-	}
-	if (i >= argc)
-		return usage_error("%s needs a TARGET", cmd);
-	if (i + 1 < argc) {
-		char what[256];
-		snprintf(what, sizeof(what), "%s takes only a TARGET, not '%s'", cmd, argv[i + 1]);
-		return usage_error("%s", what);
-	}
-	*target = i;
-	return 0;
-}
-
-int usage_error(const char *fmt, const char *arg)
-{
-	fputs("wicket: ", stderr);
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wformat-nonliteral"
-	fprintf(stderr, fmt, arg);
-#pragma GCC diagnostic pop
-	fputs(" (see 'wicket --help')\n", stderr);
-	return WICKET_EXIT_FAILURE;
-}
-
-/* Global option at argv[*i]?  Consumes its argument.  -1 on error. */
-int parse_global(struct globals *g, int argc, char **argv, int *i)
-{
-	const char *a = argv[*i];
-	if (strcmp(a, "--proxy-command") == 0 || strcmp(a, "--packet-log") == 0) {
-		if (*i + 1 >= argc) {
-			usage_error("%s needs an argument", a);
-			return -1;
-		}
-		const char *v = argv[++*i];
-		if (a[2] == 'p' && a[3] == 'r') {
-			g->proxy_cmd = v;
-		} else {
-			if (g->pktlog && g->pktlog != stderr)
-				fclose(g->pktlog);
-			g->pktlog = fopen(v, "ae");
-			if (!g->pktlog) {
-				fprintf(stderr, "wicket: --packet-log %s: %s\n", v, strerror(errno));
-				return -1;
-			}
-		}
-		return 1;
-	}
-	if (strcmp(a, "-c") == 0 || strcmp(a, "--connect") == 0) {
-		if (*i + 1 >= argc) {
-			usage_error("%s needs a libvirt URI", a);
-			return -1;
-		}
-		g->uri = argv[++*i];
-		return 1;
-	}
-	if (strncmp(a, "--connect=", 10) == 0) {
-		g->uri = a + 10;
-		return 1;
-	}
-	if (strncmp(a, "--proxy-command=", 16) == 0) {
-		g->proxy_cmd = a + 16;
-		return 1;
-	}
-	if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0) {
-		log_level++;
-		if (!g->pktlog)
-			g->pktlog = stderr;
-		return 1;
-	}
-	return 0;
-}
-
-int open_target(const char *target, struct globals *g, struct tp *tp)
-{
-	char err[512];
-	if (target_open(target, g->proxy_cmd, g->uri, tp, err, sizeof(err)) < 0) {
-		fprintf(stderr, "wicket: %s\n", err);
-		return -1;
-	}
-	return 0;
-}
 
 static int cmd_session(int argc, char **argv, int i, struct globals *g, bool shell)
 {
@@ -266,10 +186,14 @@ static int cmd_list(int argc, char **argv, int i, struct globals *g)
 
 int main(int argc, char **argv)
 {
-	struct globals g = { 0 };
+	struct globals g;
+	globals_init(&g);
 	/* Our SSH server's network process, re-executed (ssh/privsep.h). */
 	if (argc >= 2 && strcmp(argv[1], SSH_NET_CHILD_ARG) == 0)
 		return ssh_net_child(argc, argv);
+	/* A target's mux, started by the first command for it (mux/mux.h). */
+	if (argc >= 2 && strcmp(argv[1], MUX_DAEMON_ARG) == 0)
+		return mux_daemon_main(argc, argv);
 	log_set_ident("wicket");
 	int i = 1;
 	for (; i < argc; i++) {
@@ -281,6 +205,7 @@ int main(int argc, char **argv)
 			continue;
 		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
 			fputs(usage, stdout);
+			fputs(usage_more, stdout);
 			return 0;
 		}
 		if (strcmp(a, "-V") == 0 || strcmp(a, "--version") == 0) {
@@ -293,6 +218,7 @@ int main(int argc, char **argv)
 	}
 	if (i >= argc) {
 		fputs(usage, stderr);
+		fputs(usage_more, stderr);
 		return WICKET_EXIT_FAILURE;
 	}
 	const char *cmd = argv[i++];
@@ -312,9 +238,12 @@ int main(int argc, char **argv)
 		return cmd_list(argc, argv, i, &g);
 	if (strcmp(cmd, "forward") == 0)
 		return cmd_forward(argc, argv, i, &g);
+	if (strcmp(cmd, "mux") == 0)
+		return mux_cmd(argc, argv, i, &g);
 	if (strcmp(cmd, "help") == 0) {
 		fputs(usage, stdout);
+			fputs(usage_more, stdout);
 		return 0;
 	}
-	return usage_error("unknown command '%s' (exec, shell, cp, proxy, list)", cmd);
+	return usage_error("unknown command '%s' (exec, shell, cp, forward, proxy, serve, list, mux)", cmd);
 }

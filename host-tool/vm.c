@@ -133,10 +133,15 @@ int vm_target_open(const char *name, const char *uri, struct tp *out, char *err,
 	}
 	if (pid == 0) {
 		close(sv[0]);
-		/* Leave with the parent; terminal signals are the parent's to forward. */
-		prctl(PR_SET_PDEATHSIG, SIGTERM);
-		if (getppid() != parent)
-			_exit(1);
+		/* Leave with the parent; terminal signals are the parent's to forward.
+		 * A mux's helper outlives the command that opened it instead. */
+		if (tp_detach_helpers) {
+			setsid();
+		} else {
+			prctl(PR_SET_PDEATHSIG, SIGTERM);
+			if (getppid() != parent)
+				_exit(1);
+		}
 		sigset_t none;
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);

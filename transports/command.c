@@ -11,6 +11,8 @@
 
 #include "tp.h"
 
+bool tp_detach_helpers;
+
 int tp_argv_spawn(char *const *argv, struct tp *out, char *err, size_t errlen)
 {
 	int to[2], from[2], rep[2];
@@ -28,6 +30,8 @@ int tp_argv_spawn(char *const *argv, struct tp *out, char *err, size_t errlen)
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		signal(SIGPIPE, SIG_DFL);
+		if (tp_detach_helpers)
+			setsid();
 		dup2(to[0], 0);
 		dup2(from[1], 1);
 		execvp(argv[0], argv);

@@ -6,6 +6,7 @@
 #ifndef WICKET_TP_H
 #define WICKET_TP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -30,6 +31,12 @@ int tp_vsock_connect(uint32_t cid, uint32_t port, struct tp *out, char *err, siz
 int tp_command_spawn(const char *cmd, struct tp *out, char *err, size_t errlen);
 /* Run argv directly (no shell) with its stdin/stdout as the stream. */
 int tp_argv_spawn(char *const *argv, struct tp *out, char *err, size_t errlen);
+/*
+ * Helpers spawned while this is set (a stream being opened for a mux that
+ * outlives the command) get their own session and do not die with us: a
+ * Ctrl-C or the end of the command that started the mux must not end them.
+ */
+extern bool tp_detach_helpers;
 /* Close fds and reap the helper (terminating it if still running). */
 void tp_close(struct tp *t);
 

@@ -1,0 +1,192 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What every command shares: global options, the one-TARGET argument
+ * shape, usage errors, and reaching a target (through its mux unless
+ * --share no; see mux/mux.h).
+ */
+#include "cli.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client.h"
+#include "config.h"
+#include "log.h"
+#include "mux/mux.h"
+#include "target.h"
+
+int cli_one_target(int argc, char **argv, int i, struct globals *g, const char *cmd,
+		   cli_opt_fn opt, void *ctx, int *target)
+{
+	for (; i < argc; i++) {
+		int r = parse_global(g, argc, argv, &i);
+		if (r == 0 && opt)
+			r = opt(ctx, argc, argv, &i);
+		if (r < 0)
+			return WICKET_EXIT_FAILURE;
+		if (r)
+			continue;
+		if (argv[i][0] == '-')
+			return usage_error("unknown option '%s'", argv[i]);
+		break;
+	}
+	if (i >= argc)
+		return usage_error("%s needs a TARGET", cmd);
+	if (i + 1 < argc) {
+		char what[256];
+		snprintf(what, sizeof(what), "%s takes only a TARGET, not '%s'", cmd, argv[i + 1]);
+		return usage_error("%s", what);
+	}
+	*target = i;
+	return 0;
+}
+
+int usage_error(const char *fmt, const char *arg)
+{
+	fputs("wicket: ", stderr);
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+	fprintf(stderr, fmt, arg);
+#pragma GCC diagnostic pop
+	fputs(" (see 'wicket --help')\n", stderr);
+	return WICKET_EXIT_FAILURE;
+}
+
+static int parse_mux_global(struct globals *g, int argc, char **argv, int *i);
+
+/* Global option at argv[*i]?  Consumes its argument.  -1 on error. */
+int parse_global(struct globals *g, int argc, char **argv, int *i)
+{
+	const char *a = argv[*i];
+	if (strcmp(a, "--proxy-command") == 0 || strcmp(a, "--packet-log") == 0) {
+		if (*i + 1 >= argc) {
+			usage_error("%s needs an argument", a);
+			return -1;
+		}
+		const char *v = argv[++*i];
+		if (a[2] == 'p' && a[3] == 'r') {
+			g->proxy_cmd = v;
+		} else {
+			if (g->pktlog && g->pktlog != stderr)
+				fclose(g->pktlog);
+			g->pktlog = fopen(v, "ae");
+			if (!g->pktlog) {
+				fprintf(stderr, "wicket: --packet-log %s: %s\n", v, strerror(errno));
+				return -1;
+			}
+		}
+		return 1;
+	}
+	if (strcmp(a, "-c") == 0 || strcmp(a, "--connect") == 0) {
+		if (*i + 1 >= argc) {
+			usage_error("%s needs a libvirt URI", a);
+			return -1;
+		}
+		g->uri = argv[++*i];
+		return 1;
+	}
+	if (strncmp(a, "--connect=", 10) == 0) {
+		g->uri = a + 10;
+		return 1;
+	}
+	if (strncmp(a, "--proxy-command=", 16) == 0) {
+		g->proxy_cmd = a + 16;
+		return 1;
+	}
+	int m = parse_mux_global(g, argc, argv, i);
+	if (m)
+		return m;
+	if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0) {
+		log_level++;
+		if (!g->pktlog)
+			g->pktlog = stderr;
+		return 1;
+	}
+	return 0;
+}
+
+int open_target_direct(const char *target, const struct globals *g, struct tp *tp)
+{
+	char err[512];
+	if (target_open(target, g->proxy_cmd, g->uri, tp, err, sizeof(err)) < 0) {
+		fprintf(stderr, "wicket: %s\n", err);
+		return -1;
+	}
+	return 0;
+}
+
+int open_target(const char *target, struct globals *g, struct tp *tp)
+{
+	return mux_open(target, g, tp);
+}
+
+static int parse_share(const char *v, enum share_mode *out)
+{
+	if (strcmp(v, "auto") == 0)
+		*out = SHARE_AUTO;
+	else if (strcmp(v, "no") == 0)
+		*out = SHARE_NO;
+	else if (strcmp(v, "only") == 0)
+		*out = SHARE_ONLY;
+	else
+		return -1;
+	return 0;
+}
+
+void globals_init(struct globals *g)
+{
+	*g = (struct globals){ .persist = MUX_DEFAULT_PERSIST, .keepalive = MUX_DEFAULT_KEEPALIVE };
+	const char *e = getenv("WICKET_SHARE");
+	if (e && *e && parse_share(e, &g->share) < 0)
+		fprintf(stderr, "wicket: ignoring WICKET_SHARE='%s' (auto, no or only)\n", e);
+}
+
+/* SECONDS (or "forever" where @forever_ok): 0 and up; -1 on error. */
+static int parse_seconds(const char *opt, const char *v, bool forever_ok, int *out)
+{
+	if (forever_ok && strcmp(v, "forever") == 0) {
+		*out = -1;
+		return 0;
+	}
+	char *end;
+	errno = 0;
+	long n = strtol(v, &end, 10);
+	if (!*v || *end || errno || n < 0 || n > 86400 * 365) {
+		usage_error(forever_ok ? "%s needs a number of seconds or 'forever'"
+				       : "%s needs a number of seconds",
+			    opt);
+		return -1;
+	}
+	*out = (int)n;
+	return 0;
+}
+
+/* --share/--persist/--keepalive: 1 consumed, 0 not one of them, -1 error. */
+static int parse_mux_global(struct globals *g, int argc, char **argv, int *i)
+{
+	const char *a = argv[*i];
+	if (strcmp(a, "--share") != 0 && strcmp(a, "--persist") != 0 &&
+	    strcmp(a, "--keepalive") != 0)
+		return 0;
+	if (*i + 1 >= argc) {
+		usage_error("%s needs an argument", a);
+		return -1;
+	}
+	const char *v = argv[++*i];
+	if (a[2] == 's') {
+		if (parse_share(v, &g->share) < 0) {
+			fprintf(stderr, "wicket: --share '%s': expected auto, no or only (see "
+					"'wicket --help')\n",
+				v);
+			return -1;
+		}
+		g->share_set = true;
+		return 1;
+	}
+	if (a[2] == 'p')
+		return parse_seconds(a, v, true, &g->persist) < 0 ? -1 : 1;
+	return parse_seconds(a, v, false, &g->keepalive) < 0 ? -1 : 1;
+}
+
