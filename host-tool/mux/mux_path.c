@@ -40,11 +40,16 @@ int mux_dir_check(const char *dir, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * $XDG_RUNTIME_DIR/wicket when $XDG_RUNTIME_DIR is ours (not one inherited
+ * across su), else /tmp/wicket-UID.  Either must pass mux_dir_check().
+ */
 static int runtime_dir(char *out, size_t n, char *err, size_t errlen)
 {
 	const char *x = getenv("XDG_RUNTIME_DIR");
 	struct stat st;
-	if (x && x[0] == '/' && stat(x, &st) == 0 && S_ISDIR(st.st_mode))
+	if (x && x[0] == '/' && stat(x, &st) == 0 && S_ISDIR(st.st_mode) &&
+	    st.st_uid == geteuid())
 		snprintf(out, n, "%s/wicket", x);
 	else
 		snprintf(out, n, "/tmp/wicket-%u", (unsigned)geteuid());

@@ -191,6 +191,52 @@ class Tap:
 tap = Tap()
 
 
+# ---------------------------------------------------------------- muxes
+
+# Every wicket command shares its target's stream through a mux that
+# lingers after it (host-tool/mux/mux.h).  Each test program gets its own
+# runtime directory for them, and stops every mux started there when it ends.
+MUX_RUNTIME = tempfile.mkdtemp(prefix="wicket-mux-")
+os.environ["XDG_RUNTIME_DIR"] = MUX_RUNTIME
+
+
+def mux_pids(runtime=MUX_RUNTIME):
+    """Pids of the mux processes whose socket is under @runtime."""
+    pids = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % d, "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if len(argv) > 3 and argv[1] == b"--mux-daemon" and \
+                argv[3].startswith(runtime.encode() + b"/"):
+            pids.append(int(d))
+    return pids
+
+
+def stop_muxes():
+    for pid in mux_pids():
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except OSError:
+            pass
+    deadline = time.monotonic() + 5
+    while mux_pids() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for pid in mux_pids():
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    shutil.rmtree(MUX_RUNTIME, ignore_errors=True)
+
+
+tap.at_cleanup(stop_muxes)
+
+
 # ---------------------------------------------------------------- processes
 
 
@@ -479,19 +525,24 @@ class RawConn:
         self.buf += d
         return True
 
-    def read_greeting(self):
-        while b"\n" not in self.buf:
-            if not self._fill():
-                raise Failure("EOF before the agent's greeting (got %s)" % show(self.buf))
-        line, self.buf = self.buf.split(b"\n", 1)
+    def read_greeting(self, skip_lines=False):
+        """The peer's greeting; @skip_lines: first skip other lines, as a
+        mux's preamble (real peers skip anything before the greeting)."""
+        while True:
+            while b"\n" not in self.buf:
+                if not self._fill():
+                    raise Failure("EOF before the agent's greeting (got %s)" % show(self.buf))
+            line, self.buf = self.buf.split(b"\n", 1)
+            if line.startswith(GREETING_PREFIX) or not skip_lines:
+                break
         if not line.startswith(GREETING_PREFIX):
             raise Failure("bad greeting line %s" % show(line))
         self.peer_version = line[len(GREETING_PREFIX):].rstrip(b"\r")
         return line
 
-    def handshake(self, version="taplib_0"):
+    def handshake(self, version="taplib_0", skip_lines=False):
         self.send_greeting(version)
-        return self.read_greeting()
+        return self.read_greeting(skip_lines)
 
     def send_packet(self, payload):
         self.send(u32(len(payload)) + payload)

@@ -152,7 +152,9 @@ def compare_trees(a, b):
 
 
 def cp(*args, timeout=180, proxy=None):
-    g = ["--proxy-command", proxy] if proxy else []
+    # A proxy command here is a throttled relay or a hostile server made for
+    # one copy: each copy gets its own stream (the mux has tests of its own).
+    g = ["--share", "no", "--proxy-command", proxy] if proxy else []
     return run(wicket(*g, "cp", *args), timeout=timeout)
 
 
@@ -434,7 +436,7 @@ def slow_upload(d, big_name, rate=4 << 20):
     rdir = os.path.join(d, "remote")
     os.makedirs(rdir)
     relay = relay_cmd(t, rate)
-    p = start_bg(wicket("--proxy-command", relay, "cp", src, "x:" + rdir), d)
+    p = start_bg(wicket("--share", "no", "--proxy-command", relay, "cp", src, "x:" + rdir), d)
 
     def temp_seen():
         if p.poll() is not None:
@@ -457,7 +459,7 @@ def _():
     dst = os.path.join(local, "huge")
     part = os.path.join(local, ".huge.wicket-part")
     relay = relay_cmd(t, 1 << 30, 4 << 20)
-    p = start_bg(wicket("--proxy-command", relay, "cp", "-q", "--resume", "x:" + src, dst), d)
+    p = start_bg(wicket("--share", "no", "--proxy-command", relay, "cp", "-q", "--resume", "x:" + src, dst), d)
     wait_until(lambda: os.path.exists(part) and os.path.getsize(part) > 0, timeout=30,
                what="the first copy's .part file")
     r = cp("-q", "--resume", "%s:%s" % (t, src), dst, timeout=60)
@@ -489,7 +491,7 @@ def _():
     # The first copy's upload direction is throttled to 2 MiB/s: it runs for
     # the whole test.
     relay = relay_cmd(t, 2 << 20)
-    p = start_bg(wicket("--proxy-command", relay, "cp", "-q", "--resume", src, "x:" + dst), d)
+    p = start_bg(wicket("--share", "no", "--proxy-command", relay, "cp", "-q", "--resume", src, "x:" + dst), d)
     wait_until(lambda: os.path.exists(part) and os.path.getsize(part) > 0, timeout=30,
                what="the first copy's .part file")
     r = cp("-q", "--resume", src, "%s:%s" % (t, dst), timeout=60)
@@ -672,7 +674,7 @@ def _():
     local = os.path.join(d, "local")
     os.makedirs(local)
     relay = relay_cmd(t, 1 << 30, 4 << 20)
-    p = start_bg(wicket("--proxy-command", relay, "cp", "x:" + src, local), d)
+    p = start_bg(wicket("--share", "no", "--proxy-command", relay, "cp", "x:" + src, local), d)
     wait_until(lambda: glob.glob(os.path.join(local, ".huge.wicket-*")), timeout=30,
                what="the temporary download file")
     time.sleep(0.5)

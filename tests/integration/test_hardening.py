@@ -30,6 +30,9 @@ import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# These checks are about the agent's own connections: each wicket command
+# opens its own (no mux; test_mux.py covers sharing).
+os.environ["WICKET_SHARE"] = "no"
 from taplib import (DISC_PROTOCOL_ERROR, MSG_CHANNEL_DATA,  # noqa: E402
                     MSG_CHANNEL_OPEN, MSG_CHANNEL_OPEN_CONFIRMATION, MSG_CHANNEL_OPEN_FAILURE,
                     MSG_CHANNEL_WINDOW_ADJUST, MSG_DISCONNECT, WICKETD, Failure, RawConn,
