@@ -405,9 +405,77 @@ def gen_authkeys():
     write("authkeys", "from-v6", line("ecdsa", b'from="fe80::/10,!2001:db8::1,::ffff:192.0.2.0/120" '))
 
 
+# ---------------------------------------------------------------- mux
+
+def mux_rec(who, payload=b""):
+    """One record of fuzz_mux's input: who (slot, |4 guest, |8 leaves), u16 length."""
+    return bytes([who]) + struct.pack(">H", len(payload)) + payload
+
+
+def gen_mux():
+    G = 4
+    def open_(sender, typ=b"session", win=0x100000, mx=0x8000, extra=b""):
+        return bytes([90]) + s(typ) + u32(sender) + u32(win) + u32(mx) + extra
+    def confirm(rcpt, sender, win=0x100000, mx=0x8000):
+        return bytes([91]) + u32(rcpt) + u32(sender) + u32(win) + u32(mx)
+    def data(rcpt, d):
+        return bytes([94]) + u32(rcpt) + s(d)
+    def chan(t, rcpt):
+        return bytes([t]) + u32(rcpt)
+    def req(rcpt, name, want, rest=b""):
+        return bytes([98]) + u32(rcpt) + s(name) + bytes([want]) + rest
+    def glob(name, want, rest=b""):
+        return bytes([80]) + s(name) + bytes([want]) + rest
+    # Two clients, one channel each, data both ways, closes from both ends.
+    two = (mux_rec(0, open_(0)) + mux_rec(1, open_(0)) + mux_rec(G, confirm(0, 100))
+           + mux_rec(G, confirm(1, 101)) + mux_rec(0, req(0, "exec", 1, s("true")))
+           + mux_rec(G, bytes([99]) + u32(0)) + mux_rec(0, data(0, b"in"))
+           + mux_rec(G, data(1, b"out")) + mux_rec(G, req(0, "exit-status", 0, u32(0)))
+           + mux_rec(G, chan(96, 0)) + mux_rec(G, chan(97, 0)) + mux_rec(0, chan(97, 0))
+           + mux_rec(1, chan(96, 1)) + mux_rec(1, chan(97, 1)) + mux_rec(G, chan(97, 1)))
+    write("mux", "two-sessions", two)
+    # Client 1 names client 0's channel; then leaves; 0 goes on.
+    write("mux", "intrusion", mux_rec(0, open_(3)) + mux_rec(G, confirm(0, 7))
+          + mux_rec(1, data(0, b"x")) + mux_rec(1 | 8) + mux_rec(0, data(0, b"ok")))
+    # Forwards: port 0 (allocated 4444) for 0, 5555 for 1, opens routed, 0 leaves.
+    fwd = (mux_rec(0, glob("tcpip-forward", 1, s("127.0.0.1") + u32(0)))
+           + mux_rec(1, glob("tcpip-forward", 0, s("127.0.0.1") + u32(5555)))
+           + mux_rec(2, glob("mux-status@wicket", 1))
+           + mux_rec(G, bytes([81]) + u32(4444)) + mux_rec(G, bytes([81]))
+           + mux_rec(G, open_(50, b"forwarded-tcpip", extra=s("127.0.0.1") + u32(4444) + s("10.0.0.2") + u32(9)))
+           + mux_rec(G, open_(51, b"forwarded-tcpip", extra=s("127.0.0.1") + u32(5555) + s("10.0.0.2") + u32(9)))
+           + mux_rec(0, confirm(0, 1)) + mux_rec(G, data(0, b"hi"))
+           + mux_rec(1, bytes([92]) + u32(1) + u32(2) + s("no") + s(""))
+           + mux_rec(0 | 8) + mux_rec(G, bytes([82]))
+           + mux_rec(3, glob("streamlocal-forward@openssh.com", 1, s("/tmp/s")))
+           + mux_rec(G, bytes([81]))
+           + mux_rec(G, open_(52, b"forwarded-streamlocal@openssh.com", extra=s("/tmp/s") + s(""))))
+    write("mux", "forwards", fwd)
+    # Windows: over the guest's, over the client's, overflow, EOF then data.
+    win = (mux_rec(0, open_(0, win=16, mx=8)) + mux_rec(G, confirm(0, 9, win=16, mx=8))
+           + mux_rec(0, data(0, b"12345678")) + mux_rec(0, data(0, b"123456789"))
+           + mux_rec(1, open_(0, win=4)) + mux_rec(G, confirm(1, 10))
+           + mux_rec(G, data(1, b"toolong")) )
+    write("mux", "windows", win)
+    over = (mux_rec(2, open_(0)) + mux_rec(G, confirm(0, 5)) + mux_rec(2, bytes([93]) + u32(0) + u32(0xFFFFFFFF))
+            + mux_rec(3, open_(0)) + mux_rec(G, confirm(1, 6)) + mux_rec(3, chan(96, 1)) + mux_rec(3, data(1, b"late")))
+    write("mux", "overflow-eof", over)
+    # Malformed and disallowed messages from clients, stray replies from the guest.
+    bad = (mux_rec(0, bytes([90]) + u32(0xFFFF)) + mux_rec(1, bytes([20, 0]))
+           + mux_rec(2, bytes([81])) + mux_rec(3, chan(99, 0)) + mux_rec(0, bytes([1]) + u32(11) + s("bye") + s(""))
+           + mux_rec(1, glob("tcpip-forward", 1, s("x"))) + mux_rec(G, bytes([2]) + s("ignore"))
+           + mux_rec(G, bytes([80]) + s("keepalive@openssh.com") + bytes([1])) + mux_rec(G, bytes([81])))
+    write("mux", "malformed", bad)
+    # A pending open whose client leaves before the guest answers.
+    write("mux", "orphan-open", mux_rec(0, open_(0)) + mux_rec(0 | 8) + mux_rec(G, confirm(0, 70))
+          + mux_rec(G, data(0, b"x")) + mux_rec(G, chan(97, 0)) + mux_rec(1, open_(0))
+          + mux_rec(G, bytes([92]) + u32(0) + u32(1) + s("no") + s("")))
+
+
 def main():
     os.makedirs(CORPUS, exist_ok=True)
     clean()
+    gen_mux()
     gen_conn()
     gen_sftp()
     gen_ssh()
