@@ -20,13 +20,13 @@ shift || true
 case $minutes in
 '' | *[!0-9.]*) echo "usage: $0 [MINUTES] [TARGET...]" >&2; exit 2 ;;
 esac
-all_targets=(conn sftp ssh authkeys sshkey)
+all_targets=(conn sftp ssh authkeys sshkey mux)
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=("${all_targets[@]}")
 
 # Largest input per target: big enough for several packets, small enough
 # to keep executions fast.
-declare -A max_len=([conn]=16384 [sftp]=16384 [ssh]=16384 [authkeys]=8192 [sshkey]=8192)
+declare -A max_len=([conn]=16384 [sftp]=16384 [ssh]=16384 [authkeys]=8192 [sshkey]=8192 [mux]=16384)
 
 if ! command -v clang >/dev/null || ! compgen -G '/usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a' >/dev/null; then
 	./scripts/deps.sh || exit 2
