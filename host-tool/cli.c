@@ -110,7 +110,7 @@ int parse_global(struct globals *g, int argc, char **argv, int *i)
 int open_target_direct(const char *target, const struct globals *g, struct tp *tp)
 {
 	char err[512];
-	if (target_open(target, g->proxy_cmd, g->uri, tp, err, sizeof(err)) < 0) {
+	if (target_open(target, g, tp, err, sizeof(err)) < 0) {
 		fprintf(stderr, "wicket: %s\n", err);
 		return -1;
 	}

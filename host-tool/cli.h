@@ -23,6 +23,11 @@ struct globals {
 	bool share_set;
 	int persist;	       /* --persist SECONDS for a mux we start; -1 forever */
 	int keepalive;	       /* --keepalive SECONDS on a mux's link; 0 off */
+	/* containers (transports/ctr.h) */
+	const char *tools;	 /* exec/shell --tools: the toolbox program, else NULL */
+	const char *tools_path;	 /* --tools-path: where the toolbox is looked for */
+	const char *context;	 /* --context: kubectl context */
+	const char *agent_image; /* --agent-image: k8s debug container image */
 };
 
 /* The defaults above, and $WICKET_SHARE. */

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 #include "target.h"
 
+#include "cli.h"
+#include "ctr.h"
 #include "guest.h"
 #include "vm.h"
 
@@ -13,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include "config.h"
 
 static bool is_exec(const char *p)
 {
@@ -136,17 +140,79 @@ static int target_serial(const char *spec, struct tp *out, char *err, size_t err
 }
 
 #define TARGET_KINDS \
-	"vm/NAME, unix/PATH, vsock/CID[:PORT], serial/DEVICE[@BAUD], demo, " \
-	"or --proxy-command CMD"
+	"vm/NAME, unix/PATH, vsock/CID[:PORT], serial/DEVICE[@BAUD], podman/NAME, " \
+	"docker/NAME, k8s/[NS/]POD[/CONTAINER], pid/PID, demo, or --proxy-command CMD"
 
-int target_open(const char *target, const char *proxy_cmd, const char *uri, struct tp *out,
-		char *err, size_t errlen)
+const char *target_find_static_agent(char *buf, size_t len)
+{
+	const char *env = getenv("WICKETD_STATIC");
+	if (env && *env) {
+		snprintf(buf, len, "%s", env);
+		return buf;
+	}
+	char self[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n > 0) {
+		self[n] = 0;
+		char *dir = dirname(self);
+		/* Build tree (host-tool/ next to agent/), then beside an install. */
+		static const char *const rel[] = { "/../agent/wicketd-static",
+						   "/../libexec/wicket/wicketd-static",
+						   "/../lib/wicket/wicketd-static" };
+		for (size_t i = 0; i < sizeof(rel) / sizeof(rel[0]); i++) {
+			snprintf(buf, len, "%s%s", dir, rel[i]);
+			if (is_exec(buf))
+				return buf;
+		}
+	}
+	snprintf(buf, len, "%s/wicket/wicketd-static", WICKET_LIBEXECDIR);
+	return is_exec(buf) ? buf : NULL;
+}
+
+/* podman/NAME, docker/NAME, k8s/..., pid/PID */
+static int target_container(const char *target, const struct globals *g, struct tp *out,
+			    char *err, size_t errlen)
+{
+	char agent[PATH_MAX];
+	struct ctr_opts o = {
+		.agent = target_find_static_agent(agent, sizeof(agent)),
+		.tools = g->tools,
+		.context = g->context,
+		.agent_image = g->agent_image,
+		.label = target,
+	};
+	const char *slash = strchr(target, '/');
+	const char *rest = slash + 1;
+	if (!*rest) {
+		snprintf(err, errlen, "target '%s': a name is missing after '%.*s/'", target,
+			 (int)(slash - target), target);
+		return -EINVAL;
+	}
+	if (strncmp(target, "podman/", 7) == 0)
+		return ctr_podman_open(rest, &o, out, err, errlen);
+	if (strncmp(target, "docker/", 7) == 0)
+		return ctr_docker_open(rest, &o, out, err, errlen);
+	if (strncmp(target, "k8s/", 4) == 0)
+		return ctr_k8s_open(rest, &o, out, err, errlen);
+	return ctr_pid_open(rest, &o, out, err, errlen);
+}
+
+static bool is_container_kind(const char *t)
+{
+	return strncmp(t, "podman/", 7) == 0 || strncmp(t, "docker/", 7) == 0 ||
+	       strncmp(t, "k8s/", 4) == 0 || strncmp(t, "pid/", 4) == 0;
+}
+
+int target_open(const char *target, const struct globals *g, struct tp *out, char *err,
+		size_t errlen)
 {
 	*out = TP_INIT;
-	if (proxy_cmd)
-		return tp_command_spawn(proxy_cmd, out, err, errlen);
+	if (g->proxy_cmd)
+		return tp_command_spawn(g->proxy_cmd, out, err, errlen);
 	if (strncmp(target, "vm/", 3) == 0)
-		return vm_target_open(target + 3, uri, out, err, errlen);
+		return vm_target_open(target + 3, g->uri, out, err, errlen);
+	if (is_container_kind(target))
+		return target_container(target, g, out, err, errlen);
 	if (strncmp(target, "unix/", 5) == 0)
 		return tp_unix_connect(target + 5, out, err, errlen);
 	if (strcmp(target, "demo") == 0)

@@ -7,13 +7,19 @@
 
 #include "tp.h"
 
+struct globals;
+
 /*
- * Open @target (unix/PATH, vm/NAME, demo, …), or run @proxy_cmd when given
- * (the target name is then only a label).  @uri is the libvirt URI for
- * vm/NAME (NULL: the default).  On failure @err holds a one-line reason.
+ * Open @target (unix/PATH, vm/NAME, podman/NAME, demo, …), or run
+ * g->proxy_cmd when given (the target name is then only a label).  g->uri
+ * is the libvirt URI for vm/NAME (NULL: the default); the container
+ * options are g's too.  On failure @err holds a one-line reason.
  */
-int target_open(const char *target, const char *proxy_cmd, const char *uri, struct tp *out,
-		char *err, size_t errlen);
+int target_open(const char *target, const struct globals *g, struct tp *out, char *err,
+		size_t errlen);
+
+/* wicketd-static, which container targets bring in; NULL when not found. */
+const char *target_find_static_agent(char *buf, size_t len);
 
 /* The wicketd binary to put in the demo sandbox. */
 const char *target_find_wicketd(char *buf, size_t len);

@@ -181,7 +181,7 @@ static int open_for_mux(const char *target, const struct globals *g, int logfd, 
 	}
 	char err[512];
 	tp_detach_helpers = true;
-	int r = target_open(target, g->proxy_cmd, g->uri, out, err, sizeof(err));
+	int r = target_open(target, g, out, err, sizeof(err));
 	tp_detach_helpers = false;
 	dup2(saved, 2);
 	close(saved);

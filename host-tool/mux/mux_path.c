@@ -118,6 +118,42 @@ static int resolve(const char *target, const struct globals *g, struct mux_key *
 		snprintf(k->key, sizeof(k->key), "serial/%s", path);
 		return 0;
 	}
+	if (g->tools)
+		return -1; /* a toolbox session has an agent of its own */
+	if ((strncmp(target, "podman/", 7) == 0 || strncmp(target, "docker/", 7) == 0) &&
+	    target[7]) {
+		/* The engine's own notion of where: a different host is a different target. */
+		const char *e1 = getenv(target[0] == 'p' ? "CONTAINER_HOST" : "DOCKER_HOST");
+		const char *e2 = getenv(target[0] == 'p' ? "CONTAINER_CONNECTION" : "DOCKER_CONTEXT");
+		snprintf(k->key, sizeof(k->key), "%s\n%s\n%s", target, e1 ? e1 : "", e2 ? e2 : "");
+		return 0;
+	}
+	if (strncmp(target, "k8s/", 4) == 0 && target[4]) {
+		const char *kc = getenv("KUBECONFIG");
+		snprintf(k->key, sizeof(k->key), "%s\n%s\n%s", target, kc ? kc : "",
+			 g->context ? g->context : "");
+		return 0;
+	}
+	if (strncmp(target, "pid/", 4) == 0 && target[4]) {
+		/* A pid is reused: its start time makes the key one process's. */
+		char stat[64], line[1024];
+		snprintf(stat, sizeof(stat), "/proc/%.20s/stat", target + 4);
+		FILE *f = fopen(stat, "re");
+		unsigned long long start = 0;
+		if (f) {
+			if (fgets(line, sizeof(line), f)) {
+				char *rp = strrchr(line, ')');
+				/* field 22 (starttime) is the 20th after the comm's ')'. */
+				for (int field = 0; rp && field < 20; field++)
+					rp = strchr(rp + 1, ' ');
+				if (rp)
+					start = strtoull(rp + 1, NULL, 10);
+			}
+			fclose(f);
+		}
+		snprintf(k->key, sizeof(k->key), "%s\n%llu", target, start);
+		return 0;
+	}
 	return -1; /* demo (a fresh sandbox each time), unknown kinds */
 }
 
