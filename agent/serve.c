@@ -15,6 +15,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -198,6 +199,32 @@ static bool worker_wait_go(int gofd)
 	return n == 1;
 }
 
+/* Below this many bytes/s a line counts as slow (115200 baud is 11520). */
+#define SLOW_LINE_RATE (1024u * 1024u)
+#define SLOW_LINE_PACKET 1024u
+
+/* A tty's rate in bytes per second (8N1: a tenth of the baud rate), else 0. */
+static uint32_t line_rate_of(int fd)
+{
+	struct termios t;
+	if (!isatty(fd) || tcgetattr(fd, &t) < 0)
+		return 0;
+	static const struct {
+		speed_t s;
+		uint32_t baud;
+	} rates[] = {
+		{ B1200, 1200 },     { B2400, 2400 },	  { B4800, 4800 },     { B9600, 9600 },
+		{ B19200, 19200 },   { B38400, 38400 },	  { B57600, 57600 },   { B115200, 115200 },
+		{ B230400, 230400 }, { B460800, 460800 }, { B921600, 921600 }, { B1000000, 1000000 },
+		{ B2000000, 2000000 }, { B4000000, 4000000 },
+	};
+	speed_t sp = cfgetospeed(&t);
+	for (size_t i = 0; i < sizeof(rates) / sizeof(rates[0]); i++)
+		if (rates[i].s == sp)
+			return rates[i].baud / 10;
+	return 0;
+}
+
 /*
  * The protocol worker: parse the stream, ask the monitor for the rest.
  * With @gofd >= 0 it was started ahead of its peer: it isolates itself,
@@ -236,7 +263,17 @@ static int worker_main(int rfd, int wfd, const struct agent_cfg *cfg, const stru
 		.max_channels = cfg->max_channels,
 		.pktlog = cfg->pktlog,
 		.greet_after_peer = carry != NULL,
+		.accept_compress = true,
+		.line_rate = line_rate_of(rfd),
 	};
+	if (ccfg.line_rate && ccfg.line_rate < SLOW_LINE_RATE) {
+		/* A slow line: small packets and a short queue, so what another
+		 * channel sends never waits behind seconds of bulk data. */
+		ccfg.tx_maxpkt = SLOW_LINE_PACKET;
+		ccfg.out_high = 2 * SLOW_LINE_PACKET;
+		log_info("serial line at %u bytes/s: packets of at most %u bytes", ccfg.line_rate,
+			 SLOW_LINE_PACKET);
+	}
 	if (conn_init(&ac.c, &l, rfd, wfd, &ccfg, &agent_conn_ops, &ac) < 0) {
 		log_err("out of memory");
 		return 1;

@@ -98,6 +98,16 @@ int parse_global(struct globals *g, int argc, char **argv, int *i)
 	int m = parse_mux_global(g, argc, argv, i);
 	if (m)
 		return m;
+	if (strcmp(a, "-C") == 0 || strcmp(a, "--compress") == 0) {
+		g->compress = 1;
+		wicket_compress = true;
+		return 1;
+	}
+	if (strcmp(a, "--no-compress") == 0) {
+		g->compress = 0;
+		wicket_compress = false;
+		return 1;
+	}
 	if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0) {
 		log_level++;
 		if (!g->pktlog)
@@ -107,8 +117,14 @@ int parse_global(struct globals *g, int argc, char **argv, int *i)
 	return 0;
 }
 
+bool wicket_compress;
+
 int open_target_direct(const char *target, const struct globals *g, struct tp *tp)
 {
+	/* Without a mux the command's own connection compresses: on -C, and by
+	 * default on serial lines. */
+	if (g->compress < 0 && strncmp(target, "serial/", 7) == 0 && !g->proxy_cmd)
+		wicket_compress = true;
 	char err[512];
 	if (target_open(target, g, tp, err, sizeof(err)) < 0) {
 		fprintf(stderr, "wicket: %s\n", err);
@@ -137,7 +153,8 @@ static int parse_share(const char *v, enum share_mode *out)
 
 void globals_init(struct globals *g)
 {
-	*g = (struct globals){ .persist = MUX_DEFAULT_PERSIST, .keepalive = MUX_DEFAULT_KEEPALIVE };
+	*g = (struct globals){ .persist = MUX_DEFAULT_PERSIST, .keepalive = MUX_DEFAULT_KEEPALIVE,
+			       .compress = -1 };
 	const char *e = getenv("WICKET_SHARE");
 	if (e && *e && parse_share(e, &g->share) < 0)
 		fprintf(stderr, "wicket: ignoring WICKET_SHARE='%s' (auto, no or only)\n", e);

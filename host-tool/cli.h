@@ -23,12 +23,19 @@ struct globals {
 	bool share_set;
 	int persist;	       /* --persist SECONDS for a mux we start; -1 forever */
 	int keepalive;	       /* --keepalive SECONDS on a mux's link; 0 off */
+	int compress;	       /* -C/--compress 1, --no-compress 0, else -1: serial/ and slow lines */
 	/* containers (transports/ctr.h) */
 	const char *tools;	 /* exec/shell --tools: the toolbox program, else NULL */
 	const char *tools_path;	 /* --tools-path: where the toolbox is looked for */
 	const char *context;	 /* --context: kubectl context */
 	const char *agent_image; /* --agent-image: k8s debug container image */
 };
+
+/*
+ * Whether a command's own connection (no mux) asks the agent for
+ * zlib@wicket: -C, or a serial/ target (see open_target_direct).
+ */
+extern bool wicket_compress;
 
 /* The defaults above, and $WICKET_SHARE. */
 void globals_init(struct globals *g);

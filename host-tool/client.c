@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "config.h"
 #include "conn.h"
 #include "log.h"
@@ -459,7 +460,8 @@ int client_run(struct tp *tp, const struct client_opts *o)
 		loop_add(&cl.loop, &cl.win);
 	}
 
-	struct conn_cfg ccfg = { .software = "wicket_" WICKET_VERSION, .pktlog = o->pktlog };
+	struct conn_cfg ccfg = { .software = "wicket_" WICKET_VERSION, .pktlog = o->pktlog,
+				.compress = wicket_compress };
 	if (conn_init(&cl.c, &cl.loop, tp->rfd, tp->wfd, &ccfg, &client_conn_ops, &cl) < 0) {
 		fprintf(stderr, "wicket: out of memory\n");
 		return WICKET_EXIT_FAILURE;

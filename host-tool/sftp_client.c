@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "config.h"
 #include "log.h"
 #include "msg.h"
@@ -815,7 +816,8 @@ struct sftp *sftp_connect(struct tp *tp, const struct sftp_opts *o, char *err, s
 	buf_init(&s->ibuf, SFTP_MAX_PACKET + 4);
 	buf_init(&s->obuf, SFTP_OBUF_MAX);
 	s->stage[0] = s->stage[1] = -1;
-	if (pipe2(s->stage, O_CLOEXEC | O_NONBLOCK) == 0 &&
+	/* Compressed payloads pass through zlib: no staging pipe to splice from. */
+	if (!wicket_compress && pipe2(s->stage, O_CLOEXEC | O_NONBLOCK) == 0 &&
 	    fcntl(s->stage[1], F_SETPIPE_SZ, SFTP_STAGE_PIPE) < (int)SFTP_MAX_PACKET) {
 		close(s->stage[0]);
 		close(s->stage[1]);
@@ -826,6 +828,7 @@ struct sftp *sftp_connect(struct tp *tp, const struct sftp_opts *o, char *err, s
 	if (tp->wfd != tp->rfd)
 		fcntl(tp->wfd, F_SETFL, fcntl(tp->wfd, F_GETFL) | O_NONBLOCK);
 	struct conn_cfg cfg = { .software = "wicket_" WICKET_VERSION, .window = SFTP_WINDOW,
+				.compress = wicket_compress,
 				.pktlog = o->pktlog, .out_high = 2u * 1024 * 1024 };
 	if (conn_init(&s->c, &s->loop, tp->rfd, tp->wfd, &cfg, &sftp_conn_ops, s) < 0) {
 		snprintf(err, errlen, "out of memory");

@@ -7,6 +7,7 @@
  * this is on and asks sftp_ch_direct() how to take each payload; anything
  * unusual (abandoned request, a file splice refuses) goes through data().
  */
+#include "cli.h"
 #include "sftp_priv.h"
 
 #include <errno.h>
@@ -32,7 +33,7 @@ void sftp_splice_init(struct sftp *s)
 {
 	s->sink[0] = s->sink[1] = -1;
 	/* A packet log shows payloads: conn never splices then, so no pipe. */
-	if (s->o.pktlog || pipe2(s->sink, O_CLOEXEC | O_NONBLOCK) < 0)
+	if (s->o.pktlog || wicket_compress || pipe2(s->sink, O_CLOEXEC | O_NONBLOCK) < 0)
 		return;
 	if (fcntl(s->sink[1], F_SETPIPE_SZ, SFTP_SINK_PIPE) < (int)SFTP_SINK_MIN)
 		sink_close(s);

@@ -16,6 +16,7 @@
 #include "pktlog.h"
 #include "syscalls.h"
 #include "wire.h"
+#include "conn_z.h"
 
 /*
  * Input is read in large slices to keep syscalls per byte low, into
@@ -70,7 +71,7 @@ static short conn_want_read(struct watch *w)
 		conn_direct_unwait(c);
 	}
 	/* A peer that does not read our replies cannot make us queue more. */
-	if (buf_used(&c->out) > 2 * c->cfg.out_high)
+	if (buf_used(&c->out) + buf_used(&c->zout) > 2 * c->cfg.out_high)
 		return 0;
 	return POLLIN;
 }
@@ -80,7 +81,9 @@ static short conn_want_write(struct watch *w)
 	struct conn *c = w->data;
 	if (c->ended)
 		return 0;
-	return buf_used(&c->out) || c->sp_left ? POLLOUT : 0;
+	if (c->sp_left || buf_used(&c->zout))
+		return POLLOUT;
+	return buf_used(&c->out) && conn_z_writable(c) ? POLLOUT : 0;
 }
 
 static void conn_read_ready(struct watch *w, short rev);
@@ -134,6 +137,8 @@ int conn_init(struct conn *c, struct loop *l, int rfd, int wfd, const struct con
 		   !c->cfg.pktlog && !c->cfg.greet_after_peer;
 	if (!c->cfg.greet_after_peer)
 		wire_put_greeting(&c->out, c->cfg.software);
+	if (c->cfg.compress && !c->cfg.greet_after_peer)
+		conn_z_ask(c);
 	c->rw = (struct watch){ .fd = rfd, .ops = &conn_read_ops, .data = c };
 	c->ww = (struct watch){ .fd = wfd, .ops = &conn_write_ops, .data = c };
 	c->dxw = (struct watch){ .fd = -1, .ops = &conn_pipe_ops, .data = c };
@@ -157,11 +162,17 @@ void conn_free(struct conn *c)
 	c->sp_fd = -1;
 	buf_free(&c->in);
 	buf_free(&c->out);
+	conn_z_free(c);
+}
+
+bool conn_compressing(const struct conn *c)
+{
+	return c->ztx && c->zrx;
 }
 
 bool conn_can_queue(const struct conn *c)
 {
-	return !c->dead && !c->ended && buf_used(&c->out) < c->cfg.out_high;
+	return !c->dead && !c->ended && buf_used(&c->out) + buf_used(&c->zout) < c->cfg.out_high;
 }
 
 size_t conn_pkt_begin(struct conn *c, uint8_t type)
@@ -252,7 +263,26 @@ static int conn_splice_unsplice(struct conn *c)
 /* Write queued bytes up to the pipe payload, then it: 1 while blocked. */
 static int conn_flush_some(struct conn *c)
 {
+	if (c->ztx) {
+		/* Compressed: whole packets through zlib, then the wire queue. */
+		if (conn_z_pump(c) < 0)
+			return -ENOMEM;
+		while (buf_used(&c->zout)) {
+			ssize_t n = write(c->wfd, buf_data(&c->zout), buf_used(&c->zout));
+			if (n < 0) {
+				if (errno == EINTR)
+					continue;
+				return errno == EAGAIN ? 1 : -errno;
+			}
+			buf_consume(&c->zout, (size_t)n);
+			c->tx_bytes += (uint64_t)n;
+		}
+		return 0;
+	}
 	size_t lim = c->sp_left ? c->sp_at : buf_used(&c->out);
+	size_t hold = conn_z_writable(c);
+	if (lim > hold)
+		lim = hold;
 	while (lim) {
 		ssize_t n = write(c->wfd, buf_data(&c->out), lim);
 		if (n < 0) {
@@ -261,10 +291,15 @@ static int conn_flush_some(struct conn *c)
 			return errno == EAGAIN ? 1 : -errno;
 		}
 		buf_consume(&c->out, (size_t)n);
+		c->tx_bytes += (uint64_t)n;
 		lim -= (size_t)n;
 		if (c->sp_left)
 			c->sp_at -= (size_t)n;
+		if (c->z_asked)
+			c->z_hold -= (size_t)n;
 	}
+	if (c->z_asked && buf_used(&c->out))
+		return 1; /* the rest waits for the peer's answer */
 	while (c->sp_left) {
 		ssize_t n = splice(c->sp_fd, NULL, c->wfd, NULL, c->sp_left,
 				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
@@ -277,6 +312,7 @@ static int conn_flush_some(struct conn *c)
 		if (n <= 0)
 			return n < 0 ? -errno : -EIO;
 		c->sp_left -= (size_t)n;
+		c->tx_bytes += (uint64_t)n;
 		if (!c->sp_left)
 			conn_splice_end(c);
 	}
@@ -287,20 +323,21 @@ void conn_flush(struct conn *c)
 {
 	if (c->ended)
 		return;
-	while (buf_used(&c->out) || c->sp_left) {
+	while (buf_used(&c->out) || c->sp_left || buf_used(&c->zout)) {
 		int r = conn_flush_some(c);
 		if (r == 1)
 			return;
 		if (r < 0) {
 			log_info("write to peer: %s", strerror(-r));
 			buf_reset(&c->out);
+			buf_reset(&c->zout);
 			if (c->sp_fd >= 0)
 				conn_splice_end(c);
 			c->want_finish = true;
 			return;
 		}
 	}
-	if (c->out.err) {
+	if (c->out.err || c->zout.err) {
 		log_err("output queue overflow");
 		c->want_finish = true;
 		return;
@@ -448,6 +485,8 @@ size_t chan_send_room(const struct chan *ch)
 	 * hold peers to (header: at most 17 bytes). */
 	if (room > CHAN_DATA_MAX)
 		room = CHAN_DATA_MAX;
+	if (ch->c->cfg.tx_maxpkt && room > ch->c->cfg.tx_maxpkt)
+		room = ch->c->cfg.tx_maxpkt; /* a slow line: small packets interleave */
 	return room;
 }
 
@@ -533,11 +572,37 @@ ssize_t chan_send_from_fd(struct chan *ch, uint32_t ext, int fd)
 	return r;
 }
 
+/* chan_send_pipe() where payloads may not be spliced (zlib@wicket): copy them. */
+static int chan_send_pipe_copy(struct chan *ch, uint32_t ext, const void *pre, size_t a, int fd,
+			       size_t f)
+{
+	struct conn *c = ch->c;
+	uint8_t *w = buf_reserve(&c->out, chan_data_hlen(ext) + a + f);
+	if (!w)
+		return -ENOMEM;
+	size_t hl = chan_data_hlen(ext);
+	if (a)
+		memcpy(w + hl, pre, a);
+	size_t got = 0;
+	while (got < f) {
+		ssize_t r = read(fd, w + hl + a + got, f - got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return r < 0 ? -errno : -EIO; /* the caller said @f bytes wait there */
+		got += (size_t)r;
+	}
+	chan_data_commit(ch, ext, a + f);
+	return 0;
+}
+
 int chan_send_pipe(struct chan *ch, uint32_t ext, const void *pre, size_t a, int fd, size_t f)
 {
 	struct conn *c = ch->c;
 	if (c->sp_left || !f)
 		return -EINVAL;
+	if (c->ztx || c->z_asked)
+		return chan_send_pipe_copy(ch, ext, pre, a, fd, f);
 	int dfd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
 	if (dfd < 0)
 		return -errno;
@@ -953,10 +1018,21 @@ static void handle_global_request(struct conn *c, struct rd *r)
 		conn_fail(c, DISC_PROTOCOL_ERROR, "malformed GLOBAL_REQUEST message");
 		return;
 	}
+	if (sv_eq(name, CONN_Z_REQUEST)) {
+		conn_z_grant(c, want);
+		return;
+	}
 	bool ok = false;
 	c->greply_n = 0;
-	if (c->ops->global_request)
+	if (sv_eq(name, CONN_LINE_RATE_REQUEST)) {
+		/* What this side knows of its line: bytes per second, 0 for none. */
+		uint8_t rate[4];
+		put_be32(rate, c->cfg.line_rate);
+		conn_global_reply_data(c, rate, sizeof(rate));
+		ok = true;
+	} else if (c->ops->global_request) {
 		ok = c->ops->global_request(c, name, want, r);
+	}
 	if (want && !c->dead) {
 		size_t s = conn_pkt_begin(c, ok ? MSG_REQUEST_SUCCESS : MSG_REQUEST_FAILURE);
 		if (ok && c->greply_n)
@@ -1014,6 +1090,10 @@ static void conn_handle_packet(struct conn *c, struct sv pkt)
 		break;
 	case MSG_REQUEST_SUCCESS:
 	case MSG_REQUEST_FAILURE:
+		if (c->z_asked) {
+			conn_z_answer(c, type == MSG_REQUEST_SUCCESS);
+			break;
+		}
 		conn_fail(c, DISC_PROTOCOL_ERROR, "%s with no global request outstanding",
 			  msg_name(type));
 		break;
@@ -1171,6 +1251,8 @@ static void conn_process(struct conn *c)
 		}
 		if (c->cfg.greet_after_peer)
 			conn_remember(c, c->in.p + off, 4 + (size_t)len);
+		if (c->zrx && conn_z_inflate(c, &pkt) < 0)
+			return;
 		conn_handle_packet(c, pkt);
 		c->rx_seq++;
 		if (c->dead && !c->ended) {

@@ -116,6 +116,16 @@ struct conn_cfg {
 	 * land in a previous host's stream or in a port with nobody on it.
 	 */
 	bool greet_after_peer;
+	/*
+	 * zlib@wicket (PROTOCOL.md): @compress asks the peer for it right
+	 * after our greeting (and sends nothing more until the answer);
+	 * @accept_compress grants a peer's request (the agent).
+	 */
+	bool compress, accept_compress;
+	/* Line rate in bytes/s the agent reports for line-rate@wicket (0: not a line). */
+	uint32_t line_rate;
+	/* Largest data payload we send, below the peer's limit (0: the peer's). */
+	uint32_t tx_maxpkt;
 };
 
 struct conn {
@@ -171,6 +181,18 @@ struct conn {
 	struct watch dxw;
 	struct loop_pause dx_stall;
 	uint64_t dx_waits; /* times that happened (tests, logs) */
+	/*
+	 * zlib@wicket (lib/conn_z.c): once on, what we queue in out is
+	 * compressed packet by packet into zout, the real wire queue, and
+	 * what we read is inflated packet by packet through zin.  While our
+	 * request is unanswered only z_hold more bytes of out may go.
+	 */
+	struct zpkt *ztx, *zrx;
+	struct buf zout, zin;
+	bool z_asked;
+	size_t z_hold;
+	uint64_t tx_bytes;  /* bytes written to the stream */
+	uint64_t z_raw_end; /* ztx: the stream is compressed from this byte on */
 };
 
 /* Initialise on (rfd, wfd), queue our greeting and add the watches. */
@@ -191,6 +213,8 @@ static inline bool conn_partial_input(const struct conn *c)
 void conn_feed(struct conn *c, const void *p, size_t n);
 /* Release memory; closes nothing (fds belong to the caller). */
 void conn_free(struct conn *c);
+/* True once zlib@wicket is on in both directions. */
+bool conn_compressing(const struct conn *c);
 
 /* Protocol error: log, queue DISCONNECT with @fmt as reason, stop input. */
 void conn_fail(struct conn *c, uint32_t code, const char *fmt, ...)

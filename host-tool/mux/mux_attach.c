@@ -120,13 +120,15 @@ static int spawn_daemon(const struct mux_key *k, const struct globals *g, int lf
 		close(logfd);
 		return -1;
 	}
-	char persist[16], keepalive[16], helper[16], level[16];
+	char persist[16], keepalive[16], helper[16], level[16], compress[8];
+	snprintf(compress, sizeof(compress), "%d", g->compress);
 	snprintf(persist, sizeof(persist), "%d", g->persist);
 	snprintf(keepalive, sizeof(keepalive), "%d", g->keepalive);
 	snprintf(helper, sizeof(helper), "%d", (int)guest->pid);
 	snprintf(level, sizeof(level), "%d", log_level);
 	char *argv[] = { (char *)"wicket-mux", (char *)MUX_DAEMON_ARG, (char *)k->label,
-			 (char *)k->sock, (char *)k->lock, persist, keepalive, helper, level, NULL };
+			 (char *)k->sock, (char *)k->lock, persist, keepalive, helper, level,
+			 compress, NULL };
 	fflush(stdout);
 	fflush(stderr);
 	pid_t pid = fork();

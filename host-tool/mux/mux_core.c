@@ -293,7 +293,7 @@ static int client_global(struct mux_core *m, unsigned cl, uint8_t *p, size_t n, 
 	bool want = rd_bool(r);
 	if (r->err)
 		return client_fail(m, cl, "malformed GLOBAL_REQUEST message");
-	if (is_local_request(name))
+	if (is_local_request(name) || sv_eq(name, "zlib@wicket"))
 		return client_global_local(m, cl, name, want, r);
 	uint8_t kind = MG_PLAIN;
 	struct sv addr = { 0 };
@@ -323,6 +323,17 @@ static int client_global(struct mux_core *m, unsigned cl, uint8_t *p, size_t n, 
 	p[want_at] = 1;
 	m->io->to_guest(m->ctx, p, n);
 	return 0;
+}
+
+/* A slow line: advertise small packets either way, so channels interleave. */
+static uint32_t clamp_max(struct mux_core *m, uint8_t *field)
+{
+	uint32_t v = get_be32(field);
+	if (m->max_packet && v > m->max_packet) {
+		v = m->max_packet;
+		put_be32(field, v);
+	}
+	return v;
 }
 
 /* ---- from a client ---- */
@@ -369,6 +380,8 @@ static int client_open(struct mux_core *m, unsigned cl, uint8_t *p, size_t n, st
 	}
 	c->cid = cid;
 	c->cwin = win;
+	(void)max;
+	clamp_max(m, p + at + 8);
 	put_be32(p + at, id);
 	m->io->to_guest(m->ctx, p, n);
 	return 0;
@@ -391,6 +404,7 @@ static int client_channel(struct mux_core *m, unsigned cl, uint8_t type, uint8_t
 		c->cid = cid;
 		c->cwin = win;
 		c->state = MC_OPEN;
+		clamp_max(m, p + 13);
 		put_be32(p + 1, c->gid);
 		put_be32(p + 5, id);
 		m->io->to_guest(m->ctx, p, n);
@@ -647,7 +661,8 @@ static int guest_open(struct mux_core *m, uint8_t *p, size_t n, struct rd *r)
 	}
 	c->gid = gid;
 	c->gwin = win;
-	c->gmax = max;
+	c->gmax = clamp_max(m, p + at + 8);
+	(void)max;
 	put_be32(p + at, id);
 	to_client(m, owner, p, n);
 	return 0;
@@ -680,7 +695,8 @@ static int guest_channel(struct mux_core *m, uint8_t type, uint8_t *p, size_t n,
 			return -1;
 		c->gid = gid;
 		c->gwin = win;
-		c->gmax = max;
+		c->gmax = clamp_max(m, p + 13);
+		(void)max;
 		c->state = MC_OPEN;
 		if (c->orphan) {
 			struct buf *b = msg_begin(m, MSG_CHANNEL_CLOSE);

@@ -21,7 +21,8 @@
  * closed once answered, its forwards cancelled.
  *
  * Global requests go to the guest with want-reply forced on, and replies are
- * routed back by order (RFC 4254 4); tcpip-forward and
+ * routed back by order (RFC 4254 4); zlib@wicket is refused (the mux alone
+ * decides how its stream to the agent is compressed); tcpip-forward and
  * streamlocal-forward@openssh.com successes are remembered per client so the
  * guest's forwarded opens reach the client that asked.  Requests named
  * mux-*@wicket are answered by the mux itself (io->local_request).
@@ -114,6 +115,7 @@ struct mux_core {
 	unsigned ncl;
 	struct buf scratch;
 	uint64_t keepalive_sent, keepalive_answered;
+	uint32_t max_packet; /* a slow line: maximum packets clamped to this (0: as they are) */
 	char why[200]; /* guest protocol error, for the caller */
 };
 

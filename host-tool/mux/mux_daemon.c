@@ -31,6 +31,7 @@
 #include "log.h"
 #include "msg.h"
 #include "wire.h"
+#include "zpkt.h"
 
 #define MUX_READ_CHUNK (256u * 1024u)
 #define MUX_IN_MAX (WIRE_MAX_PACKET + 4 + 2 * MUX_READ_CHUNK)
@@ -38,6 +39,12 @@
 #define MUX_GUEST_OUT_MAX (64u * 1024u * 1024u)
 #define MUX_CLIENT_OUT_MAX (96u * 1024u * 1024u)
 #define MUX_CLOSE_GRACE_MS 2000
+/* Below this many bytes/s the agent's line is slow (115200 baud is 11520). */
+#define MUX_SLOW_RATE (1024u * 1024u)
+/* On a slow line: packets, the queue to the agent, and reads from clients. */
+#define MUX_SLOW_PACKET 1024u
+#define MUX_SLOW_GUEST_HIGH 2048u
+#define MUX_SLOW_READ 4096u
 /* Keepalives unanswered (and no other byte from the guest) this many intervals: lost. */
 #define MUX_KEEPALIVE_MISSES 3
 
@@ -64,6 +71,16 @@ struct mux {
 	bool ending;
 	char end_why[512];
 	struct stat sock_st;
+	/*
+	 * Before clients are served: line-rate@wicket, then (when wanted)
+	 * zlib@wicket, each answered before anything else goes to the agent.
+	 */
+	enum { NEG_RATE, NEG_ZLIB, NEG_DONE } neg;
+	int compress; /* -1 auto (serial/ targets, slow lines), 0 no, 1 yes */
+	uint32_t line_rate;
+	struct zpkt *ztx, *zrx;
+	struct buf zin;
+	size_t guest_high, read_chunk;
 };
 
 static long long now_ms(void)
@@ -79,6 +96,8 @@ static void set_nonblock(int fd)
 	if (fl >= 0)
 		fcntl(fd, F_SETFL, fl | O_NONBLOCK);
 }
+
+static void begin_end(struct mux *m, const char *why);
 
 /* ---- output ---- */
 
@@ -103,8 +122,68 @@ static void disconnect_pkt(struct buf *b, uint32_t code, const char *why)
 static void io_to_guest(void *ctx, const uint8_t *p, size_t n)
 {
 	struct mux *m = ctx;
-	frame(&m->gout, p, n);
+	if (!m->ztx || zpkt_deflate(m->ztx, p, n, &m->gout) < 0)
+		frame(&m->gout, p, n);
 	m->gtx += n;
+}
+
+/* One of our own global requests to the agent (nothing else is queued then). */
+static void ask_agent(struct mux *m, const char *name)
+{
+	struct buf b;
+	buf_init(&b, 256);
+	buf_u8(&b, MSG_GLOBAL_REQUEST);
+	buf_cstr(&b, name);
+	buf_bool(&b, true);
+	frame(&m->gout, buf_data(&b), buf_used(&b));
+	buf_free(&b);
+}
+
+static void negotiated(struct mux *m)
+{
+	m->neg = NEG_DONE;
+	bool slow = m->line_rate && m->line_rate < MUX_SLOW_RATE;
+	m->guest_high = slow ? MUX_SLOW_GUEST_HIGH : MUX_GUEST_HIGH;
+	m->read_chunk = slow ? MUX_SLOW_READ : MUX_READ_CHUNK;
+	m->core.max_packet = slow ? MUX_SLOW_PACKET : 0;
+	log_info("agent line: %s%s", m->line_rate ? "slow" : "fast",
+		 m->ztx ? ", compressed (zlib@wicket)" : "");
+}
+
+/*
+ * The answer to one of our requests (@type SUCCESS or FAILURE, @rd after
+ * it).  0, or -1 when the stream cannot go on.
+ */
+static int negotiate(struct mux *m, uint8_t type, struct rd *rd)
+{
+	bool ok = type == MSG_REQUEST_SUCCESS;
+	if (m->neg == NEG_RATE) {
+		m->line_rate = ok && rd_left(rd) >= 4 ? rd_u32(rd) : 0;
+		bool slow = m->line_rate && m->line_rate < MUX_SLOW_RATE;
+		bool want = m->compress > 0 ||
+			    (m->compress < 0 && (slow || strncmp(m->label, "serial/", 7) == 0));
+		if (m->line_rate)
+			log_info("agent's line: %u bytes/s", m->line_rate);
+		if (want && zpkt_available()) {
+			ask_agent(m, "zlib@wicket");
+			m->neg = NEG_ZLIB;
+			return 0;
+		}
+		negotiated(m);
+		return 0;
+	}
+	if (ok) {
+		m->ztx = zpkt_new(true);
+		m->zrx = zpkt_new(false);
+		if (!m->ztx || !m->zrx) {
+			begin_end(m, "out of memory for zlib@wicket");
+			return -1;
+		}
+	} else {
+		log_info("the agent does not compress (zlib@wicket refused)");
+	}
+	negotiated(m);
+	return 0;
 }
 
 static void io_to_client(void *ctx, unsigned cl, const uint8_t *p, size_t n)
@@ -159,6 +238,25 @@ static void status_text(struct mux *m, struct buf *t)
 			 mux_core_channels(&m->core, MUX_NONE), (unsigned long long)m->gtx,
 			 (unsigned long long)m->grx);
 	buf_put(t, line, (size_t)n);
+	uint64_t zi = 0, zo = 0, ri = 0, ro = 0;
+	if (m->ztx)
+		zpkt_counts(m->ztx, &zi, &zo);
+	if (m->zrx)
+		zpkt_counts(m->zrx, &ri, &ro);
+	n = snprintf(line, sizeof(line), "line: %s%s; compression: %s",
+		     m->line_rate ? "" : "not a serial line or rate unknown",
+		     "", m->ztx ? "zlib@wicket" : "off");
+	if (m->line_rate)
+		n = snprintf(line, sizeof(line), "line: %u bytes/s; compression: %s", m->line_rate,
+			     m->ztx ? "zlib@wicket" : "off");
+	buf_put(t, line, (size_t)n);
+	if (m->ztx) {
+		n = snprintf(line, sizeof(line), " (out %llu -> %llu bytes, in %llu -> %llu bytes)",
+			     (unsigned long long)zi, (unsigned long long)zo,
+			     (unsigned long long)ri, (unsigned long long)ro);
+		buf_put(t, line, (size_t)n);
+	}
+	buf_put(t, "\n", 1);
 	if (m->persist < 0)
 		n = snprintf(line, sizeof(line), "persist: forever\n");
 	else
@@ -285,7 +383,7 @@ static void client_read(struct mux *m, unsigned i)
 {
 	struct mclient *c = &m->cl[i];
 	size_t room;
-	uint8_t *w = buf_reserve_read(&c->in, 4096, MUX_READ_CHUNK, &room);
+	uint8_t *w = buf_reserve_read(&c->in, 4096, m->read_chunk, &room);
 	if (!w) {
 		client_close_with(m, c, DISC_PROTOCOL_ERROR, "input buffer exhausted");
 		client_drop(m, i);
@@ -401,6 +499,8 @@ static void guest_read(struct mux *m)
 			return;
 		m->guest_greeted = true;
 		log_info("agent greeted: %s", m->guest_version);
+		ask_agent(m, "line-rate@wicket");
+		m->neg = NEG_RATE;
 		for (unsigned i = 0; i < MUX_MAX_CLIENTS; i++)
 			if (m->cl[i].used && !m->cl[i].closing)
 				client_greet(&m->cl[i]);
@@ -419,6 +519,27 @@ static void guest_read(struct mux *m)
 			break;
 		}
 		m->grx += pkt.n;
+		if (m->zrx) {
+			int zr = zpkt_inflate(m->zrx, pkt.p, pkt.n, &m->zin, WIRE_MAX_PACKET);
+			if (zr < 0 || !buf_used(&m->zin)) {
+				snprintf(why, sizeof(why), "protocol error from the agent of %s: %s",
+					 m->label,
+					 zr == -EMSGSIZE ? "compressed packet too large"
+							 : "malformed compressed data");
+				begin_end(m, why);
+				break;
+			}
+			pkt.p = buf_data(&m->zin);
+			pkt.n = buf_used(&m->zin);
+		}
+		if (m->neg != NEG_DONE && (pkt.p[0] == MSG_REQUEST_SUCCESS ||
+					   pkt.p[0] == MSG_REQUEST_FAILURE)) {
+			struct rd rd;
+			rd_init(&rd, pkt.p + 1, pkt.n - 1);
+			if (negotiate(m, pkt.p[0], &rd) < 0)
+				break;
+			continue;
+		}
 		if (mux_core_from_guest(&m->core, (uint8_t *)pkt.p, pkt.n) < 0) {
 			snprintf(why, sizeof(why), "%s: %s", m->label, m->core.why);
 			begin_end(m, why);
@@ -446,7 +567,7 @@ static void guest_write(struct mux *m)
 
 static void keepalive_tick(struct mux *m, long long now)
 {
-	if (!m->keepalive || !m->guest_greeted || m->ending || now < m->next_keepalive)
+	if (!m->keepalive || m->neg != NEG_DONE || m->ending || now < m->next_keepalive)
 		return;
 	m->next_keepalive = now + m->keepalive * 1000LL;
 	uint64_t out = m->core.keepalive_sent - m->core.keepalive_answered;
@@ -613,7 +734,7 @@ static int mux_run(struct mux *m)
 				idx[np++] = UINT32_MAX - 2;
 			}
 		}
-		bool take_input = m->guest_greeted && buf_used(&m->gout) < MUX_GUEST_HIGH;
+		bool take_input = m->neg == NEG_DONE && buf_used(&m->gout) < m->guest_high;
 		for (unsigned i = 0; i < MUX_MAX_CLIENTS; i++) {
 			struct mclient *c = &m->cl[i];
 			if (!c->used)
@@ -674,11 +795,12 @@ static int mux_run(struct mux *m)
 
 int mux_daemon_main(int argc, char **argv)
 {
-	/* wicket --mux-daemon LABEL SOCK LOCK PERSIST KEEPALIVE HELPER-PID LOG-LEVEL */
+	/* wicket --mux-daemon LABEL SOCK LOCK PERSIST KEEPALIVE HELPER-PID LOG-LEVEL COMPRESS */
 	static struct mux m;
 	int level = LOG_WARN, helper = 0;
-	if (argc != 9 || parse_int(argv[5], &m.persist) || parse_int(argv[6], &m.keepalive) ||
-	    parse_int(argv[7], &helper) || parse_int(argv[8], &level)) {
+	if (argc != 10 || parse_int(argv[5], &m.persist) || parse_int(argv[6], &m.keepalive) ||
+	    parse_int(argv[7], &helper) || parse_int(argv[8], &level) ||
+	    parse_int(argv[9], &m.compress)) {
 		fprintf(stderr, "wicket: %s is for wicket's own use\n", MUX_DAEMON_ARG);
 		return 2;
 	}
@@ -706,6 +828,9 @@ int mux_daemon_main(int argc, char **argv)
 	set_nonblock(m.grfd);
 	set_nonblock(m.gwfd);
 	buf_init(&m.gin, MUX_IN_MAX * 4);
+	buf_init(&m.zin, WIRE_MAX_PACKET + 1);
+	m.guest_high = MUX_GUEST_HIGH;
+	m.read_chunk = MUX_READ_CHUNK;
 	buf_init(&m.gout, MUX_GUEST_OUT_MAX);
 	mux_core_init(&m.core, &mux_io, &m);
 	m.started = m.last_rx = now_ms();
@@ -727,6 +852,9 @@ int mux_daemon_main(int argc, char **argv)
 			kill(m.helper, SIGTERM);
 	}
 	mux_core_free(&m.core);
+	zpkt_free(m.ztx);
+	zpkt_free(m.zrx);
+	buf_free(&m.zin);
 	buf_free(&m.gin);
 	buf_free(&m.gout);
 	return r == 0 ? 0 : 1;

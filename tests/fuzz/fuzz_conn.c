@@ -48,6 +48,7 @@
 #include "loop.h"
 #include "msg.h"
 #include "wire.h"
+#include "zpkt.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -390,6 +391,10 @@ static void pump_sources(struct fsrv *srv)
 struct outchk {
 	struct buf b;
 	bool greeted;
+	const struct conn *c;
+	uint64_t total;	 /* bytes drained */
+	struct zpkt *z;	 /* the conn compresses: its packets are inflated here */
+	struct buf plain;
 };
 
 static void check_output(struct outchk *o)
@@ -408,12 +413,26 @@ static void check_output(struct outchk *o)
 	for (;;) {
 		struct sv pkt;
 		uint32_t len;
+		/* zlib@wicket: from the byte the conn says on, packets are compressed. */
+		if (!o->z && o->c->ztx && o->total - buf_used(&o->b) == o->c->z_raw_end) {
+			o->z = zpkt_new(false);
+			buf_init(&o->plain, WIRE_MAX_PACKET + 1);
+		}
 		int r = wire_next_packet(&o->b, &pkt, &len);
 		if (r == 0)
 			return;
 		if (r < 0) {
 			fprintf(stderr, "fuzz_conn: conn sent a bad packet length %u\n", len);
 			abort();
+		}
+		if (o->z) {
+			if (zpkt_inflate(o->z, pkt.p, pkt.n, &o->plain, WIRE_MAX_PACKET) < 0 ||
+			    !buf_used(&o->plain)) {
+				fprintf(stderr, "fuzz_conn: conn sent a bad compressed packet\n");
+				abort();
+			}
+			pkt.p = buf_data(&o->plain);
+			pkt.n = buf_used(&o->plain);
 		}
 		if (!msg_allowed(pkt.p[0])) {
 			fprintf(stderr, "fuzz_conn: conn sent message %u\n", pkt.p[0]);
@@ -432,6 +451,7 @@ static void drain(int fd, struct outchk *o)
 		if (n <= 0)
 			return;
 		buf_commit(&o->b, (size_t)n);
+		o->total += (uint64_t)n;
 		check_output(o);
 	}
 }
@@ -473,12 +493,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		.max_channels = (opt & 4) ? 2 : 0,
 		.pktlog = (opt & 16) ? devnull : NULL,
 		.greet_after_peer = opt & 1,
+		/* A client's zlib@wicket is granted: compressed input is parsed too. */
+		.accept_compress = true,
 	};
 	if (conn_init(&srv->c, &l, sp[0], sp[0], &cfg, &fconn_ops, srv) < 0)
 		abort();
-	struct outchk o;
+	struct outchk o = { .c = &srv->c };
 	buf_init(&o.b, WIRE_MAX_PACKET + 65536 + 4);
-	o.greeted = false;
 
 	size_t pos = 0;
 	bool shut = false;
@@ -520,6 +541,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	conn_free(&srv->c);
 	loop_free(&l);
 	buf_free(&o.b);
+	zpkt_free(o.z);
+	buf_free(&o.plain);
 	close(sp[0]);
 	close(sp[1]);
 	free(srv);

@@ -166,6 +166,29 @@ def gen_conn():
     write("conn", "unknown-conn-msg", conn_hdr(256) + GREETING + pkt(bytes([120, 1, 2])) + pkt(bytes([2]) + s("ign")))
     write("conn", "window-overflow", conn_hdr(256) + GREETING + chan_open("session", 0, win=0xFFFFFFF0)
           + pkt(bytes([93]) + u32(0) + u32(0x100)))
+    # zlib@wicket: the request, then every packet raw-deflated on one stream
+    # with a sync flush per packet whose 00 00 ff ff tail is left out.
+    def zstream(payloads):
+        co = zlib.compressobj(6, zlib.DEFLATED, -15)
+        out = b""
+        for p in payloads:
+            d = co.compress(p) + co.flush(zlib.Z_SYNC_FLUSH)
+            assert d.endswith(b"\x00\x00\xff\xff")
+            out += pkt(d[:-4])
+        return out
+    zreq = pkt(bytes([80]) + s("zlib@wicket") + bytes([1]))
+    sess = [bytes([90]) + s("session") + u32(0) + u32(0x10000) + u32(0x4000),
+            bytes([98]) + u32(0) + s("exec") + bytes([1]) + s("true"),
+            bytes([94]) + u32(0) + s(b"some input " * 50), bytes([96]) + u32(0),
+            bytes([97]) + u32(0)]
+    write("conn", "zlib-session", conn_hdr(256) + GREETING + zreq + zstream(sess))
+    write("conn", "zlib-session-bytewise", conn_hdr(1, 0, 3) + GREETING + zreq + zstream(sess))
+    write("conn", "zlib-ports", conn_hdr(16, 1, 5) + GREETING + zreq + zstream(sess))
+    bomb = zlib.compressobj(9, zlib.DEFLATED, -15)
+    bd = bomb.compress(bytes([94]) + u32(0) + u32(1 << 20) + bytes(1 << 20)) + bomb.flush(zlib.Z_SYNC_FLUSH)
+    write("conn", "zlib-bomb", conn_hdr(256) + GREETING + zreq + zstream(sess[:1]) + pkt(bd[:-4]))
+    write("conn", "zlib-garbage", conn_hdr(256) + GREETING + zreq + pkt(b"\xff\xfe\x13\x37garbage"))
+    write("conn", "zlib-twice", conn_hdr(64) + GREETING + zreq + zstream([bytes([80]) + s("zlib@wicket") + bytes([1])] + sess))
     write("conn", "data-over-window", conn_hdr(256, 2) + GREETING + chan_open("session", 0)
           + data(0, b"y" * 100))
     write("conn", "wrong-channel", conn_hdr(256) + GREETING + data(7, b"x"))
