@@ -81,6 +81,8 @@ static short conn_want_write(struct watch *w)
 	struct conn *c = w->data;
 	if (c->ended)
 		return 0;
+	if (c->tty_pace && loop_pause_active(c->loop, &c->line_wait))
+		return 0;
 	if (c->sp_left || buf_used(&c->zout))
 		return POLLOUT;
 	return buf_used(&c->out) && conn_z_writable(c) ? POLLOUT : 0;
@@ -131,6 +133,7 @@ int conn_init(struct conn *c, struct loop *l, int rfd, int wfd, const struct con
 	struct stat st;
 	if (fstat(wfd, &st) < 0 || !(S_ISSOCK(st.st_mode) || S_ISFIFO(st.st_mode)))
 		c->no_splice = true;
+	c->tty_pace = c->cfg.line_rate && isatty(wfd);
 	/* The same for splicing input out of the stream; a packet log shows
 	 * every payload and a port keeps parsed bytes (hist), so not there. */
 	c->dx_ok = fstat(rfd, &st) == 0 && (S_ISSOCK(st.st_mode) || S_ISFIFO(st.st_mode)) &&
@@ -260,6 +263,25 @@ static int conn_splice_unsplice(struct conn *c)
 	return 0;
 }
 
+/* Bytes the kernel may hold for a slow line before we add more. */
+#define CONN_LINE_QUEUE 1024
+
+/*
+ * A slow tty: how much of the kernel's queue is free for us now, or 0 with
+ * the write paused until the line has taken enough of it.
+ */
+static size_t conn_line_room(struct conn *c)
+{
+	int q = 0;
+	if (!c->tty_pace || ioctl(c->wfd, TIOCOUTQ, &q) < 0)
+		return SIZE_MAX;
+	if (q < CONN_LINE_QUEUE)
+		return (size_t)(CONN_LINE_QUEUE - q);
+	long long ms = (long long)(q - CONN_LINE_QUEUE / 2) * 1000 / c->cfg.line_rate;
+	loop_pause_for(&c->line_wait, ms < 1 ? 1 : (int)ms);
+	return 0;
+}
+
 /* Write queued bytes up to the pipe payload, then it: 1 while blocked. */
 static int conn_flush_some(struct conn *c)
 {
@@ -268,7 +290,11 @@ static int conn_flush_some(struct conn *c)
 		if (conn_z_pump(c) < 0)
 			return -ENOMEM;
 		while (buf_used(&c->zout)) {
-			ssize_t n = write(c->wfd, buf_data(&c->zout), buf_used(&c->zout));
+			size_t lr = conn_line_room(c);
+			if (!lr)
+				return 1;
+			size_t want = buf_used(&c->zout) < lr ? buf_used(&c->zout) : lr;
+			ssize_t n = write(c->wfd, buf_data(&c->zout), want);
 			if (n < 0) {
 				if (errno == EINTR)
 					continue;
@@ -284,7 +310,10 @@ static int conn_flush_some(struct conn *c)
 	if (lim > hold)
 		lim = hold;
 	while (lim) {
-		ssize_t n = write(c->wfd, buf_data(&c->out), lim);
+		size_t lr = conn_line_room(c);
+		if (!lr)
+			return 1;
+		ssize_t n = write(c->wfd, buf_data(&c->out), lim < lr ? lim : lr);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -1449,8 +1478,10 @@ static void conn_read_ready(struct watch *w, short rev)
 /*
  * Seccomp allowlist of this file: stream input and output; pipe payloads
  * spliced to the stream from a duplicate of the pipe (how much is waiting:
- * FIONREAD); poll: is a direct pipe full, or the stream empty?
+ * FIONREAD); poll: is a direct pipe full, or the stream empty?  TIOCOUTQ:
+ * how much a slow tty still holds.
  */
 SYSCALLS(conn) = { SC("read"), SC("write"), SC("splice"), SC("poll"), SC("ppoll"),
-		   SC_GE_EQ("ioctl", 0, 3, 1, FIONREAD), SC_EQ("fcntl", 1, F_DUPFD_CLOEXEC),
+		   SC_GE_EQ("ioctl", 0, 3, 1, FIONREAD), SC_GE_EQ("ioctl", 0, 3, 1, TIOCOUTQ),
+		   SC_EQ("fcntl", 1, F_DUPFD_CLOEXEC),
 		   SC("close"), SC_END };

@@ -192,6 +192,13 @@ struct conn {
 	bool z_asked;
 	size_t z_hold;
 	uint64_t tx_bytes;  /* bytes written to the stream */
+	/*
+	 * A slow tty (cfg.line_rate): write only while the kernel holds less
+	 * than about one packet for the line (TIOCOUTQ), so nothing we queue
+	 * later waits behind seconds of older bytes down there.
+	 */
+	bool tty_pace;
+	struct loop_pause line_wait;
 	uint64_t z_raw_end; /* ztx: the stream is compressed from this byte on */
 };
 
