@@ -243,11 +243,12 @@ static void status_text(struct mux *m, struct buf *t)
 		zpkt_counts(m->ztx, &zi, &zo);
 	if (m->zrx)
 		zpkt_counts(m->zrx, &ri, &ro);
-	n = snprintf(line, sizeof(line), "line: %s%s; compression: %s",
-		     m->line_rate ? "" : "not a serial line or rate unknown",
-		     "", m->ztx ? "zlib@wicket" : "off");
 	if (m->line_rate)
 		n = snprintf(line, sizeof(line), "line: %u bytes/s; compression: %s", m->line_rate,
+			     m->ztx ? "zlib@wicket" : "off");
+	else
+		n = snprintf(line, sizeof(line), "line: fast (not a tty, or its rate unknown); "
+						 "compression: %s",
 			     m->ztx ? "zlib@wicket" : "off");
 	buf_put(t, line, (size_t)n);
 	if (m->ztx) {
