@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* wicket: the host command line. */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,6 +105,7 @@ static const char usage_more[] =
 static int cmd_session(int argc, char **argv, int i, struct globals *g, bool shell)
 {
 	struct client_opts o = { .escape = shell ? '~' : -1 };
+	bool tools = false;
 	for (; i < argc; i++) {
 		const char *a = argv[i];
 		int r = parse_global(g, argc, argv, &i);
@@ -118,6 +120,8 @@ static int cmd_session(int argc, char **argv, int i, struct globals *g, bool she
 			o.escape = '~';
 		} else if (!shell && strcmp(a, "-n") == 0) {
 			o.no_stdin = true;
+		} else if (strcmp(a, "--tools") == 0) {
+			tools = true;
 		} else if (strcmp(a, "-e") == 0) {
 			if (i + 1 >= argc)
 				return usage_error("%s needs an argument", a);
@@ -149,6 +153,16 @@ static int cmd_session(int argc, char **argv, int i, struct globals *g, bool she
 		o.argc = argc - i;
 	}
 	o.pktlog = g->pktlog;
+	static char toolbox[PATH_MAX];
+	if (tools) {
+		char err[PATH_MAX + 256];
+		g->tools = target_find_toolbox(g->tools_path, toolbox, sizeof(toolbox), err,
+					       sizeof(err));
+		if (!g->tools) {
+			fprintf(stderr, "wicket: %s\n", err);
+			return WICKET_EXIT_FAILURE;
+		}
+	}
 	struct tp tp;
 	if (open_target(o.target, g, &tp) < 0)
 		return WICKET_EXIT_FAILURE;
