@@ -288,7 +288,7 @@ void k8s_last_line(const char *text, char *out, size_t n)
  * this, before the container could have started; we wait that long to
  * report it as our own error.  Later messages go through the relay.
  */
-#define K8S_DEBUG_SETTLE_MS 3000
+#define K8S_DEBUG_SETTLE_MS 2000
 
 struct k8s_run {
 	char out[4096];
@@ -470,9 +470,10 @@ static void start_relay(int efd, const char *label, const char *early, size_t ea
 		setsid();
 	if (fork() != 0)
 		_exit(0);
-	/* Only stderr and the pipe: the stream's descriptors must close with
-	 * their real owners, not linger here. */
-	if (dup2(efd, 3) < 0)
+	/* Only stderr and the pipe: the stream's descriptors and our caller's
+	 * stdin and stdout must close with their real owners, not linger here. */
+	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (dup2(efd, 3) < 0 || null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0)
 		_exit(1);
 	syscall(SYS_close_range, 4u, ~0u, 0u);
 	signal(SIGPIPE, SIG_IGN);
