@@ -153,6 +153,7 @@ static int cmd_session(int argc, char **argv, int i, struct globals *g, bool she
 		o.argc = argc - i;
 	}
 	o.pktlog = g->pktlog;
+	o.keepalive = g->keepalive;
 	static char toolbox[PATH_MAX];
 	if (tools) {
 		char err[PATH_MAX + 256];

@@ -251,6 +251,18 @@ def _():
     k("mux", "stop", "k8s/shop/has-agent/app", env=env)
 
 
+@tap.check("a direct k8s stream (--share no) is not idle either: IGNOREs every --keepalive S")
+def _():
+    pktlog = os.path.join(S["tmp"], "direct.pktlog")
+    env = dict(S["env"], FAKE_K8S_AGENT_PKTLOG=pktlog)
+    r = k("--keepalive", "1", "--share", "no", "exec", "k8s/shop/has-agent", "--", "sleep",
+          "3.5", env=env)
+    expect_eq(r.rc, 0, "an idle session of 3.5 s\n" + r.describe())
+    with open(pktlog, "rb") as f:
+        n = f.read().count(b"< IGNORE")
+    expect(n >= 2, "the agent saw %d IGNOREs during the idle session" % n)
+
+
 @tap.check("a missing pod: kubectl's NotFound, exit 255")
 def _():
     r = k("--share", "no", "exec", "k8s/shop/nosuch", "--", "true")
