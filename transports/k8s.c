@@ -333,26 +333,19 @@ static bool kubectl_missing(int e, const char *label, char *err, size_t errlen)
 	return true;
 }
 
-/* Run @argv to the end with stdin /dev/null, stdout and stderr captured. */
+/* Run @argv to the end, stdin at EOF, stdout and stderr captured. */
 static int k8s_run(char *const *argv, struct k8s_run *r, const char *label, char *err,
 		   size_t errlen)
 {
 	memset(r, 0, sizeof(*r));
-	int po[2], pe[2];
-	if (pipe2(po, O_CLOEXEC) < 0)
+	int pe[2];
+	if (pipe2(pe, O_CLOEXEC) < 0)
 		goto fail;
-	if (pipe2(pe, O_CLOEXEC) < 0) {
-		close(po[0]);
-		close(po[1]);
-		goto fail;
-	}
 	struct tp t;
 	int saved = fcntl(2, F_DUPFD_CLOEXEC, 3);
 	/* tp_argv_spawn gives us stdin/stdout; stderr is ours to place. */
 	if (saved < 0 || dup2(pe[1], 2) < 0) {
 		int e = errno;
-		close(po[0]);
-		close(po[1]);
 		close(pe[0]);
 		close(pe[1]);
 		if (saved >= 0)
@@ -364,8 +357,6 @@ static int k8s_run(char *const *argv, struct k8s_run *r, const char *label, char
 	int sr = tp_argv_spawn(argv, &t, tperr, sizeof(tperr));
 	dup2(saved, 2);
 	close(saved);
-	close(po[0]);
-	close(po[1]);
 	close(pe[1]);
 	if (sr < 0) {
 		close(pe[0]);
@@ -424,7 +415,7 @@ fail:
 	return -1;
 }
 
-/* "LABEL: WHAT: kubectl: LAST LINE", with the hint each failure deserves. */
+/* "LABEL: WHAT: kubectl's last line", with the hint each failure deserves. */
 static void report(const char *label, const char *what, const char *text, int status, char *err,
 		   size_t errlen)
 {
