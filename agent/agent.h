@@ -27,6 +27,17 @@ struct agent_cfg {
 	const char *user;		/* --user: sessions run as this user */
 	unsigned handshake_timeout;	/* seconds for the peer's greeting; 0 = none */
 	bool no_sandbox;		/* --no-sandbox: no seccomp, NO_NEW_PRIVS, rlimits */
+	/*
+	 * Process-wide, from the command line only.  The descriptors are
+	 * O_CLOEXEC, used by the monitor's spawn path alone (the protocol
+	 * worker closes them) and reach a session only as the program it
+	 * executes.
+	 */
+	int toolbox_fd;		/* --toolbox-fd/--toolbox: exec and shell sessions run this
+				 * program (busybox: argv[0] names the applet); -1 none */
+	int root_fd;		/* --session-root: sessions and sftp are chrooted here; -1 none */
+	int sftp_fd;		/* with root_fd: the sftp server, opened before any chroot */
+	bool greet_after_peer;	/* --greet-after-peer: our greeting waits for the peer's */
 };
 
 #define AGENT_MAX_GROUPS 256
@@ -51,6 +62,20 @@ struct agent_user {
 int agent_user_resolve(const char *name, const struct agent_cfg *cfg, struct agent_user *u);
 
 void agent_cfg_defaults(struct agent_cfg *cfg);
+
+struct passwd;
+struct group;
+/*
+ * Look-ups in the session root's own /etc/passwd and /etc/group (read
+ * with RESOLVE_IN_ROOT: its symlinks cannot lead out of it), for
+ * --session-root, where the agent's C library would read its own files.
+ * agent_root_getpw: by @name, or by @uid when @name is NULL; 0, -ENOENT
+ * or -errno.  agent_root_groups: @gid and every group listing @name, at
+ * most *@n; sets *@n.
+ */
+int agent_root_getpw(int root_fd, const char *name, uid_t uid, struct passwd *pw, char *buf,
+		     size_t len);
+int agent_root_groups(int root_fd, const char *name, gid_t gid, gid_t *groups, int *n);
 
 /*
  * Serve one bare ssh-connection stream until it ends.  Returns 0, or 1 if

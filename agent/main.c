@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* wicketd: the guest agent's command line and listeners. */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <libgen.h>
 #include <limits.h>
@@ -60,6 +61,17 @@ static const char usage[] =
 	"  --handshake-timeout N the peer's greeting must arrive within N seconds\n"
 	"                        (default 30; 0 = wait forever); on virtio and serial\n"
 	"                        ports the clock starts with the host's first byte\n"
+	"  --toolbox-fd N        exec and shell sessions run the program open on\n"
+	"                        descriptor N (a static busybox) with argv[0] naming\n"
+	"                        the applet: a shell is its \"sh -l\", a command string\n"
+	"                        \"sh -c STRING\"; sftp is unchanged\n"
+	"  --toolbox PATH        the same with the program at PATH, opened at start\n"
+	"  --session-root DIR    sessions and sftp run chrooted to DIR, users and groups\n"
+	"                        from its etc/passwd and etc/group (a debug container\n"
+	"                        sharing the target's PID namespace: /proc/1/root)\n"
+	"  --greet-after-peer    send our greeting only after the peer's (streams that\n"
+	"                        drop output written before the peer attaches, such as\n"
+	"                        kubectl debug --attach)\n"
 	"  --no-sandbox          debugging: no seccomp filter, NO_NEW_PRIVS or rlimits\n"
 	"                        for the protocol worker\n"
 	"  --print-syscalls      print the seccomp allowlist of each process profile\n"
@@ -72,6 +84,68 @@ static const char usage[] =
 	"  -q, --quiet           errors only\n"
 	"  -h, --help            this text\n"
 	"  -V, --version         print the version\n";
+
+/* @fd moved to 3 or above (stdio may become a session's) and close-on-exec. */
+static int fd_high(int fd)
+{
+	if (fd > 2)
+		return fcntl(fd, F_SETFD, FD_CLOEXEC) < 0 ? -1 : fd;
+	int h = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	close(fd);
+	return h;
+}
+
+/*
+ * --toolbox-fd N / --toolbox PATH: a program the monitor executes by
+ * descriptor.  Checked now so a bad one fails at start, not per session.
+ */
+static int toolbox_open(const char *opt, const char *v, char *err, size_t errlen)
+{
+	int fd;
+	if (strcmp(opt, "toolbox-fd") == 0) {
+		char *end;
+		errno = 0;
+		long n = strtol(v, &end, 10);
+		if (!*v || *end || errno || n < 3 || n > 1024 * 1024) {
+			snprintf(err, errlen, "--toolbox-fd: '%s' is not a descriptor number of 3 or more",
+				 v);
+			return -1;
+		}
+		fd = (int)n;
+		if (fcntl(fd, F_GETFD) < 0) {
+			snprintf(err, errlen, "--toolbox-fd %s: descriptor not open", v);
+			return -1;
+		}
+	} else {
+		fd = open(v, O_PATH | O_CLOEXEC);
+		if (fd < 0) {
+			snprintf(err, errlen, "--toolbox %s: %s", v, strerror(errno));
+			return -1;
+		}
+	}
+	struct stat st;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+	    faccessat(fd, "", X_OK, AT_EMPTY_PATH) < 0) {
+		snprintf(err, errlen, "--%s %s: not an executable file", opt, v);
+		return -1;
+	}
+	return fd_high(fd);
+}
+
+/* --session-root DIR, kept open: every session is chrooted to this one. */
+static int session_root_open(const char *dir, char *err, size_t errlen)
+{
+	int fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0) {
+		int e = errno;
+		snprintf(err, errlen, "--session-root %s: %s%s", dir, strerror(e),
+			 e == EACCES && strncmp(dir, "/proc/", 6) == 0
+				 ? " (another process's root needs its uid or CAP_SYS_PTRACE)"
+				 : "");
+		return -1;
+	}
+	return fd_high(fd);
+}
 
 /* wicket-sftp-server beside our own binary (build tree, or one install
  * directory), else the configured libexec directory. */
@@ -258,7 +332,7 @@ int main(int argc, char **argv)
 {
 	/* OPT_POLICY: agent/options.c applies it, as it does the config file's keys. */
 	enum { OPT_STDIO = 256, OPT_LISTEN, OPT_POLICY, OPT_PKTLOG, OPT_CONFIG, OPT_NO_SANDBOX,
-	       OPT_PRINT_SYSCALLS };
+	       OPT_PRINT_SYSCALLS, OPT_TOOLBOX, OPT_SESSION_ROOT, OPT_GREET_AFTER };
 	static const struct option opts[] = {
 		{ "stdio", no_argument, NULL, OPT_STDIO },
 		{ "listen", required_argument, NULL, OPT_LISTEN },
@@ -276,6 +350,10 @@ int main(int argc, char **argv)
 		{ "handshake-timeout", required_argument, NULL, OPT_POLICY },
 		{ "no-sandbox", no_argument, NULL, OPT_NO_SANDBOX },
 		{ "print-syscalls", no_argument, NULL, OPT_PRINT_SYSCALLS },
+		{ "toolbox-fd", required_argument, NULL, OPT_TOOLBOX },
+		{ "toolbox", required_argument, NULL, OPT_TOOLBOX },
+		{ "session-root", required_argument, NULL, OPT_SESSION_ROOT },
+		{ "greet-after-peer", no_argument, NULL, OPT_GREET_AFTER },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
@@ -330,6 +408,29 @@ int main(int argc, char **argv)
 		case OPT_PRINT_SYSCALLS:
 			print_syscalls = true;
 			break;
+		case OPT_TOOLBOX:
+			if (cfg.toolbox_fd >= 0) {
+				fprintf(stderr, "wicketd: one --toolbox or --toolbox-fd only\n");
+				return 2;
+			}
+			cfg.toolbox_fd = toolbox_open(opts[idx].name, optarg, err, sizeof(err));
+			if (cfg.toolbox_fd < 0) {
+				fprintf(stderr, "wicketd: %s\n", err);
+				return 2;
+			}
+			break;
+		case OPT_SESSION_ROOT:
+			if (cfg.root_fd >= 0)
+				close(cfg.root_fd);
+			cfg.root_fd = session_root_open(optarg, err, sizeof(err));
+			if (cfg.root_fd < 0) {
+				fprintf(stderr, "wicketd: %s\n", err);
+				return 2;
+			}
+			break;
+		case OPT_GREET_AFTER:
+			cfg.greet_after_peer = true;
+			break;
 		case OPT_PKTLOG:
 			cfg.pktlog = fopen(optarg, "ae");
 			if (!cfg.pktlog) {
@@ -364,6 +465,11 @@ int main(int argc, char **argv)
 	char sftp_path[PATH_MAX];
 	if (!cfg.sftp_server)
 		cfg.sftp_server = agent_find_sftp_server(sftp_path, sizeof(sftp_path));
+	if (cfg.root_fd >= 0) {
+		/* Chrooted sessions cannot reach our sftp server by name. */
+		int fd = open(cfg.sftp_server, O_PATH | O_CLOEXEC);
+		cfg.sftp_fd = fd < 0 ? -1 : fd_high(fd);
+	}
 	if (print_syscalls) {
 		extern const struct sandbox_profile agent_worker_profile;
 		sandbox_print(stdout, &agent_worker_profile);

@@ -262,6 +262,8 @@ struct spawn_child {
 	const struct spawn_args *a;
 	const struct agent_user *u;
 	const struct agent_se *se;
+	int exec_fd;		/* >= 0: execute this program, not a->path (toolbox, sftp) */
+	int root_fd;		/* >= 0: chroot here first (--session-root) */
 	int in, out, err;	/* become stdio (without a pty) */
 	int report;		/* gets errno if exec fails */
 	pid_t parent;
@@ -289,6 +291,9 @@ static int spawn_child(void *arg)
 	}
 	/* Set while still root: the user's domain at execve(). */
 	int e = agent_se_exec(c->se);
+	/* The session root, while we still may (CAP_SYS_CHROOT); cwd is below. */
+	if (!e && c->root_fd >= 0 && (fchdir(c->root_fd) < 0 || chroot(".") < 0))
+		e = errno;
 	if (!e && child_switch_user(c->u) < 0)
 		e = errno ? errno : EPERM;
 	/* Set after the switch (which clears it); the monitor gone = hang-up. */
@@ -304,7 +309,12 @@ static int spawn_child(void *arg)
 			}
 		}
 		umask(022);
-		exec_search(c->a->path, c->a->argv, c->a->envp);
+		/* A descriptor marked close-on-exec above still executes (an ELF
+		 * program needs no path to itself): it is gone once we run. */
+		if (c->exec_fd >= 0)
+			execveat(c->exec_fd, "", c->a->argv, c->a->envp, AT_EMPTY_PATH);
+		else
+			exec_search(c->a->path, c->a->argv, c->a->envp);
 		e = errno;
 	}
 	ssize_t w = write(c->report, &e, sizeof(e));
@@ -313,8 +323,8 @@ static int spawn_child(void *arg)
 }
 
 /* Start and exec; fills @pid, @exec_errno and (without a pty) @fds. */
-static int do_spawn(struct mon *m, const struct spawn_args *a, pid_t *pid_out, int *exec_errno,
-		    int fds_out[3])
+static int do_spawn(struct mon *m, const struct spawn_args *a, int64_t kind, pid_t *pid_out,
+		    int *exec_errno, int fds_out[3])
 {
 	int fds[8] = { -1, -1, -1, -1, -1, -1, -1, -1 };
 	int *report = fds, *pin = fds + 2, *pout = fds + 4, *perr = fds + 6;
@@ -331,8 +341,15 @@ static int do_spawn(struct mon *m, const struct spawn_args *a, pid_t *pid_out, i
 		fcntl(pout[0], F_SETPIPE_SZ, SPAWN_PIPE_SIZE);
 		fcntl(perr[0], F_SETPIPE_SZ, SPAWN_PIPE_SIZE);
 	}
-	struct spawn_child c = { .a = a, .u = m->u, .se = &m->se, .in = pin[0], .out = pout[1], .err = perr[1],
-				 .report = report[1], .parent = getpid() };
+	const struct agent_cfg *cfg = m->cfg;
+	int exec_fd = -1;
+	if (kind == MON_SPAWN_SFTP)
+		exec_fd = cfg->root_fd >= 0 ? cfg->sftp_fd : -1;
+	else
+		exec_fd = cfg->toolbox_fd;
+	struct spawn_child c = { .a = a, .u = m->u, .se = &m->se, .exec_fd = exec_fd,
+				 .root_fd = cfg->root_fd, .in = pin[0], .out = pout[1],
+				 .err = perr[1], .report = report[1], .parent = getpid() };
 	pid_t pid = vspawn_run(spawn_child, &c);
 	if (pid < 0) {
 		int e = errno;
@@ -532,7 +549,7 @@ static bool req_spawn(struct mon *m, const struct mon_msg *h, int *fds, int nfds
 	int exec_errno = 0;
 	int out[3] = { -1, -1, -1 };
 	if (!err)
-		err = -do_spawn(m, &a, &pid, &exec_errno, out);
+		err = -do_spawn(m, &a, kind, &pid, &exec_errno, out);
 	if (a.pty_slave >= 0)
 		close(a.pty_slave);
 	if (err) {
@@ -876,9 +893,19 @@ int agent_user_resolve(const char *name, const struct agent_cfg *cfg, struct age
 {
 	*u = (struct agent_user){ .uid = getuid(), .gid = getgid() };
 	errno = 0;
-	struct passwd *pw = name ? getpwnam(name) : getpwuid(u->uid);
-	if (name && !pw)
-		return errno ? -errno : -ENOENT;
+	struct passwd *pw, pwbuf;
+	static char pwmem[16384];
+	if (cfg->root_fd >= 0) {
+		/* The session root's users, not the agent's (rootfs.c). */
+		int e = agent_root_getpw(cfg->root_fd, name, u->uid, &pwbuf, pwmem, sizeof(pwmem));
+		if (name && e < 0)
+			return e;
+		pw = e < 0 ? NULL : &pwbuf;
+	} else {
+		pw = name ? getpwnam(name) : getpwuid(u->uid);
+		if (name && !pw)
+			return errno ? -errno : -ENOENT;
+	}
 	if (pw) {
 		if (strlen(pw->pw_name) >= sizeof(u->name) || strlen(pw->pw_dir) >= sizeof(u->home) ||
 		    strlen(pw->pw_shell) >= sizeof(u->shell))
@@ -896,7 +923,10 @@ int agent_user_resolve(const char *name, const struct agent_cfg *cfg, struct age
 	if (name) {
 		u->switch_user = true;
 		u->ngroups = AGENT_MAX_GROUPS;
-		if (getgrouplist(pw->pw_name, pw->pw_gid, u->groups, &u->ngroups) < 0) {
+		if (cfg->root_fd >= 0)
+			agent_root_groups(cfg->root_fd, pw->pw_name, pw->pw_gid, u->groups,
+					  &u->ngroups);
+		else if (getgrouplist(pw->pw_name, pw->pw_gid, u->groups, &u->ngroups) < 0) {
 			/* More groups than we keep: the primary one and the first others. */
 			u->ngroups = AGENT_MAX_GROUPS;
 		}

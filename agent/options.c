@@ -17,7 +17,8 @@ void agent_cfg_defaults(struct agent_cfg *cfg)
 	static const char *const env_default[] = { "LANG", "LC_*", "TERM", "COLORTERM", "TZ" };
 	*cfg = (struct agent_cfg){ .allow_exec = true, .allow_shell = true, .allow_sftp = true,
 				   .allow_forwarding = true, .max_channels = 1024,
-				   .handshake_timeout = 30 };
+				   .handshake_timeout = 30, .toolbox_fd = -1, .root_fd = -1,
+				   .sftp_fd = -1 };
 	for (size_t i = 0; i < sizeof(env_default) / sizeof(env_default[0]); i++)
 		cfg->env_allow[cfg->nenv_allow++] = env_default[i];
 }
@@ -146,10 +147,20 @@ int agent_opt_check_user(struct agent_cfg *cfg, char *err, size_t errlen)
 	if (!cfg->user)
 		return 0;
 	errno = 0;
-	struct passwd *pw = getpwnam(cfg->user);
+	struct passwd *pw, pwbuf;
+	char pwmem[16384];
+	if (cfg->root_fd >= 0) {
+		/* --session-root: its users (agent/rootfs.c). */
+		int e = agent_root_getpw(cfg->root_fd, cfg->user, 0, &pwbuf, pwmem, sizeof(pwmem));
+		pw = e < 0 ? NULL : &pwbuf;
+		errno = e == -ENOENT ? 0 : -e;
+	} else {
+		pw = getpwnam(cfg->user);
+	}
 	if (!pw) {
-		snprintf(err, errlen, "--user %s: %s", cfg->user,
-			 errno ? strerror(errno) : "no such user");
+		snprintf(err, errlen, "--user %s: %s%s", cfg->user,
+			 errno ? strerror(errno) : "no such user",
+			 cfg->root_fd >= 0 ? " in the session root" : "");
 		return -1;
 	}
 	if (geteuid() != 0 && pw->pw_uid != geteuid()) {

@@ -250,6 +250,11 @@ static int worker_main(int rfd, int wfd, const struct agent_cfg *cfg, const stru
 	for (int fd = 0; fd <= 1; fd++)
 		if (fd != rfd && fd != wfd)
 			release_stream_fd(fd);
+	/* The monitor's alone: the worker never executes or opens anything. */
+	int mon_only[] = { cfg->toolbox_fd, cfg->root_fd, cfg->sftp_fd };
+	for (size_t i = 0; i < sizeof(mon_only) / sizeof(mon_only[0]); i++)
+		if (mon_only[i] > 2)
+			close(mon_only[i]);
 	spawn_init(monfd);
 	ac.monw = (struct watch){ .fd = monfd, .ops = &agent_monitor_ops, .data = &ac };
 	loop_add(&l, &ac.monw);
@@ -262,7 +267,7 @@ static int worker_main(int rfd, int wfd, const struct agent_cfg *cfg, const stru
 		.software = "wicketd_" WICKET_VERSION,
 		.max_channels = cfg->max_channels,
 		.pktlog = cfg->pktlog,
-		.greet_after_peer = carry != NULL,
+		.greet_after_peer = carry != NULL || cfg->greet_after_peer,
 		.accept_compress = true,
 		.line_rate = line_rate_of(rfd),
 	};

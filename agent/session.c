@@ -377,9 +377,23 @@ static bool session_run(struct session *s, const char *path, char **argv, enum s
 	}
 	s->env[s->nenv] = NULL;
 
-	char *login_argv[2];
+	char *login_argv[3];
 	char dash[sizeof(((struct agent_user *)0)->shell) + 1];
-	if (!path) {
+	if (s->ctx->cfg->toolbox_fd >= 0 && (!path || strcmp(path, "@shell") == 0)) {
+		/*
+		 * The monitor executes the toolbox (busybox), which picks its
+		 * applet by argv[0]: the shell is its sh, "sh -l" for a login.
+		 */
+		if (!path) {
+			login_argv[0] = (char *)"sh";
+			login_argv[1] = (char *)"-l";
+			login_argv[2] = NULL;
+			argv = login_argv;
+		} else {
+			argv[0] = (char *)"sh";
+		}
+		path = shell;
+	} else if (!path) {
 		/* Login shell: argv[0] is "-" + basename, as login(1) does. */
 		const char *base = strrchr(shell, '/');
 		snprintf(dash, sizeof(dash), "-%s", base ? base + 1 : shell);

@@ -7,6 +7,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,6 +56,7 @@ int usage_error(const char *fmt, const char *arg)
 }
 
 static int parse_mux_global(struct globals *g, int argc, char **argv, int *i);
+static int parse_ctr_global(struct globals *g, int argc, char **argv, int *i);
 
 /* Global option at argv[*i]?  Consumes its argument.  -1 on error. */
 int parse_global(struct globals *g, int argc, char **argv, int *i)
@@ -108,6 +110,9 @@ int parse_global(struct globals *g, int argc, char **argv, int *i)
 		wicket_compress = false;
 		return 1;
 	}
+	m = parse_ctr_global(g, argc, argv, i);
+	if (m)
+		return m;
 	if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0) {
 		log_level++;
 		if (!g->pktlog)
@@ -207,3 +212,43 @@ static int parse_mux_global(struct globals *g, int argc, char **argv, int *i)
 	return parse_seconds(a, v, false, &g->keepalive) < 0 ? -1 : 1;
 }
 
+
+/*
+ * Container options: --context CTX, --agent-image IMAGE, --tools-path DIR
+ * (also --OPT=VALUE).  1 consumed, 0 not one of them, -1 error.
+ */
+static int parse_ctr_global(struct globals *g, int argc, char **argv, int *i)
+{
+	static const struct {
+		const char *name, *what;
+		size_t off;
+	} opts[] = {
+		{ "--context", "a kubectl context", offsetof(struct globals, context) },
+		{ "--agent-image", "an image", offsetof(struct globals, agent_image) },
+		{ "--tools-path", "a directory", offsetof(struct globals, tools_path) },
+	};
+	const char *a = argv[*i];
+	for (size_t k = 0; k < sizeof(opts) / sizeof(opts[0]); k++) {
+		size_t n = strlen(opts[k].name);
+		if (strncmp(a, opts[k].name, n) != 0 || (a[n] && a[n] != '='))
+			continue;
+		const char *v;
+		if (a[n] == '=') {
+			v = a + n + 1;
+		} else if (*i + 1 < argc) {
+			v = argv[++*i];
+		} else {
+			char what[96];
+			snprintf(what, sizeof(what), "%s needs %s", opts[k].name, opts[k].what);
+			usage_error("%s", what);
+			return -1;
+		}
+		if (!*v) {
+			usage_error("%s: the value is empty", opts[k].name);
+			return -1;
+		}
+		*(const char **)((char *)g + opts[k].off) = v;
+		return 1;
+	}
+	return 0;
+}

@@ -47,6 +47,7 @@ struct out {
 
 struct client {
 	const struct client_opts *o;
+	long long next_keepalive; /* monotonic ms; 0 before the first */
 	struct loop loop;
 	struct conn c;
 	struct chan *ch;
@@ -499,6 +500,26 @@ int client_run(struct tp *tp, const struct client_opts *o)
 			}
 			long long next = cl.hint_at > 0 ? cl.hint_at : cl.greet_deadline;
 			timeout = (int)(next - now);
+		}
+		if (o->keepalive > 0 && cl.c.greeted && !cl.c.dead) {
+			/*
+			 * Traffic, not a liveness check (the mux probes the agent; a
+			 * mux drops these): a stream opened directly -- --share no,
+			 * --tools, a kubectl exec behind a load balancer that cuts
+			 * idle connections -- is never idle for long.
+			 */
+			long long now = monotonic_ms(), every = o->keepalive * 1000LL;
+			if (!cl.next_keepalive || now >= cl.next_keepalive) {
+				if (cl.next_keepalive) {
+					size_t s = conn_pkt_begin(&cl.c, MSG_IGNORE);
+					buf_cstr(&cl.c.out, "");
+					conn_pkt_end(&cl.c, s);
+				}
+				cl.next_keepalive = now + every;
+			}
+			long long left = cl.next_keepalive - now;
+			if (timeout < 0 || left < timeout)
+				timeout = (int)left;
 		}
 		if (cl.abort_at) {
 			long long left = cl.abort_at - monotonic_ms();

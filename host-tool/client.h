@@ -19,6 +19,7 @@ struct client_opts {
 	int escape;		/* escape character, -1 for none */
 	const char *target;	/* for messages */
 	FILE *pktlog;
+	int keepalive;		/* seconds between IGNOREs on an idle link; 0 off */
 };
 
 /* Run the session over @tp; returns the exit code wicket should exit with. */

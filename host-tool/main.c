@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* wicket: the host command line. */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,19 +30,23 @@ static const char usage[] =
 	"                    128+N when killed by signal N, 255 on wicket's own failure\n"
 	"      -t            allocate a pseudo-terminal\n"
 	"      -n            do not read stdin (the command sees EOF)\n"
+	"      --tools       run CMD from the host's static toolbox (busybox: ls, cat,\n"
+	"                    ps, sh ...) inside a container target's namespaces, with\n"
+	"                    the container's root as /; nothing is written into it\n"
 	"  shell TARGET      interactive login shell with a pty; '~.' at the start of\n"
 	"                    a line disconnects, '~?' lists escapes\n"
 	"      -e CHAR|none  escape character (default ~)\n"
+	"      --tools       the toolbox's sh -l instead of the container's shell\n"
 	"  cp [-r] [-p] [-q] [--resume] SRC... DST\n"
 	"                    copy between the host and a guest over sftp, like scp;\n"
 	"                    remote operands are TARGET:PATH (unix/SOCK:PATH, demo:PATH,\n"
-	"                    any LABEL:PATH with --proxy-command); write ./a:b for a\n"
-	"                    local name holding ':'.  One side local, one remote; several\n"
-	"                    SRCs need DST to be a directory.  Files are written to\n"
-	"                    .NAME.wicket-XXXXXX beside DST and renamed into place, so an\n"
-	"                    interrupted copy never leaves a truncated DST.  Exit 0, 1\n"
-	"                    when some files failed (each named), 255 on wicket's own\n"
-	"                    failure\n"
+	"                    k8s/NS/POD:PATH, any LABEL:PATH with --proxy-command);\n"
+	"                    write ./a:b for a local name holding ':'.  One side local,\n"
+	"                    one remote; several SRCs need DST to be a directory.  Files\n"
+	"                    are written to .NAME.wicket-XXXXXX beside DST and renamed\n"
+	"                    into place, so an interrupted copy never leaves a truncated\n"
+	"                    DST.  Exit 0, 1 when some files failed (each named), 255 on\n"
+	"                    wicket's own failure\n"
 	"      -r            recurse into directories; symlinks inside are copied as\n"
 	"                    symlinks (operands themselves are followed)\n"
 	"      -p            keep modes and access/modification times (without -p, new\n"
@@ -82,6 +87,10 @@ static const char usage_more[] =
 	"  unix/PATH         an agent listening on a Unix socket (wicketd --listen unix/PATH)\n"
 	"  demo              a throwaway sandbox: wicketd in bubblewrap, no network,\n"
 	"                    read-only root\n"
+	"  k8s/POD, k8s/NAMESPACE/POD, k8s/NAMESPACE/POD/CONTAINER\n"
+	"                    a Kubernetes pod through kubectl ($KUBECONFIG, --context):\n"
+	"                    the container's wicketd (kubectl exec), else the static\n"
+	"                    agent in an ephemeral debug container (--agent-image)\n"
 	"\n"
 	"Global options:\n"
 	"  -c, --connect URI    libvirt URI for vm/NAME and list (default:\n"
@@ -90,12 +99,21 @@ static const char usage_more[] =
 	"  --share auto|no|only share the target's stream through its mux (auto, the\n"
 	"                       default: attach, or start one; no: open the stream\n"
 	"                       directly; only: fail unless a mux runs); also\n"
-	"                       $WICKET_SHARE.  demo is never shared\n"
+	"                       $WICKET_SHARE.  demo and --tools sessions are never\n"
+	"                       shared\n"
 	"  --persist S|forever  a mux started by this command lingers S seconds after\n"
 	"                       its last client (default 60)\n"
 	"  --keepalive S        a mux started by this command probes the agent every S\n"
 	"                       seconds and ends its clients (exit 255) after 3 silent\n"
 	"                       intervals (default 10; 0 off)\n"
+	"                       (exec and shell on a stream of their own: an IGNORE\n"
+	"                       every S seconds, so idle links are not cut)\n"
+	"  --context CTX        kubectl context for k8s/ targets (default: kubeconfig's)\n"
+	"  --agent-image IMAGE  k8s/: image holding only /wicketd-static (and /busybox\n"
+	"                       for --tools) for the ephemeral debug container, used\n"
+	"                       when the container has no wicketd; there is no default\n"
+	"  --tools-path DIR     --tools runs DIR/busybox (default /bin/busybox, Debian's\n"
+	"                       busybox-static; it must be a static program)\n"
 	"  -C, --compress       compress the stream to the agent (zlib@wicket; by\n"
 	"                       default on serial/ targets and slow lines only)\n"
 	"  --no-compress        never compress it\n"
@@ -107,6 +125,7 @@ static const char usage_more[] =
 static int cmd_session(int argc, char **argv, int i, struct globals *g, bool shell)
 {
 	struct client_opts o = { .escape = shell ? '~' : -1 };
+	bool tools = false;
 	for (; i < argc; i++) {
 		const char *a = argv[i];
 		int r = parse_global(g, argc, argv, &i);
@@ -121,6 +140,8 @@ static int cmd_session(int argc, char **argv, int i, struct globals *g, bool she
 			o.escape = '~';
 		} else if (!shell && strcmp(a, "-n") == 0) {
 			o.no_stdin = true;
+		} else if (strcmp(a, "--tools") == 0) {
+			tools = true;
 		} else if (strcmp(a, "-e") == 0) {
 			if (i + 1 >= argc)
 				return usage_error("%s needs an argument", a);
@@ -152,6 +173,17 @@ static int cmd_session(int argc, char **argv, int i, struct globals *g, bool she
 		o.argc = argc - i;
 	}
 	o.pktlog = g->pktlog;
+	o.keepalive = g->keepalive;
+	static char toolbox[PATH_MAX];
+	if (tools) {
+		char err[PATH_MAX + 256];
+		g->tools = target_find_toolbox(g->tools_path, toolbox, sizeof(toolbox), err,
+					       sizeof(err));
+		if (!g->tools) {
+			fprintf(stderr, "wicket: %s\n", err);
+			return WICKET_EXIT_FAILURE;
+		}
+	}
 	struct tp tp;
 	if (open_target(o.target, g, &tp) < 0)
 		return WICKET_EXIT_FAILURE;
@@ -245,7 +277,7 @@ int main(int argc, char **argv)
 		return mux_cmd(argc, argv, i, &g);
 	if (strcmp(cmd, "help") == 0) {
 		fputs(usage, stdout);
-			fputs(usage_more, stdout);
+		fputs(usage_more, stdout);
 		return 0;
 	}
 	return usage_error("unknown command '%s' (exec, shell, cp, forward, proxy, serve, list, mux)", cmd);

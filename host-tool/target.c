@@ -6,7 +6,9 @@
 #include "guest.h"
 #include "vm.h"
 
+#include <elf.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <libgen.h>
 #include <limits.h>
@@ -169,6 +171,65 @@ const char *target_find_static_agent(char *buf, size_t len)
 	return is_exec(buf) ? buf : NULL;
 }
 
+/* 1 when the ELF program at @fd asks for a loader (PT_INTERP), 0 not, -1 not ELF. */
+static int elf_wants_loader(int fd)
+{
+	unsigned char h[64];
+	if (pread(fd, h, sizeof(h), 0) != (ssize_t)sizeof(h) || memcmp(h, ELFMAG, SELFMAG) != 0)
+		return -1;
+	bool is64 = h[EI_CLASS] == ELFCLASS64;
+	Elf64_Ehdr e64;
+	Elf32_Ehdr e32;
+	uint64_t phoff;
+	unsigned phnum, phentsize;
+	if (is64) {
+		memcpy(&e64, h, sizeof(e64));
+		phoff = e64.e_phoff, phnum = e64.e_phnum, phentsize = e64.e_phentsize;
+	} else {
+		memcpy(&e32, h, sizeof(e32));
+		phoff = e32.e_phoff, phnum = e32.e_phnum, phentsize = e32.e_phentsize;
+	}
+	if (phentsize < (is64 ? sizeof(Elf64_Phdr) : sizeof(Elf32_Phdr)) || phnum > 4096)
+		return -1;
+	for (unsigned i = 0; i < phnum; i++) {
+		uint32_t type;
+		if (pread(fd, &type, sizeof(type), (off_t)(phoff + (uint64_t)i * phentsize)) !=
+		    (ssize_t)sizeof(type))
+			return -1;
+		if (type == PT_INTERP)
+			return 1;
+	}
+	return 0;
+}
+
+const char *target_find_toolbox(const char *dir, char *buf, size_t len, char *err, size_t errlen)
+{
+	if (dir)
+		snprintf(buf, len, "%s/busybox", dir);
+	else
+		snprintf(buf, len, "%s", TOOLBOX_DEFAULT);
+	int fd = open(buf, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || access(buf, X_OK) < 0) {
+		int e = errno;
+		snprintf(err, errlen, "--tools: %s: %s (%s)", buf, strerror(e),
+			 dir ? "--tools-path DIR must hold a static busybox as DIR/busybox"
+			     : "install busybox-static, or give --tools-path DIR with DIR/busybox");
+		if (fd >= 0)
+			close(fd);
+		return NULL;
+	}
+	int dyn = elf_wants_loader(fd);
+	close(fd);
+	if (dyn != 0) {
+		snprintf(err, errlen,
+			 "--tools: %s is %s: a container may have no loader or libraries for it "
+			 "(Debian: busybox-static)",
+			 buf, dyn > 0 ? "dynamically linked" : "not an ELF program");
+		return NULL;
+	}
+	return buf;
+}
+
 /* podman/NAME, docker/NAME, k8s/..., pid/PID */
 static int target_container(const char *target, const struct globals *g, struct tp *out,
 			    char *err, size_t errlen)
@@ -197,6 +258,24 @@ static int target_container(const char *target, const struct globals *g, struct 
 	return ctr_pid_open(rest, &o, out, err, errlen);
 }
 
+/*
+ * --proxy-command with --tools: the command gets the toolbox as descriptor
+ * CTR_FD_TOOLS (a sealed memfd, as the container openers hand it over) and
+ * passes it on to its agent ("wicketd --toolbox-fd 4").
+ */
+static int target_proxy_tools(const struct globals *g, struct tp *out, char *err,
+			      size_t errlen)
+{
+	int fd = ctr_program_fd(g->tools, "busybox", err, errlen);
+	if (fd < 0)
+		return fd;
+	_Static_assert(CTR_FD_AGENT == 3 && CTR_FD_TOOLS == 4, "descriptors 3 + i below");
+	int fds[] = { -1, fd }; /* no agent: the command brings its own */
+	int r = tp_command_spawn_fds(g->proxy_cmd, fds, 2, out, err, errlen);
+	close(fd);
+	return r;
+}
+
 static bool is_container_kind(const char *t)
 {
 	return strncmp(t, "podman/", 7) == 0 || strncmp(t, "docker/", 7) == 0 ||
@@ -207,8 +286,17 @@ int target_open(const char *target, const struct globals *g, struct tp *out, cha
 		size_t errlen)
 {
 	*out = TP_INIT;
+	if (g->proxy_cmd && g->tools)
+		return target_proxy_tools(g, out, err, errlen);
 	if (g->proxy_cmd)
 		return tp_command_spawn(g->proxy_cmd, out, err, errlen);
+	if (g->tools && !is_container_kind(target)) {
+		snprintf(err, errlen,
+			 "%s: --tools needs a container target (podman/, docker/, k8s/, pid/) or "
+			 "--proxy-command: an agent already running there uses its own programs",
+			 target);
+		return -EINVAL;
+	}
 	if (strncmp(target, "vm/", 3) == 0)
 		return vm_target_open(target + 3, g->uri, out, err, errlen);
 	if (is_container_kind(target))

@@ -21,6 +21,16 @@ int target_open(const char *target, const struct globals *g, struct tp *out, cha
 /* wicketd-static, which container targets bring in; NULL when not found. */
 const char *target_find_static_agent(char *buf, size_t len);
 
+/* The toolbox --tools brings in when no --tools-path is given. */
+#define TOOLBOX_DEFAULT "/bin/busybox"
+/*
+ * --tools: @dir/busybox (--tools-path DIR), else TOOLBOX_DEFAULT, which
+ * must be a static program (a container may have no loader).  @buf, or
+ * NULL with the reason in @err.
+ */
+const char *target_find_toolbox(const char *dir, char *buf, size_t len, char *err,
+				size_t errlen);
+
 /* The wicketd binary to put in the demo sandbox. */
 const char *target_find_wicketd(char *buf, size_t len);
 

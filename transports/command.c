@@ -13,8 +13,40 @@
 
 bool tp_detach_helpers;
 
+/* In the child: @fds[i] becomes descriptor 3 + i, inherited across exec. */
+static int place_fds(const int *fds, int nfds)
+{
+	int hi[TP_SPAWN_MAX_FDS];
+	/* Above every target number first, so no placement overwrites a source. */
+	for (int i = 0; i < nfds; i++) {
+		hi[i] = fds[i] < 0 ? -1 : fcntl(fds[i], F_DUPFD_CLOEXEC, 3 + TP_SPAWN_MAX_FDS);
+		if (fds[i] >= 0 && hi[i] < 0)
+			return -1;
+	}
+	for (int i = 0; i < nfds; i++) {
+		if (hi[i] < 0) {
+			close(3 + i);
+			continue;
+		}
+		if (dup2(hi[i], 3 + i) < 0)
+			return -1;
+		close(hi[i]);
+	}
+	return 0;
+}
+
 int tp_argv_spawn(char *const *argv, struct tp *out, char *err, size_t errlen)
 {
+	return tp_argv_spawn_fds(argv, NULL, 0, out, err, errlen);
+}
+
+int tp_argv_spawn_fds(char *const *argv, const int *fds, int nfds, struct tp *out, char *err,
+		      size_t errlen)
+{
+	if (nfds < 0 || nfds > TP_SPAWN_MAX_FDS) {
+		snprintf(err, errlen, "cannot pass %d descriptors to '%s'", nfds, argv[0]);
+		return -EINVAL;
+	}
 	int to[2], from[2], rep[2];
 	if (pipe2(to, O_CLOEXEC) < 0)
 		goto fail0;
@@ -34,9 +66,16 @@ int tp_argv_spawn(char *const *argv, struct tp *out, char *err, size_t errlen)
 			setsid();
 		dup2(to[0], 0);
 		dup2(from[1], 1);
-		execvp(argv[0], argv);
-		int e = errno;
-		ssize_t w = write(rep[1], &e, sizeof(e));
+		/* The report pipe must survive place_fds(). */
+		int repw = nfds ? fcntl(rep[1], F_DUPFD_CLOEXEC, 3 + TP_SPAWN_MAX_FDS) : rep[1];
+		int e = 0;
+		if (repw < 0 || place_fds(fds, nfds) < 0)
+			e = errno;
+		else
+			execvp(argv[0], argv);
+		if (!e)
+			e = errno;
+		ssize_t w = write(repw < 0 ? rep[1] : repw, &e, sizeof(e));
 		(void)w;
 		_exit(127);
 	}
@@ -74,8 +113,14 @@ fail0:
 
 int tp_command_spawn(const char *cmd, struct tp *out, char *err, size_t errlen)
 {
+	return tp_command_spawn_fds(cmd, NULL, 0, out, err, errlen);
+}
+
+int tp_command_spawn_fds(const char *cmd, const int *fds, int nfds, struct tp *out, char *err,
+			 size_t errlen)
+{
 	char *argv[] = { (char *)"/bin/sh", (char *)"-c", (char *)cmd, NULL };
-	return tp_argv_spawn(argv, out, err, errlen);
+	return tp_argv_spawn_fds(argv, fds, nfds, out, err, errlen);
 }
 
 void tp_close(struct tp *t)

@@ -32,6 +32,15 @@ int tp_command_spawn(const char *cmd, struct tp *out, char *err, size_t errlen);
 /* Run argv directly (no shell) with its stdin/stdout as the stream. */
 int tp_argv_spawn(char *const *argv, struct tp *out, char *err, size_t errlen);
 /*
+ * The same, handing the child @fds[i] as descriptor 3 + i (-1: that number
+ * closed); the caller keeps its own copies.
+ */
+#define TP_SPAWN_MAX_FDS 8
+int tp_argv_spawn_fds(char *const *argv, const int *fds, int nfds, struct tp *out, char *err,
+		      size_t errlen);
+int tp_command_spawn_fds(const char *cmd, const int *fds, int nfds, struct tp *out, char *err,
+			 size_t errlen);
+/*
  * Helpers spawned while this is set (a stream being opened for a mux that
  * outlives the command) get their own session and do not die with us: a
  * Ctrl-C or the end of the command that started the mux must not end them.

@@ -90,6 +90,8 @@ static void abs_path(const char *p, char *out, size_t n)
 static int resolve(const char *target, const struct globals *g, struct mux_key *k)
 {
 	char path[PATH_MAX];
+	if (g->tools)
+		return -1; /* a toolbox session has an agent of its own */
 	if (g->proxy_cmd) {
 		snprintf(k->key, sizeof(k->key), "cmd:%s\n%s", target, g->proxy_cmd);
 		return 0;
@@ -118,8 +120,6 @@ static int resolve(const char *target, const struct globals *g, struct mux_key *
 		snprintf(k->key, sizeof(k->key), "serial/%s", path);
 		return 0;
 	}
-	if (g->tools)
-		return -1; /* a toolbox session has an agent of its own */
 	if ((strncmp(target, "podman/", 7) == 0 || strncmp(target, "docker/", 7) == 0) &&
 	    target[7]) {
 		/* The engine's own notion of where: a different host is a different target. */

@@ -185,6 +185,10 @@ int ssh_cmd_proxy(int argc, char **argv, int i, struct globals *g)
 	char *pct = strchr(tname, '%');
 	if (pct && !memchr(tname, '/', (size_t)(pct - tname)))
 		*pct = '/';
+	/* k8s%NS%POD%CONTAINER: names there never hold '%'. */
+	if (strncmp(tname, "k8s/", 4) == 0)
+		for (char *p = tname; (p = strchr(p, '%'));)
+			*p = '/';
 	struct sshkey *hk;
 	if (load_keys(&o, &hk) < 0)
 		return WICKET_EXIT_FAILURE;

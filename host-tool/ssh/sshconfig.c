@@ -19,7 +19,7 @@ static const char snippet[] =
 	"# scp and rsync read \"HOST:PATH\" as a local file name when a '/' comes\n"
 	"# before the ':', so every KIND/NAME can also be written KIND%NAME (as\n"
 	"# systemd-ssh-proxy accepts vsock%CID).\n"
-	"Host vm/* unix/* vsock/* serial/* podman/* docker/* vm%* vsock%* podman%* docker%* demo\n"
+	"Host vm/* unix/* vsock/* serial/* podman/* docker/* k8s/* vm%* vsock%* podman%* docker%* k8s%* demo\n"
 	"\t# %n is the host exactly as typed, i.e. the wicket TARGET.\n"
 	"\tProxyCommand wicket proxy --ssh %n\n"
 	"\t# The SSH server is a local process of the same user, reached through\n"
