@@ -1315,8 +1315,25 @@ static bool conn_greeting_at_boundary(const struct conn *c)
 
 bool conn_partial_greeting(const struct conn *c)
 {
-	size_t n = buf_used(&c->in);
-	return c->greeted && n > 1 && wire_find_greeting(buf_data(&c->in) + 1, n - 1) < n - 1;
+	const uint8_t *p = buf_data(&c->in);
+	size_t n = buf_used(&c->in), at = n;
+	if (!c->greeted || n < 2)
+		return false;
+	/* The last prefix after the packet's first byte: with a burst of dead
+	 * hosts before it, the one that is waiting for us is the last. */
+	for (size_t i = 1; i < n;) {
+		size_t k = wire_find_greeting(p + i, n - i);
+		if (k == n - i)
+			break;
+		at = i + k;
+		i = at + 1;
+	}
+	if (at == n)
+		return false;
+	/* Its whole line, then only whole packets: a host waiting for our
+	 * answer, not payload that happens to quote a greeting. */
+	const uint8_t *nl = memchr(p + at, '\n', n - at);
+	return nl && wire_packets_whole(nl + 1, (size_t)(p + n - (nl + 1)));
 }
 
 /* Parse everything complete in the input buffer. */

@@ -217,9 +217,11 @@ static inline bool conn_partial_input(const struct conn *c)
 	return c->greeted && (buf_used(&c->in) || c->dx_left);
 }
 /*
- * True when the unfinished packet in the input holds a greeting prefix
- * after its first byte: on a port, a new host's greeting that a dead
- * host's half packet is swallowing (the caller decides when to believe it).
+ * True when the unfinished packet in the input holds, after its first byte,
+ * a whole greeting line followed by nothing but whole packets: on a port,
+ * a new host that sent its greeting (and perhaps a CHANNEL_OPEN) into a
+ * dead host's half packet and now waits for our answer.  The caller decides
+ * when to believe it (no more input for a while).
  */
 bool conn_partial_greeting(const struct conn *c);
 /*

@@ -130,6 +130,20 @@ bool wire_disconnect_ahead(const uint8_t *p, size_t n, size_t *end)
 	return false;
 }
 
+bool wire_packets_whole(const uint8_t *p, size_t n)
+{
+	size_t at = 0;
+	while (at < n) {
+		if (n - at < 4)
+			return false;
+		uint32_t len = get_be32(p + at); /* uint32 packet length */
+		if (!len || len > WIRE_MAX_PACKET || n - at - 4 < len)
+			return false;
+		at += 4 + (size_t)len;
+	}
+	return true;
+}
+
 int wire_next_packet(struct buf *in, struct sv *pkt, uint32_t *len_out)
 {
 	size_t n = buf_used(in);

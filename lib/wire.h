@@ -58,6 +58,13 @@ bool wire_greeting_token(const char *ver, const char *key, char *val, size_t val
 bool wire_disconnect_ahead(const uint8_t *p, size_t n, size_t *end);
 
 /*
+ * wire_packets_whole() - is @p[0..@n) nothing but complete packets of valid
+ * lengths (none at all counts)?  What a host has sent right after its
+ * greeting while it waits for ours looks like that.
+ */
+bool wire_packets_whole(const uint8_t *p, size_t n);
+
+/*
  * wire_next_packet() - take the next complete packet from @in.
  * Return: 1 and @pkt set (payload view, valid until @in changes), 0 when
  * incomplete, -EMSGSIZE for a length over WIRE_MAX_PACKET, -EPROTO for a

@@ -1881,17 +1881,40 @@ static void test_port_partial_greeting(void)
 	pump_idle(f, 3);
 	ok(conn_partial_input(&f->srv.c) && !conn_partial_greeting(&f->srv.c),
 	   "half a packet: partial, no greeting in it");
-	raw_greet_as(f, "new");
+	raw_write(f, WIRE_GREETING_PREFIX "ne", sizeof(WIRE_GREETING_PREFIX) - 1 + 2);
 	pump_idle(f, 3);
-	ok(conn_partial_greeting(&f->srv.c), "the new host's greeting inside it is seen");
+	ok(!conn_partial_greeting(&f->srv.c), "a greeting line not yet ended: not yet");
+	struct buf w;
+	buf_init(&w, 1024);
+	put_open(&w, 0);
+	raw_write(f, "w\r\n", 3);
+	raw_write(f, buf_data(&w), 9);
+	pump_idle(f, 3);
+	ok(!conn_partial_greeting(&f->srv.c), "greeting and half a CHANNEL_OPEN: not yet");
+	raw_write(f, buf_data(&w) + 9, buf_used(&w) - 9);
+	pump_idle(f, 3);
+	ok(conn_partial_greeting(&f->srv.c), "greeting and a whole CHANNEL_OPEN: a host waiting");
 	ok(!f->srv.c.dead, "the caller decides when to believe it");
 	conn_restart(&f->srv.c, "test");
 	PUMP_UNTIL(f, f->srv.ended);
 	ok(f->srv.c.restarted, "conn_restart() ends it");
 	uint8_t tail[512];
 	size_t n = conn_resync_tail(&f->srv.c, tail, sizeof(tail));
-	ok(n == 10 + sizeof(WIRE_GREETING_PREFIX) - 1 + 5, "half packet and greeting carried (%zu)",
-	   n);
+	ok(n == 10 + sizeof(WIRE_GREETING_PREFIX) - 1 + 5 + buf_used(&w),
+	   "half packet, greeting and open carried (%zu)", n);
+	buf_free(&w);
+	fx_free(f);
+
+	/* An unfinished data packet quoting a greeting line among other text. */
+	f = fx_new(&port_cfg, NULL);
+	raw_greet_as(f, "old");
+	raw_open(f, 0, 65536, 32768);
+	static const char quote[] = "\0\0\x10\0\x5e\0\0\0\0\0\0\x0f\xf7 see: " WIRE_GREETING_PREFIX
+				    "x\r\nand more text";
+	raw_write(f, quote, sizeof(quote) - 1);
+	pump_idle(f, 3);
+	ok(conn_partial_input(&f->srv.c) && !conn_partial_greeting(&f->srv.c),
+	   "a quoted greeting followed by text is no waiting host");
 	fx_free(f);
 
 	/* Data that quotes a greeting, in whole packets, changes nothing. */
@@ -1906,7 +1929,6 @@ static void test_port_partial_greeting(void)
 	ok(!conn_partial_greeting(&f->srv.c) && !f->srv.c.dead, "quoted greeting in data: no effect");
 	is_int(f->srv.acc[0].rxn, 1 + sizeof(WIRE_GREETING_PREFIX) - 1 + 8, "the data arrived");
 	/* A normal end carries nothing parsed: the quote is not rescanned. */
-	struct buf w;
 	buf_init(&w, 1024);
 	put_disconnect(&w, "bye");
 	raw_write(f, buf_data(&w), buf_used(&w));

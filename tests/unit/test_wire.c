@@ -497,6 +497,24 @@ static void test_disconnect_ahead(void)
 	buf_free(&b);
 }
 
+static void test_packets_whole(void)
+{
+	struct buf b;
+	buf_init(&b, 1 << 20);
+	ok(wire_packets_whole(buf_data(&b), 0), "nothing: whole");
+	put_pkt(&b, 90, 23);
+	put_pkt(&b, 98, 4);
+	ok(wire_packets_whole(buf_data(&b), buf_used(&b)), "two whole packets");
+	ok(!wire_packets_whole(buf_data(&b), buf_used(&b) - 1), "the second cut short");
+	ok(!wire_packets_whole(buf_data(&b), 2), "half a length");
+	buf_u32(&b, 0);
+	ok(!wire_packets_whole(buf_data(&b), buf_used(&b)), "a zero length");
+	buf_reset(&b);
+	feed_str(&b, "and more text");
+	ok(!wire_packets_whole(buf_data(&b), buf_used(&b)), "text");
+	buf_free(&b);
+}
+
 static void test_put_greeting_comment(void)
 {
 	struct buf b;
@@ -531,6 +549,7 @@ int main(void)
 	test_find_greeting();
 	test_greeting_token();
 	test_disconnect_ahead();
+	test_packets_whole();
 	test_put_greeting_comment();
 	return done_testing();
 }
