@@ -87,8 +87,15 @@ static void agent_ended(struct conn *c)
 {
 	struct agent_conn *ac = c->data;
 	fwd_cleanup(&ac->fwd); /* listening forwards end with the connection */
-	/* A session handed over to a new host (conn_restart) did not fail. */
-	if (c->reason[0] && strncmp(c->reason, "peer", 4) != 0 && !c->restarted)
+	/*
+	 * Failed: ended by us, not by the peer.  On a port, neither a session
+	 * handed over to a new host (conn_restart) nor one that broke on what
+	 * a dead host left (it had input, so the next one has no reason to
+	 * back off) counts: the port goes straight back to its greeting scan.
+	 */
+	bool port = c->cfg.greet_after_peer;
+	if (c->reason[0] && strncmp(c->reason, "peer", 4) != 0 && !c->restarted &&
+	    !(port && c->rx_bytes))
 		ac->failed = true;
 }
 
