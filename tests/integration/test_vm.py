@@ -403,14 +403,14 @@ def _():
 ANSWER_WITHIN = 2.0
 
 
-def agent_log(vm, target, name):
+def agent_log(target, name):
     """The guest agent's own log /tmp/wicketd-NAME.log, read through TARGET."""
     r = wx(target, "cat", "/tmp/wicketd-%s.log" % name, timeout=30)
     ok(r, "reading /tmp/wicketd-%s.log" % name)
     return r.out.decode("utf-8", "replace")
 
 
-def answered_after(vm, target, t_free, word, log):
+def answered_after(target, t_free, word, log):
     """`wicket exec TARGET -- echo WORD`, retried until it answers (at most
     20 s); the seconds from t_free (the port became free) to the answer."""
     tries = []
@@ -452,17 +452,17 @@ def feed_forever(p):
     import threading
     chunk = bytes(range(256)) * 64
 
-    def run():
+    def pump():
         try:
             while True:
                 p.stdin.write(chunk)
                 p.stdin.flush()
         except (OSError, ValueError):
             pass
-    threading.Thread(target=run, daemon=True).start()
+    threading.Thread(target=pump, daemon=True).start()
 
 
-def impatient_behind_holder(vm, target, n, log, streaming=False):
+def impatient_behind_holder(target, n, log, streaming=False):
     """One host holds the port (sleep 60, or with `streaming` cat from a
     stdin the test keeps full, so that it dies in the middle of a packet);
     n `timeout 5 wicket exec` queue behind it on QEMU's chardev and are
@@ -503,7 +503,7 @@ def impatient_behind_holder(vm, target, n, log, streaming=False):
                 holder.stdin.close()
             except OSError:
                 pass
-    return answered_after(vm, target, t_free, "back", log)
+    return answered_after(target, t_free, "back", log)
 
 
 def queued_connect(sock, what, log):
@@ -528,7 +528,7 @@ def queued_connect(sock, what, log):
             raise Failure("%s: %s\n%s" % (what, e, log()))
 
 
-def burst_of_dead_hosts(vm, sock, target, log):
+def burst_of_dead_hosts(sock, target, log):
     """50 hosts connect to the chardev, send a greeting, a greeting and a
     CHANNEL_OPEN, half a greeting or garbage, and close at once (QEMU accepts
     them one after the other); then a real host.  Seconds from the last
@@ -553,7 +553,7 @@ def burst_of_dead_hosts(vm, sock, target, log):
             raise Failure("dead host %d: %s\n%s" % (i, e, log()))
         finally:
             s.close()
-    return answered_after(vm, target, time.monotonic(), "alive", log)
+    return answered_after(target, time.monotonic(), "alive", log)
 
 
 def new_log_lines(before, after):
@@ -576,7 +576,7 @@ def virtio_log(vm):
            "SIGKILLed: the next host is answered within 2 s")
 def _():
     vm = need_vm()
-    dt = impatient_behind_holder(vm, vm.target, 8, lambda: virtio_log(vm))
+    dt = impatient_behind_holder(vm.target, 8, lambda: virtio_log(vm))
     tap._diag("answered %.2f s after the holder was killed" % dt)
     expect(dt < ANSWER_WITHIN, "answered %.1f s after the port was free\n%s"
            % (dt, virtio_log(vm)))
@@ -586,7 +586,7 @@ def _():
            "SIGKILLed: the next host is answered within 2 s")
 def _():
     vm = need_vm()
-    dt = impatient_behind_holder(vm, vm.target, 32, lambda: virtio_log(vm))
+    dt = impatient_behind_holder(vm.target, 32, lambda: virtio_log(vm))
     tap._diag("answered %.2f s after the holder was killed" % dt)
     expect(dt < ANSWER_WITHIN, "answered %.1f s after the port was free\n%s"
            % (dt, virtio_log(vm)))
@@ -596,12 +596,12 @@ def _():
            "answered within 2 s and the agent logs what it discarded")
 def _():
     vm = need_vm()
-    before = agent_log(vm, vm.target, "virtio")
-    dt = burst_of_dead_hosts(vm, vm.agent_sock, vm.target, lambda: virtio_log(vm))
+    before = agent_log(vm.target, "virtio")
+    dt = burst_of_dead_hosts(vm.agent_sock, vm.target, lambda: virtio_log(vm))
     tap._diag("answered %.2f s after the last dead host" % dt)
     expect(dt < ANSWER_WITHIN, "answered %.1f s after the port was free\n%s"
            % (dt, virtio_log(vm)))
-    check_discards_logged(new_log_lines(before, agent_log(vm, vm.target, "virtio")),
+    check_discards_logged(new_log_lines(before, agent_log(vm.target, "virtio")),
                           "virtio burst")
 
 
@@ -762,7 +762,7 @@ def _():
            "that host SIGKILLed: the next host is answered within 2 s")
 def _():
     vm, t = need_serial()
-    dt = impatient_behind_holder(vm, t, 8, lambda: serial_log(vm), streaming=True)
+    dt = impatient_behind_holder(t, 8, lambda: serial_log(vm), streaming=True)
     tap._diag("answered %.2f s after the holder was killed" % dt)
     expect(dt < ANSWER_WITHIN, "answered %.1f s after the line was free\n%s"
            % (dt, serial_log(vm)))
@@ -772,7 +772,7 @@ def _():
            "that host SIGKILLed: the next host is answered within 2 s")
 def _():
     vm, t = need_serial()
-    dt = impatient_behind_holder(vm, t, 32, lambda: serial_log(vm), streaming=True)
+    dt = impatient_behind_holder(t, 32, lambda: serial_log(vm), streaming=True)
     tap._diag("answered %.2f s after the holder was killed" % dt)
     expect(dt < ANSWER_WITHIN, "answered %.1f s after the line was free\n%s"
            % (dt, serial_log(vm)))
@@ -782,12 +782,12 @@ def _():
            "answered within 2 s and the agent logs what it discarded")
 def _():
     vm, t = need_serial()
-    before = agent_log(vm, vm.target, "serial")
-    dt = burst_of_dead_hosts(vm, vm.serial_sock, t, lambda: serial_log(vm))
+    before = agent_log(vm.target, "serial")
+    dt = burst_of_dead_hosts(vm.serial_sock, t, lambda: serial_log(vm))
     tap._diag("answered %.2f s after the last dead host" % dt)
     expect(dt < ANSWER_WITHIN, "answered %.1f s after the line was free\n%s"
            % (dt, serial_log(vm)))
-    check_discards_logged(new_log_lines(before, agent_log(vm, vm.target, "serial")),
+    check_discards_logged(new_log_lines(before, agent_log(vm.target, "serial")),
                           "serial burst")
 
 
