@@ -1020,10 +1020,21 @@ static void handle_disconnect(struct conn *c, struct rd *r)
 {
 	uint32_t code = rd_u32(r);
 	struct sv why = rd_str(r);
+	rd_str(r); /* language tag */
 	char txt[200];
 	sv_printable(why, txt, sizeof(txt));
 	snprintf(c->reason, sizeof(c->reason), "peer disconnected (code %u): %s", code, txt);
 	log_info("%s", c->reason);
+	/*
+	 * On a port, a DISCONNECT that does not parse is most likely a dead
+	 * host's last packet, cut short and completed by the start of the next
+	 * host's greeting: keep it (and what was parsed before it) for the next
+	 * greeting scan, as for a packet that broke the session.
+	 */
+	if (c->cfg.greet_after_peer && !rd_end(r)) {
+		log_info("that DISCONNECT was malformed: rescanning it for a greeting");
+		c->broke = true;
+	}
 	buf_reset(&c->out);
 	if (c->sp_fd >= 0)
 		conn_splice_end(c);
@@ -1118,9 +1129,10 @@ static void conn_remember(struct conn *c, const uint8_t *p, size_t n)
 
 size_t conn_resync_tail(const struct conn *c, uint8_t *out, size_t max)
 {
-	/* Only a broken session may have swallowed a greeting into a packet;
-	 * after any other end, rescanning parsed bytes could only find text
-	 * that was data (a file that quotes a greeting). */
+	/* Only a broken session (a protocol error, a malformed DISCONNECT) may
+	 * have swallowed a greeting into a packet; after any other end,
+	 * rescanning parsed bytes could only find text that was data (a file
+	 * that quotes a greeting). */
 	size_t keep = c->broke ? c->hist_n : 0;
 	size_t h = keep < max ? keep : max;
 	memcpy(out, c->hist + c->hist_n - h, h);

@@ -152,7 +152,8 @@ struct conn {
 	bool want_finish; /* end at the next conn_service() */
 	/*
 	 * Ports: ended for a new host (conn_restart(): its greeting is in
-	 * @in), or broken by a protocol error (then the parsed bytes in @hist
+	 * @in), or broken by a protocol error or a malformed DISCONNECT (then
+	 * the packet that did it is back in @in, and the parsed bytes in @hist
 	 * are worth rescanning too).
 	 */
 	bool restarted, broke;
@@ -205,9 +206,9 @@ int conn_init(struct conn *c, struct loop *l, int rfd, int wfd, const struct con
 	      const struct conn_ops *ops, void *data);
 /*
  * Bytes to rescan for the next host's greeting once a port session ended:
- * whatever is still unparsed, after (when a protocol error broke the
- * session) the recently parsed packet bytes, which may hold the start of a
- * greeting a dead host's half packet swallowed.  Writes at most @max bytes
+ * whatever is still unparsed, after (when a protocol error or a malformed
+ * DISCONNECT ended the session) the recently parsed packet bytes, which may
+ * hold the start of a greeting a dead host's half packet swallowed.  Writes at most @max bytes
  * to @out and returns the count.
  */
 size_t conn_resync_tail(const struct conn *c, uint8_t *out, size_t max);

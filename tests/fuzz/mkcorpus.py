@@ -190,6 +190,8 @@ def gen_conn():
     write("conn", "port-greeting-in-packet", conn_hdr(32, 1, 9) + GREETING + chan_open("session", 0)
           + u32(1000) + bytes([94]) + u32(0) + live)
     write("conn", "port-half-length", conn_hdr(8, 1, 4) + GREETING + b"\x00\x00" + live)
+    write("conn", "port-cut-disconnect", conn_hdr(8, 1, 6) + GREETING + chan_open("session", 0)
+          + pkt(bytes([1]) + u32(11) + s("session finished") + s(""))[:13] + live)
     # The host side (bit 5): an answer meant for another host, then ours.
     write("conn", "host-foreign-answer", conn_hdr(64, 32, 2) + pfx + b"agent reply@wicket=other\r\n"
           + pkt(bytes([91]) + u32(0) + u32(0) + u32(0x8000) + u32(0x4000)) + pfx + b"agent reply@wicket=-\r\n"

@@ -1954,6 +1954,42 @@ static void test_port_partial_greeting(void)
 	fx_free(f);
 }
 
+static void test_port_cut_disconnect(void)
+{
+	/* The last host's DISCONNECT lost its tail; the next host's greeting
+	 * completes it.  The greeting must survive for the next session. */
+	struct fx *f = fx_new(&port_cfg, NULL);
+	raw_greet_as(f, "old");
+	raw_open(f, 0, 65536, 32768);
+	struct buf w;
+	buf_init(&w, 1024);
+	put_disconnect(&w, "session finished");
+	raw_write(f, buf_data(&w), 13); /* up to the reason's length */
+	buf_free(&w);
+	raw_greet_as(f, "next");
+	PUMP_UNTIL(f, f->srv.ended);
+	ok(f->srv.c.broke, "a malformed DISCONNECT counts as a break");
+	uint8_t tail[1024];
+	size_t n = conn_resync_tail(&f->srv.c, tail, sizeof(tail));
+	size_t at = wire_find_greeting(tail, n);
+	ok(at < n && n - at >= sizeof(WIRE_GREETING_PREFIX) - 1 + 6 &&
+	       memcmp(tail + at, WIRE_GREETING_PREFIX "next\r\n", sizeof(WIRE_GREETING_PREFIX) - 1 + 6) == 0,
+	   "the whole greeting is in the carried bytes (%zu at %zu)", n, at);
+	fx_free(f);
+
+	/* A well-formed DISCONNECT carries nothing. */
+	f = fx_new(&port_cfg, NULL);
+	raw_greet_as(f, "old");
+	buf_init(&w, 1024);
+	put_disconnect(&w, "session finished");
+	raw_write(f, buf_data(&w), buf_used(&w));
+	buf_free(&w);
+	PUMP_UNTIL(f, f->srv.ended);
+	ok(!f->srv.c.broke, "a whole DISCONNECT is a normal end");
+	is_int(conn_resync_tail(&f->srv.c, tail, sizeof(tail)), 0, "nothing carried");
+	fx_free(f);
+}
+
 static void test_host_nonce(void)
 {
 	/* The host side skips an answer meant for another host. */
@@ -2029,6 +2065,7 @@ int main(void)
 	test_port_stale_greetings();
 	test_port_restart();
 	test_port_partial_greeting();
+	test_port_cut_disconnect();
 	test_host_nonce();
 	return done_testing();
 }
