@@ -2,10 +2,14 @@
 /*
  * Ports that outlive host connections: a virtio-serial port or a serial tty
  * carries one host session at a time, forever.  Each session starts clean
- * (greeting scan discards whatever an earlier host left behind) and a dead
- * host never wedges the agent: virtio reports the hang-up, and on a serial
- * line the next host's greeting breaks the stale session, whose unparsed
- * input is carried into the new one.
+ * (the greeting scan discards whatever earlier hosts left behind and skips
+ * greetings of hosts that are gone) and a dead host never wedges the agent.
+ * Hang-ups are not counted on: virtio reports them, but QEMU's socket
+ * chardev accepts queued clients back to back, so several hosts' bytes can
+ * follow one another with none seen in between, and a serial line has none
+ * at all.  The next host's greeting, wherever it shows up in a session,
+ * ends that session (lib/conn.c, conn_restart()); its unparsed input is
+ * carried into the next one, which starts at once.
  */
 #include <errno.h>
 #include <string.h>
@@ -43,7 +47,8 @@ int agent_serve_port(int fd, bool is_virtio, const struct agent_cfg *cfg)
 		log_info("host session ended");
 		/* A session that fails at once (port error, a worker that
 		 * cannot start) must not turn this loop into a busy one; the
-		 * next host of a good one must not wait. */
+		 * next host of a good one (or of one handed over to a new
+		 * host) must not wait. */
 		long ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
 		if (r && ms < 100) {
 			struct timespec ts = { 0, 100 * 1000 * 1000 };

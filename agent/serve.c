@@ -34,6 +34,10 @@
 /* A half-received packet with no new byte for this long on a port means
  * its sender is gone (the stall check only runs once greeted). */
 #define AGENT_PORT_STALL_MS 2000
+/* The same when a new host's greeting is already inside that packet: the
+ * new host sent it and now waits for our answer, so a short pause is
+ * enough to tell it from payload that merely quotes a greeting. */
+#define AGENT_PORT_RESYNC_MS 250
 
 /* Seccomp allowlist of this file: the handshake clock, the carry pipe. */
 SYSCALLS(serve) = { SC("clock_gettime"), SC("write"), SC("close"), SC_END };
@@ -84,7 +88,15 @@ static void agent_ended(struct conn *c)
 {
 	struct agent_conn *ac = c->data;
 	fwd_cleanup(&ac->fwd); /* listening forwards end with the connection */
-	if (c->reason[0] && strncmp(c->reason, "peer", 4) != 0)
+	/*
+	 * Failed: ended by us, not by the peer.  On a port, neither a session
+	 * handed over to a new host (conn_restart) nor one that broke on what
+	 * a dead host left (it had input, so the next one has no reason to
+	 * back off) counts: the port goes straight back to its greeting scan.
+	 */
+	bool port = c->cfg.greet_after_peer;
+	if (c->reason[0] && strncmp(c->reason, "peer", 4) != 0 && !c->restarted &&
+	    !(port && c->rx_bytes))
 		ac->failed = true;
 }
 
@@ -301,24 +313,29 @@ static int worker_main(int rfd, int wfd, const struct agent_cfg *cfg, const stru
 	/* Ports: a packet left half-sent by a dead host must not wait forever
 	 * for bytes that are really the next host's greeting. */
 	uint64_t seen_rx = 0;
-	int64_t stall_at = 0;
+	int64_t rx_at = 0;
 	while (!ac.c.ended) {
 		int timeout = -1;
 		if (carry && conn_partial_input(&ac.c) && !ac.c.dead) {
-			if (ac.c.rx_bytes != seen_rx || !stall_at) {
+			if (ac.c.rx_bytes != seen_rx || !rx_at) {
 				seen_rx = ac.c.rx_bytes;
-				stall_at = mono_ms() + AGENT_PORT_STALL_MS;
+				rx_at = mono_ms();
 			}
-			int64_t left = stall_at - mono_ms();
-			if (left <= 0) {
+			bool greeting = conn_partial_greeting(&ac.c);
+			int64_t left =
+				rx_at + (greeting ? AGENT_PORT_RESYNC_MS : AGENT_PORT_STALL_MS) - mono_ms();
+			if (left > 0) {
+				timeout = (int)left;
+			} else if (greeting) {
+				conn_restart(&ac.c, "a new host's greeting inside an unfinished packet");
+				rx_at = 0;
+			} else {
 				conn_fail(&ac.c, DISC_PROTOCOL_ERROR,
 					  "incomplete packet stalled; resynchronising on the next greeting");
-				stall_at = 0;
-			} else {
-				timeout = (int)left;
+				rx_at = 0;
 			}
 		} else {
-			stall_at = 0;
+			rx_at = 0;
 		}
 		if (limit && !ac.c.greeted && !ac.c.dead) {
 			if (!deadline && (!carry || ac.c.rx_bytes))
@@ -328,6 +345,11 @@ static int worker_main(int rfd, int wfd, const struct agent_cfg *cfg, const stru
 				timeout = left <= 0 ? 0 : left > 60000 ? 60000 : (int)left;
 			}
 		}
+		/* An end decided outside the loop's callbacks (the carried bytes
+		 * held a whole stale session, a restart above) must not wait for
+		 * an event that may never come. */
+		if (ac.c.want_finish)
+			timeout = 0;
 		int r = loop_once(&l, timeout);
 		if (r < 0) {
 			log_err("poll: %s", strerror(-r));
@@ -354,8 +376,8 @@ static int worker_main(int rfd, int wfd, const struct agent_cfg *cfg, const stru
 		agent_test_forbidden(&ac);
 	}
 	if (carry && carryfd >= 0) {
-		/* What a broken session parsed last or could not parse may hold
-		 * the next greeting. */
+		/* What the session could not parse (and, if it broke, what it
+		 * parsed last) may hold the next host's greeting. */
 		static uint8_t tail[WIRE_MAX_PACKET + 512];
 		size_t n = conn_resync_tail(&ac.c, tail, sizeof(tail));
 		const uint8_t *p = tail;

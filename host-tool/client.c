@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/signalfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -30,6 +31,26 @@ enum { TAG_PTY = 1, TAG_ARGV, TAG_EXEC, TAG_SHELL };
 /* Waiting for the agent's greeting: a hint after this long, an error after that. */
 #define CLIENT_GREETING_HINT_MS 5000
 #define CLIENT_GREETING_TIMEOUT_MS 60000
+
+const char *client_nonce(void)
+{
+	static char hex[17];
+	if (hex[0])
+		return hex;
+	uint8_t r[8];
+	if (getrandom(r, sizeof(r), GRND_NONBLOCK) != (ssize_t)sizeof(r)) {
+		/* Unique is all it must be: no two live processes share both. */
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		uint64_t v = ((uint64_t)getpid() << 40) ^ (uint64_t)ts.tv_sec << 20 ^
+			     (uint64_t)ts.tv_nsec;
+		for (int i = 0; i < 8; i++)
+			r[i] = (uint8_t)(v >> (8 * i));
+	}
+	for (int i = 0; i < 8; i++)
+		snprintf(hex + 2 * i, 3, "%02x", r[i]);
+	return hex;
+}
 
 static long long monotonic_ms(void)
 {
@@ -462,7 +483,7 @@ int client_run(struct tp *tp, const struct client_opts *o)
 	}
 
 	struct conn_cfg ccfg = { .software = "wicket_" WICKET_VERSION, .pktlog = o->pktlog,
-				.compress = wicket_compress };
+				.compress = wicket_compress, .nonce = client_nonce() };
 	if (conn_init(&cl.c, &cl.loop, tp->rfd, tp->wfd, &ccfg, &client_conn_ops, &cl) < 0) {
 		fprintf(stderr, "wicket: out of memory\n");
 		return WICKET_EXIT_FAILURE;

@@ -25,4 +25,11 @@ struct client_opts {
 /* Run the session over @tp; returns the exit code wicket should exit with. */
 int client_run(struct tp *tp, const struct client_opts *o);
 
+/*
+ * This process's greeting nonce (conn_cfg.nonce): 16 random hex digits, so
+ * an agent's answer to another host (one that gave up before us on the
+ * same port) is never taken for ours.
+ */
+const char *client_nonce(void);
+
 #endif

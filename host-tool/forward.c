@@ -360,7 +360,7 @@ static int forward_run(struct fwd_main *m, struct tp *tp, FILE *pktlog)
 	if (tp->wfd != tp->rfd)
 		fcntl(tp->wfd, F_SETFL, fcntl(tp->wfd, F_GETFL) | O_NONBLOCK);
 	struct conn_cfg ccfg = { .software = "wicket_" WICKET_VERSION, .pktlog = pktlog,
-				.compress = wicket_compress };
+				.compress = wicket_compress, .nonce = client_nonce() };
 	if (conn_init(&m->c, &m->loop, tp->rfd, tp->wfd, &ccfg, &fwd_conn_ops, m) < 0) {
 		fprintf(stderr, "wicket: out of memory\n");
 		return WICKET_EXIT_FAILURE;

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "client.h"
 #include "config.h"
 #include "log.h"
 #include "msg.h"
@@ -829,7 +830,8 @@ struct sftp *sftp_connect(struct tp *tp, const struct sftp_opts *o, char *err, s
 		fcntl(tp->wfd, F_SETFL, fcntl(tp->wfd, F_GETFL) | O_NONBLOCK);
 	struct conn_cfg cfg = { .software = "wicket_" WICKET_VERSION, .window = SFTP_WINDOW,
 				.compress = wicket_compress,
-				.pktlog = o->pktlog, .out_high = 2u * 1024 * 1024 };
+				.pktlog = o->pktlog, .out_high = 2u * 1024 * 1024,
+				.nonce = client_nonce() };
 	if (conn_init(&s->c, &s->loop, tp->rfd, tp->wfd, &cfg, &sftp_conn_ops, s) < 0) {
 		snprintf(err, errlen, "out of memory");
 		sftp_free(s);

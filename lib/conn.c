@@ -48,6 +48,8 @@
 #define CHAN_DATA_MAX (WIRE_MAX_PACKET - 2048u) /* fits the SSH relay too */
 
 static void conn_finish(struct conn *c);
+static void conn_greet(struct conn *c);
+static void conn_log_skips(struct conn *c, const char *before);
 
 static void conn_direct_unwait(struct conn *c)
 {
@@ -139,7 +141,7 @@ int conn_init(struct conn *c, struct loop *l, int rfd, int wfd, const struct con
 	c->dx_ok = fstat(rfd, &st) == 0 && (S_ISSOCK(st.st_mode) || S_ISFIFO(st.st_mode)) &&
 		   !c->cfg.pktlog && !c->cfg.greet_after_peer;
 	if (!c->cfg.greet_after_peer)
-		wire_put_greeting(&c->out, c->cfg.software);
+		conn_greet(c);
 	if (c->cfg.compress && !c->cfg.greet_after_peer)
 		conn_z_ask(c);
 	c->rw = (struct watch){ .fd = rfd, .ops = &conn_read_ops, .data = c };
@@ -216,7 +218,32 @@ void conn_fail(struct conn *c, uint32_t code, const char *fmt, ...)
 	va_end(ap);
 	log_warn("protocol error from peer: %s", c->reason);
 	c->dead = true;
+	c->broke = true;
 	conn_put_disconnect(c, code, c->reason);
+}
+
+static void conn_splice_end(struct conn *c);
+
+/* Drop what is queued for the peer: nobody will read it. */
+static void conn_drop_output(struct conn *c)
+{
+	buf_reset(&c->out);
+	if (c->sp_fd >= 0)
+		conn_splice_end(c);
+}
+
+void conn_restart(struct conn *c, const char *why)
+{
+	if (c->dead || c->ended)
+		return;
+	snprintf(c->reason, sizeof(c->reason), "%s", why);
+	log_warn("%s: the host of this session is gone; ending it for the new one (%zu bytes of "
+		 "output for the old host dropped)",
+		 why, buf_used(&c->out) + c->sp_left);
+	c->dead = true;
+	c->restarted = true;
+	conn_drop_output(c);
+	c->want_finish = true;
 }
 
 void conn_disconnect(struct conn *c, const char *why)
@@ -393,7 +420,20 @@ void conn_abort(struct conn *c)
 static void conn_write_ready(struct watch *w, short rev)
 {
 	struct conn *c = w->data;
-	(void)rev;
+	/*
+	 * A virtio-serial port with nobody on the host side polls as hung up
+	 * and not writable.  Whatever we queued was for a host that has gone;
+	 * waiting to write it would only hand it to the next host (or wait
+	 * forever), so the session ends here.
+	 */
+	if (c->cfg.greet_after_peer && (rev & POLLHUP) && !(rev & POLLOUT)) {
+		snprintf(c->reason, sizeof(c->reason), "peer hung up (nobody has the port open)");
+		log_info("%s: dropping %zu bytes of output", c->reason, buf_used(&c->out));
+		conn_drop_output(c);
+		c->dead = true;
+		c->want_finish = true;
+		return;
+	}
 	conn_flush(c);
 }
 
@@ -454,6 +494,8 @@ static void conn_finish(struct conn *c)
 		return;
 	c->ended = true;
 	c->dead = true;
+	if (!c->greeted)
+		conn_log_skips(c, "the port went quiet");
 	for (uint32_t i = 0; i < c->nch; i++) {
 		if (c->ch[i]) {
 			c->ch[i]->rcvd_close = true;
@@ -1083,10 +1125,21 @@ static void handle_disconnect(struct conn *c, struct rd *r)
 {
 	uint32_t code = rd_u32(r);
 	struct sv why = rd_str(r);
+	rd_str(r); /* language tag */
 	char txt[200];
 	sv_printable(why, txt, sizeof(txt));
 	snprintf(c->reason, sizeof(c->reason), "peer disconnected (code %u): %s", code, txt);
 	log_info("%s", c->reason);
+	/*
+	 * On a port, a DISCONNECT that does not parse is most likely a dead
+	 * host's last packet, cut short and completed by the start of the next
+	 * host's greeting: keep it (and what was parsed before it) for the next
+	 * greeting scan, as for a packet that broke the session.
+	 */
+	if (c->cfg.greet_after_peer && !rd_end(r)) {
+		log_info("that DISCONNECT was malformed: rescanning it for a greeting");
+		c->broke = true;
+	}
 	buf_reset(&c->out);
 	if (c->sp_fd >= 0)
 		conn_splice_end(c);
@@ -1185,7 +1238,12 @@ static void conn_remember(struct conn *c, const uint8_t *p, size_t n)
 
 size_t conn_resync_tail(const struct conn *c, uint8_t *out, size_t max)
 {
-	size_t h = c->hist_n < max ? c->hist_n : max;
+	/* Only a broken session (a protocol error, a malformed DISCONNECT) may
+	 * have swallowed a greeting into a packet; after any other end,
+	 * rescanning parsed bytes could only find text that was data (a file
+	 * that quotes a greeting). */
+	size_t keep = c->broke ? c->hist_n : 0;
+	size_t h = keep < max ? keep : max;
 	memcpy(out, c->hist + c->hist_n - h, h);
 	size_t u = buf_used(&c->in);
 	if (u > max - h)
@@ -1240,21 +1298,176 @@ static int conn_direct_begin(struct conn *c)
 	return 1;
 }
 
+/* Our greeting: tagged with our nonce (host side), or, on a port, naming
+ * the host it answers ("-": one that sent no nonce). */
+static void conn_greet(struct conn *c)
+{
+	char comment[sizeof(WIRE_REPLY_KEY) + WIRE_TOKEN_MAX + 2] = "";
+	char v[WIRE_TOKEN_MAX + 1];
+	if (c->cfg.nonce) {
+		snprintf(comment, sizeof(comment), WIRE_NONCE_KEY "=%s", c->cfg.nonce);
+	} else if (c->cfg.greet_after_peer) {
+		if (!wire_greeting_token(c->peer_version, WIRE_NONCE_KEY, v, sizeof(v)))
+			snprintf(v, sizeof(v), "-");
+		snprintf(comment, sizeof(comment), WIRE_REPLY_KEY "=%s", v);
+	}
+	wire_put_greeting_ex(&c->out, c->cfg.software, comment);
+}
+
+/* Port mode: one line saying what hosts that are gone left and we threw away. */
+static void conn_log_skips(struct conn *c, const char *before)
+{
+	struct conn_skips *k = &c->skips;
+	if (!c->cfg.greet_after_peer || !k->bytes || k->logged)
+		return;
+	k->logged = true;
+	unsigned greetings = k->later + k->over + k->nobody;
+	char why[160] = "";
+	size_t w = 0;
+	const struct {
+		unsigned n;
+		const char *what;
+	} part[] = {
+		{ k->later, "followed by a later one" },
+		{ k->over, "with their own DISCONNECT" },
+		{ k->nobody, "while nobody had the port open" },
+	};
+	for (size_t i = 0; i < sizeof(part) / sizeof(part[0]); i++)
+		if (part[i].n && w < sizeof(why))
+			w += (size_t)snprintf(why + w, sizeof(why) - w, "%s%u %s", w ? ", " : "",
+					      part[i].n, part[i].what);
+	log_warn("discarded %llu bytes left by hosts that are gone, before %s: %u whole "
+		 "greeting(s)%s%s%s, the rest fragments (half packets, cut-off greetings, garbage)",
+		 (unsigned long long)k->bytes, before, greetings, w ? " (" : "", why, w ? ")" : "");
+}
+
+/* True when nobody is at the other end of a port (virtio: no host has it open). */
+static bool conn_nobody_there(const struct conn *c)
+{
+	struct pollfd p = { .fd = c->wfd, .events = POLLOUT };
+	return poll(&p, 1, 0) == 1 && (p.revents & POLLHUP) && !(p.revents & POLLOUT);
+}
+
+/*
+ * The greeting just taken is stale, so its host will never read an answer:
+ * on a port, when a later greeting is already buffered, when its own
+ * packets already hold its DISCONNECT (it gave up waiting), or when nobody
+ * has the port open; on the host side, when it answers another host's
+ * nonce.  *@drop: bytes after the line that belong to it and go too.
+ */
+static bool conn_greeting_stale(struct conn *c, size_t *drop)
+{
+	const uint8_t *p = buf_data(&c->in);
+	size_t n = buf_used(&c->in);
+	*drop = 0;
+	if (c->cfg.nonce) {
+		char v[WIRE_TOKEN_MAX + 1];
+		if (!wire_greeting_token(c->peer_version, WIRE_REPLY_KEY, v, sizeof(v)) ||
+		    strcmp(v, c->cfg.nonce) == 0)
+			return false;
+		log_debug("skipping a greeting that answers another host: %s", c->peer_version);
+		c->skips.foreign++;
+		return true;
+	}
+	if (!c->cfg.greet_after_peer)
+		return false;
+	size_t later = wire_find_greeting(p, n);
+	if (later < n) {
+		*drop = later;
+		c->skips.later++;
+	} else if (wire_disconnect_ahead(p, n, drop)) {
+		c->skips.over++;
+	} else if (conn_nobody_there(c)) {
+		c->skips.nobody++;
+	} else {
+		return false;
+	}
+	log_debug("skipping a stale greeting: %s", c->peer_version);
+	return true;
+}
+
+/*
+ * Before the peer's greeting: find it, skipping stale ones (see
+ * conn_greeting_stale()).  1 when taken, 0 for more bytes, -1 after
+ * failing the connection.
+ */
+static int conn_take_greeting(struct conn *c)
+{
+	for (;;) {
+		size_t before = buf_used(&c->in), skipped = 0;
+		int r = wire_scan_greeting_skip(&c->in, c->peer_version, sizeof(c->peer_version),
+						&skipped);
+		c->skips.bytes += skipped;
+		if (r < 0 && c->cfg.greet_after_peer) {
+			/* An over-long line on a port is a dead host's garbage:
+			 * drop its prefix and look further. */
+			buf_consume(&c->in, sizeof(WIRE_GREETING_PREFIX) - 1);
+			c->skips.bytes += sizeof(WIRE_GREETING_PREFIX) - 1;
+			continue;
+		}
+		if (r < 0) {
+			conn_fail(c, DISC_PROTOCOL_ERROR, "greeting line too long");
+			return -1;
+		}
+		if (r == 0)
+			return 0;
+		size_t drop;
+		if (!conn_greeting_stale(c, &drop))
+			return 1;
+		c->skips.bytes += before - skipped - buf_used(&c->in) + drop;
+		buf_consume(&c->in, drop);
+		c->peer_version[0] = 0;
+	}
+}
+
+/*
+ * Port mode, at a packet boundary: a greeting prefix (as far as it has
+ * arrived) where a length should be.  No valid packet starts with 'S'
+ * (0x53... is far over WIRE_MAX_PACKET), so this is a new host.
+ */
+static bool conn_greeting_at_boundary(const struct conn *c)
+{
+	const size_t plen = sizeof(WIRE_GREETING_PREFIX) - 1;
+	size_t n = buf_used(&c->in);
+	if (n < 4)
+		return false;
+	return memcmp(buf_data(&c->in), WIRE_GREETING_PREFIX, n < plen ? n : plen) == 0;
+}
+
+bool conn_partial_greeting(const struct conn *c)
+{
+	const uint8_t *p = buf_data(&c->in);
+	size_t n = buf_used(&c->in), at = n;
+	if (!c->greeted || n < 2)
+		return false;
+	/* The last prefix after the packet's first byte: with a burst of dead
+	 * hosts before it, the one that is waiting for us is the last. */
+	for (size_t i = 1; i < n;) {
+		size_t k = wire_find_greeting(p + i, n - i);
+		if (k == n - i)
+			break;
+		at = i + k;
+		i = at + 1;
+	}
+	if (at == n)
+		return false;
+	/* Its whole line, then only whole packets: a host waiting for our
+	 * answer, not payload that happens to quote a greeting. */
+	const uint8_t *nl = memchr(p + at, '\n', n - at);
+	return nl && wire_packets_whole(nl + 1, (size_t)(p + n - (nl + 1)));
+}
+
 /* Parse everything complete in the input buffer. */
 static void conn_process(struct conn *c)
 {
 	if (!c->greeted) {
-		int r = wire_scan_greeting(&c->in, c->peer_version, sizeof(c->peer_version));
-		if (r < 0) {
-			conn_fail(c, DISC_PROTOCOL_ERROR, "greeting line too long");
-			return;
-		}
-		if (r == 0)
+		if (conn_take_greeting(c) <= 0)
 			return;
 		c->greeted = true;
 		log_debug("peer software: %s", c->peer_version);
+		conn_log_skips(c, "this host's greeting");
 		if (c->cfg.greet_after_peer)
-			wire_put_greeting(&c->out, c->cfg.software);
+			conn_greet(c);
 		if (c->ops->greeted)
 			c->ops->greeted(c);
 	}
@@ -1264,6 +1477,10 @@ static void conn_process(struct conn *c)
 		/* Kept so a packet that breaks the session stays in the buffer: on a
 		 * serial line it may hold the next host's greeting (see agent/port.c). */
 		size_t off = c->in.off, end = c->in.len;
+		if (c->cfg.greet_after_peer && conn_greeting_at_boundary(c)) {
+			conn_restart(c, "a new host's greeting where a packet should start");
+			break;
+		}
 		if (conn_direct_begin(c))
 			break; /* the buffer is empty: the payload is in the stream */
 		int r = wire_next_packet(&c->in, &pkt, &len);
@@ -1284,7 +1501,7 @@ static void conn_process(struct conn *c)
 			return;
 		conn_handle_packet(c, pkt);
 		c->rx_seq++;
-		if (c->dead && !c->ended) {
+		if (c->broke && !c->ended) {
 			c->in.off = off;
 			c->in.len = end;
 		}

@@ -126,6 +126,26 @@ struct conn_cfg {
 	uint32_t line_rate;
 	/* Largest data payload we send, below the peer's limit (0: the peer's). */
 	uint32_t tx_maxpkt;
+	/*
+	 * Host side: tag our greeting with this nonce (WIRE_NONCE_KEY) and
+	 * skip a peer greeting that answers another host's (WIRE_REPLY_KEY
+	 * with another value), with everything up to the next greeting: on a
+	 * port an agent may have answered a host that has gone before ours.
+	 */
+	const char *nonce;
+};
+
+/*
+ * Port mode (greet_after_peer): what was thrown away before a greeting
+ * was taken, for the one log line that says so.
+ */
+struct conn_skips {
+	uint64_t bytes;	    /* everything discarded, greetings included */
+	unsigned later;	    /* greetings followed by another one already here */
+	unsigned over;	    /* greetings whose own packets held a DISCONNECT */
+	unsigned nobody;    /* greetings read while nobody had the port open */
+	unsigned foreign;   /* host side: greetings answering another host */
+	bool logged;
 };
 
 struct conn {
@@ -140,6 +160,14 @@ struct conn {
 	bool dead;	/* no more input processing; flushing what is queued */
 	bool ended;
 	bool want_finish; /* end at the next conn_service() */
+	/*
+	 * Ports: ended for a new host (conn_restart(): its greeting is in
+	 * @in), or broken by a protocol error or a malformed DISCONNECT (then
+	 * the packet that did it is back in @in, and the parsed bytes in @hist
+	 * are worth rescanning too).
+	 */
+	bool restarted, broke;
+	struct conn_skips skips;
 	uint32_t rx_seq;
 	uint64_t rx_bytes; /* bytes received, greeting and garbage included */
 	/*
@@ -206,9 +234,11 @@ struct conn {
 int conn_init(struct conn *c, struct loop *l, int rfd, int wfd, const struct conn_cfg *cfg,
 	      const struct conn_ops *ops, void *data);
 /*
- * Bytes to rescan for the next host's greeting once a port session broke:
- * the recently parsed packet bytes, then whatever is still unparsed.
- * Writes at most @max bytes to @out and returns the count.
+ * Bytes to rescan for the next host's greeting once a port session ended:
+ * whatever is still unparsed, after (when a protocol error or a malformed
+ * DISCONNECT ended the session) the recently parsed packet bytes, which may
+ * hold the start of a greeting a dead host's half packet swallowed.  Writes at most @max bytes
+ * to @out and returns the count.
  */
 size_t conn_resync_tail(const struct conn *c, uint8_t *out, size_t max);
 /* True when a packet has started arriving but is not complete. */
@@ -216,6 +246,21 @@ static inline bool conn_partial_input(const struct conn *c)
 {
 	return c->greeted && (buf_used(&c->in) || c->dx_left);
 }
+/*
+ * True when the unfinished packet in the input holds, after its first byte,
+ * a whole greeting line followed by nothing but whole packets: on a port,
+ * a new host that sent its greeting (and perhaps a CHANNEL_OPEN) into a
+ * dead host's half packet and now waits for our answer.  The caller decides
+ * when to believe it (no more input for a while).
+ */
+bool conn_partial_greeting(const struct conn *c);
+/*
+ * Ports: a new host has greeted inside this session, so the host it served
+ * is gone.  End the session without a DISCONNECT (nobody it was meant for
+ * would read it), dropping queued output and keeping the unparsed input
+ * for the next session's greeting scan; logs @why.
+ */
+void conn_restart(struct conn *c, const char *why);
 /* Process bytes read elsewhere as if they had come from the stream. */
 void conn_feed(struct conn *c, const void *p, size_t n);
 /* Release memory; closes nothing (fds belong to the caller). */

@@ -18,17 +18,21 @@
  * parser sees packets split at every possible place.  Input layout:
  *
  *   byte 0     largest chunk size - 1 (chunks of 1..256 bytes)
- *   byte 1     options: bit 0 greet_after_peer, bit 1 small windows and
- *              packets (64 bytes), bit 2 at most 2 channels, bit 3 the
- *              acceptor does not consume data (no window adjusts), bit 4
- *              packet log on (to /dev/null: lib/pktlog.c parses too)
+ *   byte 1     options: bit 0 greet_after_peer (port mode: stale greetings
+ *              skipped, a new greeting ends the session), bit 1 small
+ *              windows and packets (64 bytes), bit 2 at most 2 channels,
+ *              bit 3 the acceptor does not consume data (no window
+ *              adjusts), bit 4 packet log on (to /dev/null: lib/pktlog.c
+ *              parses too), bit 5 a greeting nonce "fz" (the host side's
+ *              skipping of answers for other hosts)
  *   bytes 2-3  seed of the chunk-size sequence
  *   rest       the byte stream from the "client"
  *
  * Oracle, besides the sanitizers: everything the conn writes back must be
- * its greeting line followed by well-formed packets (length 1..256 KiB, as
- * wire_next_packet() accepts them; message allowed on a bare stream) —
- * checked as it is drained.
+ * its greeting line (its software-version, then the nonce or the reply
+ * comment its options call for) followed by well-formed packets (length
+ * 1..256 KiB, as wire_next_packet() accepts them; message allowed on a bare
+ * stream) — checked as it is drained.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -395,7 +399,26 @@ struct outchk {
 	uint64_t total;	 /* bytes drained */
 	struct zpkt *z;	 /* the conn compresses: its packets are inflated here */
 	struct buf plain;
+	uint8_t opt;
 };
+
+/* Our own greeting's software-version and comment, as the options say. */
+#define FUZZ_SOFTWARE "wicket-fuzz"
+
+static bool own_version(const char *ver, uint8_t opt)
+{
+	if (!(opt & (1 | 32)))
+		return strcmp(ver, FUZZ_SOFTWARE) == 0;
+	if (strncmp(ver, FUZZ_SOFTWARE " ", sizeof(FUZZ_SOFTWARE)) != 0)
+		return false;
+	const char *comment = ver + sizeof(FUZZ_SOFTWARE);
+	if (opt & 32)
+		return strcmp(comment, WIRE_NONCE_KEY "=fz") == 0;
+	char v[WIRE_TOKEN_MAX + 1];
+	return strncmp(comment, WIRE_REPLY_KEY "=", sizeof(WIRE_REPLY_KEY)) == 0 &&
+	       wire_greeting_token(ver, WIRE_REPLY_KEY, v, sizeof(v)) &&
+	       strlen(comment) == sizeof(WIRE_REPLY_KEY) + strlen(v);
+}
 
 static void check_output(struct outchk *o)
 {
@@ -406,7 +429,7 @@ static void check_output(struct outchk *o)
 			abort();
 		if (r == 0)
 			return;
-		if (strcmp(ver, "wicket-fuzz") != 0)
+		if (!own_version(ver, o->opt))
 			abort(); /* garbage before/inside our own greeting */
 		o->greeted = true;
 	}
@@ -487,7 +510,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	srv->consume = !(opt & 8);
 	struct conn_cfg cfg = {
-		.software = "wicket-fuzz",
+		.software = FUZZ_SOFTWARE,
 		.window = (opt & 2) ? 64 : 0,
 		.maxpkt = (opt & 2) ? 64 : 0,
 		.max_channels = (opt & 4) ? 2 : 0,
@@ -495,11 +518,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		.greet_after_peer = opt & 1,
 		/* A client's zlib@wicket is granted: compressed input is parsed too. */
 		.accept_compress = true,
+		.nonce = (opt & 32) ? "fz" : NULL,
 	};
 	if (conn_init(&srv->c, &l, sp[0], sp[0], &cfg, &fconn_ops, srv) < 0)
 		abort();
 	struct outchk o = { .c = &srv->c };
 	buf_init(&o.b, WIRE_MAX_PACKET + 65536 + 4);
+	o.opt = opt;
 
 	size_t pos = 0;
 	bool shut = false;

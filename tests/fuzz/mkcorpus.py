@@ -198,6 +198,27 @@ def gen_conn():
           + pkt(bytes([1]) + u32(11) + s("bye") + s("")))
     write("conn", "data-after-eof", conn_hdr(256) + GREETING + chan_open("session", 0) + eof(0) + data(0, b"late"))
     write("conn", "double-close", conn_hdr(256) + GREETING + chan_open("session", 0) + close(0) + close(0))
+    # Ports (option bit 0): what hosts that are gone leave, and the host after them.
+    pfx = GREETING[:-len(b"fuzz\r\n")]
+    live = pfx + b"live nonce@wicket=n1\r\n" + chan_open("session", 0) + chan_req(0, "exec", 1, s("true"))
+    bye = pkt(bytes([1]) + u32(11) + s("client gave up") + s(""))
+    write("conn", "port-stale-greetings", conn_hdr(256, 1) + pfx + b"dead1\r\n" + chan_open("session", 0)
+          + pfx + b"dead2\r\n" + chan_open("session", 0) + bye + live)
+    write("conn", "port-gave-up", conn_hdr(16, 1, 3) + pfx + b"dead\r\n" + chan_open("session", 0) + bye
+          + b"\x00\xffjunk" + live)
+    write("conn", "port-cut-greeting", conn_hdr(7, 1, 5) + pfx + b"wic" + pfx[:20] + live)
+    write("conn", "port-long-line", conn_hdr(256, 1) + pfx + b"v" * 300 + live)
+    write("conn", "port-restart", conn_hdr(8, 1, 3) + GREETING + chan_open("session", 0)
+          + chan_req(0, "exec", 1, s("sleep")) + live)
+    write("conn", "port-greeting-in-packet", conn_hdr(32, 1, 9) + GREETING + chan_open("session", 0)
+          + u32(1000) + bytes([94]) + u32(0) + live)
+    write("conn", "port-half-length", conn_hdr(8, 1, 4) + GREETING + b"\x00\x00" + live)
+    write("conn", "port-cut-disconnect", conn_hdr(8, 1, 6) + GREETING + chan_open("session", 0)
+          + pkt(bytes([1]) + u32(11) + s("session finished") + s(""))[:13] + live)
+    # The host side (bit 5): an answer meant for another host, then ours.
+    write("conn", "host-foreign-answer", conn_hdr(64, 32, 2) + pfx + b"agent reply@wicket=other\r\n"
+          + pkt(bytes([91]) + u32(0) + u32(0) + u32(0x8000) + u32(0x4000)) + pfx + b"agent reply@wicket=-\r\n"
+          + pfx + b"agent reply@wicket=fz\r\n" + chan_open("session", 0) + chan_req(0, "exec", 1, s("true")))
 
 
 # ---------------------------------------------------------------- sftp

@@ -1709,6 +1709,329 @@ static void test_raw_misc(void)
 	fx_free(f);
 }
 
+/* ---- ports: greetings of hosts that are gone (greet_after_peer) ---- */
+
+static const struct conn_cfg port_cfg = { .software = "port", .greet_after_peer = true };
+
+static void raw_greet_as(struct fx *f, const char *software)
+{
+	struct buf g;
+	buf_init(&g, 1024);
+	wire_put_greeting(&g, software);
+	raw_write(f, buf_data(&g), buf_used(&g));
+	buf_free(&g);
+}
+
+/* A whole packet (length + payload) appended to @out; @pk is freed. */
+static void pk_append(struct buf *out, struct buf *pk)
+{
+	buf_u32(out, (uint32_t)buf_used(pk));
+	buf_put(out, buf_data(pk), buf_used(pk));
+	buf_free(pk);
+}
+
+static void put_open(struct buf *out, uint32_t id)
+{
+	struct buf pk = pk_begin(MSG_CHANNEL_OPEN);
+	buf_cstr(&pk, "session");
+	buf_u32(&pk, id);
+	buf_u32(&pk, 65536);
+	buf_u32(&pk, 32768);
+	pk_append(out, &pk);
+}
+
+static void put_disconnect(struct buf *out, const char *why)
+{
+	struct buf pk = pk_begin(MSG_DISCONNECT);
+	buf_u32(&pk, DISC_BY_APPLICATION);
+	buf_cstr(&pk, why);
+	buf_cstr(&pk, "");
+	pk_append(out, &pk);
+}
+
+/* Count the OPEN_CONFIRMATIONs the server sends within a few rounds. */
+static int count_confirmations(struct fx *f)
+{
+	struct buf in;
+	buf_init(&in, 1u << 20);
+	int n = 0;
+	pump_idle(f, 5);
+	raw_recv(f);
+	while (raw_take(f, &in))
+		n += pk_type(&in) == MSG_CHANNEL_OPEN_CONFIRMATION;
+	buf_free(&in);
+	return n;
+}
+
+static void test_port_stale_greetings(void)
+{
+	/* Three hosts' bytes in one read: only the last greeting is answered. */
+	struct fx *f = fx_new(&port_cfg, NULL);
+	struct buf w;
+	buf_init(&w, 1u << 20);
+	wire_put_greeting(&w, "dead1");
+	put_open(&w, 0);
+	wire_put_greeting(&w, "dead2");
+	put_open(&w, 0);
+	wire_put_greeting_ex(&w, "live", "nonce@wicket=abc");
+	put_open(&w, 0);
+	raw_write(f, buf_data(&w), buf_used(&w));
+	buf_free(&w);
+	is_int(count_confirmations(f), 1, "one OPEN_CONFIRMATION: the stale opens were skipped");
+	is_int(f->srv.greeted, 1, "greeted once");
+	is_str(f->srv.c.peer_version, "live nonce@wicket=abc", "the last host's greeting was taken");
+	is_int(f->srv.c.skips.later, 2, "two greetings skipped for a later one");
+	ok(strstr(f->rgreeting, "reply@wicket=abc\r\n") != NULL, "our greeting names the host: %s",
+	   f->rgreeting);
+	fx_free(f);
+
+	/* A host that gave up: its DISCONNECT is already behind its greeting. */
+	f = fx_new(&port_cfg, NULL);
+	buf_init(&w, 1u << 20);
+	wire_put_greeting(&w, "gaveup");
+	put_open(&w, 0);
+	put_disconnect(&w, "client gave up");
+	raw_write(f, buf_data(&w), buf_used(&w));
+	pump_idle(f, 5);
+	raw_recv(f);
+	is_int(buf_used(&f->rin), 0, "nothing sent to a host that had already disconnected");
+	ok(!f->srv.c.greeted && !f->srv.c.ended, "still waiting for a greeting");
+	is_int(f->srv.c.skips.over, 1, "one greeting skipped with its DISCONNECT");
+	ok(f->srv.c.skips.bytes == buf_used(&w), "all its bytes counted as discarded (%llu of %zu)",
+	   (unsigned long long)f->srv.c.skips.bytes, buf_used(&w));
+	buf_free(&w);
+	raw_greet_as(f, "next");
+	is_int(raw_open(f, 0, 65536, 32768), 0, "the next host gets a session");
+	ok(strstr(f->rgreeting, "reply@wicket=-\r\n") != NULL,
+	   "an untagged host is answered with reply@wicket=-: %s", f->rgreeting);
+	fx_free(f);
+
+	/* Half a greeting, then a whole one (a host killed while greeting). */
+	f = fx_new(&port_cfg, NULL);
+	raw_write(f, WIRE_GREETING_PREFIX "hal", sizeof(WIRE_GREETING_PREFIX) - 1 + 3);
+	raw_greet_as(f, "whole");
+	is_int(raw_open(f, 0, 65536, 32768), 0, "a session after a cut-off greeting");
+	is_str(f->srv.c.peer_version, "whole", "the whole greeting was taken");
+	fx_free(f);
+
+	/* Over-long greeting lines on a port are garbage, not an error. */
+	f = fx_new(&port_cfg, NULL);
+	char line[400];
+	memcpy(line, WIRE_GREETING_PREFIX, sizeof(WIRE_GREETING_PREFIX) - 1);
+	memset(line + sizeof(WIRE_GREETING_PREFIX) - 1, 'v', 300);
+	raw_write(f, line, sizeof(WIRE_GREETING_PREFIX) - 1 + 300);
+	pump_idle(f, 3);
+	ok(!f->srv.c.dead, "an over-long line does not end a port's session");
+	raw_write(f, "\n", 1);
+	raw_greet_as(f, "after-long");
+	is_int(raw_open(f, 0, 65536, 32768), 0, "the next greeting gets a session");
+	fx_free(f);
+}
+
+static void test_port_restart(void)
+{
+	/* A greeting where a packet should start: the session is handed over. */
+	struct fx *f = fx_new(&port_cfg, NULL);
+	raw_greet_as(f, "old");
+	is_int(raw_open(f, 0, 65536, 32768), 0, "old host's session");
+	raw_greet_as(f, "new");
+	PUMP_UNTIL(f, f->srv.ended);
+	ok(f->srv.ended && f->srv.c.restarted, "ended as a restart");
+	raw_recv(f);
+	struct buf in;
+	buf_init(&in, 1u << 20);
+	ok(!raw_take(f, &in), "no DISCONNECT sent for the old host");
+	uint8_t tail[512];
+	size_t n = conn_resync_tail(&f->srv.c, tail, sizeof(tail));
+	const size_t plen = sizeof(WIRE_GREETING_PREFIX) - 1;
+	ok(n == plen + 5 && memcmp(tail, WIRE_GREETING_PREFIX "new\r\n", n) == 0,
+	   "the carried bytes are the new greeting, nothing older (%zu)", n);
+	fx_free(f);
+
+	/* Only four bytes of it so far are enough: no packet starts with 'S'. */
+	f = fx_new(&port_cfg, NULL);
+	raw_greet_as(f, "old");
+	raw_open(f, 0, 65536, 32768);
+	raw_write(f, "SSH", 3);
+	pump_idle(f, 3);
+	ok(!f->srv.c.dead, "three bytes: not yet");
+	raw_write(f, "C", 1);
+	PUMP_UNTIL(f, f->srv.ended);
+	ok(f->srv.c.restarted, "four bytes of a prefix where a length should be: restart");
+	fx_free(f);
+
+	/* Garbage starting with 'S' is still a protocol error, with DISCONNECT. */
+	f = fx_new(&port_cfg, NULL);
+	raw_greet_as(f, "old");
+	raw_open(f, 0, 65536, 32768);
+	raw_write(f, "SSX\1", 4);
+	raw_expect_disconnect(f, DISC_PROTOCOL_ERROR, "exceeds", "'SSX' where a length should be");
+	ok(!f->srv.c.restarted && f->srv.c.broke, "a protocol error, not a restart");
+	buf_free(&in);
+	fx_free(f);
+}
+
+static void test_port_partial_greeting(void)
+{
+	struct fx *f = fx_new(&port_cfg, NULL);
+	raw_greet_as(f, "old");
+	long sid = raw_open(f, 0, 65536, 32768);
+	/* A dead host's packet announcing 100 bytes, 10 of them sent. */
+	raw_write(f, "\0\0\0\x64\x5e\0\0\0\0\0", 10);
+	pump_idle(f, 3);
+	ok(conn_partial_input(&f->srv.c) && !conn_partial_greeting(&f->srv.c),
+	   "half a packet: partial, no greeting in it");
+	raw_write(f, WIRE_GREETING_PREFIX "ne", sizeof(WIRE_GREETING_PREFIX) - 1 + 2);
+	pump_idle(f, 3);
+	ok(!conn_partial_greeting(&f->srv.c), "a greeting line not yet ended: not yet");
+	struct buf w;
+	buf_init(&w, 1024);
+	put_open(&w, 0);
+	raw_write(f, "w\r\n", 3);
+	raw_write(f, buf_data(&w), 9);
+	pump_idle(f, 3);
+	ok(!conn_partial_greeting(&f->srv.c), "greeting and half a CHANNEL_OPEN: not yet");
+	raw_write(f, buf_data(&w) + 9, buf_used(&w) - 9);
+	pump_idle(f, 3);
+	ok(conn_partial_greeting(&f->srv.c), "greeting and a whole CHANNEL_OPEN: a host waiting");
+	ok(!f->srv.c.dead, "the caller decides when to believe it");
+	conn_restart(&f->srv.c, "test");
+	PUMP_UNTIL(f, f->srv.ended);
+	ok(f->srv.c.restarted, "conn_restart() ends it");
+	uint8_t tail[512];
+	size_t n = conn_resync_tail(&f->srv.c, tail, sizeof(tail));
+	ok(n == 10 + sizeof(WIRE_GREETING_PREFIX) - 1 + 5 + buf_used(&w),
+	   "half packet, greeting and open carried (%zu)", n);
+	buf_free(&w);
+	fx_free(f);
+
+	/* An unfinished data packet quoting a greeting line among other text. */
+	f = fx_new(&port_cfg, NULL);
+	raw_greet_as(f, "old");
+	raw_open(f, 0, 65536, 32768);
+	static const char quote[] = "\0\0\x10\0\x5e\0\0\0\0\0\0\x0f\xf7 see: " WIRE_GREETING_PREFIX
+				    "x\r\nand more text";
+	raw_write(f, quote, sizeof(quote) - 1);
+	pump_idle(f, 3);
+	ok(conn_partial_input(&f->srv.c) && !conn_partial_greeting(&f->srv.c),
+	   "a quoted greeting followed by text is no waiting host");
+	fx_free(f);
+
+	/* Data that quotes a greeting, in whole packets, changes nothing. */
+	f = fx_new(&port_cfg, NULL);
+	raw_greet_as(f, "old");
+	sid = raw_open(f, 0, 65536, 32768);
+	struct buf pk = pk_begin(MSG_CHANNEL_DATA);
+	buf_u32(&pk, (uint32_t)sid);
+	buf_cstr(&pk, "x" WIRE_GREETING_PREFIX "quoted\r\n");
+	raw_send(f, &pk);
+	PUMP_UNTIL(f, f->srv.acc[0].rxn > 0);
+	ok(!conn_partial_greeting(&f->srv.c) && !f->srv.c.dead, "quoted greeting in data: no effect");
+	is_int(f->srv.acc[0].rxn, 1 + sizeof(WIRE_GREETING_PREFIX) - 1 + 8, "the data arrived");
+	/* A normal end carries nothing parsed: the quote is not rescanned. */
+	buf_init(&w, 1024);
+	put_disconnect(&w, "bye");
+	raw_write(f, buf_data(&w), buf_used(&w));
+	buf_free(&w);
+	PUMP_UNTIL(f, f->srv.ended);
+	uint8_t tail2[512];
+	is_int(conn_resync_tail(&f->srv.c, tail2, sizeof(tail2)), 0,
+	       "after a DISCONNECT nothing is carried");
+	fx_free(f);
+
+	/* A broken session carries what it parsed last too. */
+	f = fx_new(&port_cfg, NULL);
+	raw_greet_as(f, "old");
+	sid = raw_open(f, 0, 65536, 32768);
+	pk = pk_begin(MSG_CHANNEL_DATA);
+	buf_u32(&pk, 77); /* not open */
+	buf_cstr(&pk, "SSHCONNEC");
+	raw_send(f, &pk);
+	raw_expect_disconnect(f, DISC_PROTOCOL_ERROR, "not open", "data for channel 77");
+	n = conn_resync_tail(&f->srv.c, tail2, sizeof(tail2));
+	ok(n > 9 && memmem(tail2, n, "SSHCONNEC", 9) != NULL,
+	   "the breaking packet is carried for rescanning (%zu bytes)", n);
+	fx_free(f);
+}
+
+static void test_port_cut_disconnect(void)
+{
+	/* The last host's DISCONNECT lost its tail; the next host's greeting
+	 * completes it.  The greeting must survive for the next session. */
+	struct fx *f = fx_new(&port_cfg, NULL);
+	raw_greet_as(f, "old");
+	raw_open(f, 0, 65536, 32768);
+	struct buf w;
+	buf_init(&w, 1024);
+	put_disconnect(&w, "session finished");
+	raw_write(f, buf_data(&w), 13); /* up to the reason's length */
+	buf_free(&w);
+	raw_greet_as(f, "next");
+	PUMP_UNTIL(f, f->srv.ended);
+	ok(f->srv.c.broke, "a malformed DISCONNECT counts as a break");
+	uint8_t tail[1024];
+	size_t n = conn_resync_tail(&f->srv.c, tail, sizeof(tail));
+	size_t at = wire_find_greeting(tail, n);
+	ok(at < n && n - at >= sizeof(WIRE_GREETING_PREFIX) - 1 + 6 &&
+	       memcmp(tail + at, WIRE_GREETING_PREFIX "next\r\n", sizeof(WIRE_GREETING_PREFIX) - 1 + 6) == 0,
+	   "the whole greeting is in the carried bytes (%zu at %zu)", n, at);
+	fx_free(f);
+
+	/* A well-formed DISCONNECT carries nothing. */
+	f = fx_new(&port_cfg, NULL);
+	raw_greet_as(f, "old");
+	buf_init(&w, 1024);
+	put_disconnect(&w, "session finished");
+	raw_write(f, buf_data(&w), buf_used(&w));
+	buf_free(&w);
+	PUMP_UNTIL(f, f->srv.ended);
+	ok(!f->srv.c.broke, "a whole DISCONNECT is a normal end");
+	is_int(conn_resync_tail(&f->srv.c, tail, sizeof(tail)), 0, "nothing carried");
+	fx_free(f);
+}
+
+static void test_host_nonce(void)
+{
+	/* The host side skips an answer meant for another host. */
+	struct conn_cfg hc = { .software = "host", .nonce = "n1" };
+	struct fx *f = fx_new(&hc, NULL);
+	pump_idle(f, 2);
+	raw_recv(f);
+	struct buf in;
+	buf_init(&in, 1u << 20);
+	raw_take(f, &in);
+	ok(strstr(f->rgreeting, "host nonce@wicket=n1\r\n") != NULL, "our greeting has the nonce: %s",
+	   f->rgreeting);
+	struct buf w;
+	buf_init(&w, 1u << 20);
+	wire_put_greeting_ex(&w, "agent", "reply@wicket=other");
+	struct buf pk = pk_begin(MSG_GLOBAL_REQUEST);
+	buf_cstr(&pk, "yes@test");
+	buf_bool(&pk, true);
+	pk_append(&w, &pk);
+	wire_put_greeting_ex(&w, "agent", "reply@wicket=-");
+	wire_put_greeting_ex(&w, "agent", "reply@wicket=n1");
+	pk = pk_begin(MSG_GLOBAL_REQUEST);
+	buf_cstr(&pk, "yes@test");
+	buf_bool(&pk, true);
+	pk_append(&w, &pk);
+	raw_write(f, buf_data(&w), buf_used(&w));
+	buf_free(&w);
+	PUMP_UNTIL(f, f->srv.global_reqs > 0);
+	is_int(f->srv.global_reqs, 1, "only the packet after our own answer was handled");
+	is_str(f->srv.c.peer_version, "agent reply@wicket=n1", "our answer taken");
+	is_int(f->srv.c.skips.foreign, 2, "two answers for other hosts skipped");
+	fx_free(f);
+
+	/* A peer that does not answer nonces (psusan, a socket agent) is taken as is. */
+	f = fx_new(&hc, NULL);
+	raw_greet_as(f, "psusan");
+	pump_idle(f, 3);
+	is_int(f->srv.greeted, 1, "untagged greeting accepted by a host with a nonce");
+	buf_free(&in);
+	fx_free(f);
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -1739,5 +2062,10 @@ int main(void)
 	test_raw_close_gets_close();
 	test_raw_peer_disconnect();
 	test_raw_misc();
+	test_port_stale_greetings();
+	test_port_restart();
+	test_port_partial_greeting();
+	test_port_cut_disconnect();
+	test_host_nonce();
 	return done_testing();
 }

@@ -377,6 +377,164 @@ static void test_put_greeting(void)
 	buf_free(&b);
 }
 
+/* A host that died mid-greeting: the next host's greeting wins. */
+static void test_greeting_cut_off(void)
+{
+	struct buf b;
+	char ver[64];
+	size_t skipped = 0;
+	buf_init(&b, 1 << 20);
+	feed_str(&b, "xyz" PFX "wic" PFX "real\r\nNEXT");
+	is_int(wire_scan_greeting_skip(&b, ver, sizeof(ver), &skipped), 1,
+	       "greeting after a cut-off one found");
+	is_str(ver, "real", "the later greeting's version, not the cut line");
+	is_int(skipped, 3 + PLEN + 3, "garbage and the cut greeting counted as skipped");
+	is_mem(buf_data(&b), buf_used(&b), "NEXT", 4, "bytes after the line kept");
+	buf_reset(&b);
+
+	/* The second prefix still arriving: wait for it, then take it. */
+	skipped = 0;
+	feed_str(&b, PFX "wicket_0.1 nonce@wic");
+	is_int(wire_scan_greeting_skip(&b, ver, sizeof(ver), &skipped), 0,
+	       "cut-off line without its end: need more");
+	feed_str(&b, PFX "re");
+	is_int(wire_scan_greeting_skip(&b, ver, sizeof(ver), &skipped), 0,
+	       "second greeting incomplete: need more");
+	feed_str(&b, "al\n");
+	is_int(wire_scan_greeting_skip(&b, ver, sizeof(ver), &skipped), 1, "second greeting found");
+	is_str(ver, "real", "version of the second greeting");
+	is_int(skipped, PLEN + strlen("wicket_0.1 nonce@wic"), "the whole cut line skipped");
+	buf_reset(&b);
+
+	/* Several cut-offs in a row, one byte at a time. */
+	const char *s = PFX "a" PFX PFX "bb" PFX "done\r\n";
+	size_t at, maxused;
+	is_int(feed_bytewise(&b, s, strlen(s), ver, sizeof(ver), &at, &maxused), 1,
+	       "bytewise: the last of several cut greetings found");
+	is_str(ver, "done", "bytewise: its version");
+	is_int(at, strlen(s) - 1, "bytewise: found when its LF arrived");
+	buf_free(&b);
+}
+
+static void test_find_greeting(void)
+{
+	const uint8_t *p = (const uint8_t *)"ab" PFX "v\n";
+	size_t n = 2 + PLEN + 2;
+	is_int(wire_find_greeting(p, n), 2, "prefix found at its offset");
+	is_int(wire_find_greeting(p, 2 + PLEN), 2, "prefix that just fits found");
+	is_int(wire_find_greeting(p, 2 + PLEN - 1), 2 + PLEN - 1, "cut prefix: not found (n)");
+	is_int(wire_find_greeting(p, 0), 0, "empty: n");
+	p = (const uint8_t *)"SSSSHCONNECTION@putty.projects.tartarus.org-2.0";
+	is_int(wire_find_greeting(p, strlen((const char *)p)), strlen((const char *)p),
+	       "near miss: not found");
+}
+
+static void test_greeting_token(void)
+{
+	char v[WIRE_TOKEN_MAX + 1];
+	ok(wire_greeting_token("wicket_1 nonce@wicket=ab12", WIRE_NONCE_KEY, v, sizeof(v)),
+	   "token found");
+	is_str(v, "ab12", "token value");
+	ok(wire_greeting_token("wicketd_1 x=y reply@wicket=- more", WIRE_REPLY_KEY, v, sizeof(v)),
+	   "token among other comments");
+	is_str(v, "-", "value up to the next space");
+	ok(!wire_greeting_token("nonce@wicket=ab12", WIRE_NONCE_KEY, v, sizeof(v)),
+	   "the software-version itself is no comment");
+	ok(!wire_greeting_token("w xnonce@wicket=1 nonce@wicketx=2", WIRE_NONCE_KEY, v, sizeof(v)),
+	   "only the whole key counts");
+	ok(!wire_greeting_token("w nonce@wicket=", WIRE_NONCE_KEY, v, sizeof(v)), "empty value refused");
+	ok(!wire_greeting_token("w nonce@wicket=a/b", WIRE_NONCE_KEY, v, sizeof(v)),
+	   "value with a bad character refused");
+	ok(!wire_greeting_token("w nonce@wicket=a?b", WIRE_NONCE_KEY, v, sizeof(v)),
+	   "value with a sanitised control byte refused");
+	char longv[64];
+	memset(longv, 0, sizeof(longv));
+	strcpy(longv, "w nonce@wicket=");
+	memset(longv + strlen(longv), 'a', WIRE_TOKEN_MAX);
+	ok(wire_greeting_token(longv, WIRE_NONCE_KEY, v, sizeof(v)), "value of WIRE_TOKEN_MAX ok");
+	strcat(longv, "a");
+	ok(!wire_greeting_token(longv, WIRE_NONCE_KEY, v, sizeof(v)), "one more character refused");
+	char tiny[3];
+	ok(!wire_greeting_token("w nonce@wicket=abc", WIRE_NONCE_KEY, tiny, sizeof(tiny)),
+	   "value longer than the caller's buffer refused");
+	ok(!wire_greeting_token("w", WIRE_NONCE_KEY, v, sizeof(v)), "absent");
+}
+
+static void put_pkt(struct buf *b, uint8_t type, size_t extra)
+{
+	buf_u32(b, (uint32_t)(1 + extra));
+	buf_u8(b, type);
+	for (size_t i = 0; i < extra; i++)
+		buf_u8(b, (uint8_t)i);
+}
+
+static void test_disconnect_ahead(void)
+{
+	struct buf b;
+	size_t end = 0;
+	buf_init(&b, 1 << 20);
+	put_pkt(&b, 90, 30);
+	put_pkt(&b, 2, 3);
+	size_t want = buf_used(&b) + 4 + 1 + 12;
+	put_pkt(&b, 1, 12);
+	put_pkt(&b, 90, 5);
+	ok(wire_disconnect_ahead(buf_data(&b), buf_used(&b), &end),
+	   "DISCONNECT after two packets found");
+	is_int(end, want, "end is just past the DISCONNECT");
+	ok(!wire_disconnect_ahead(buf_data(&b), want - 1, &end), "DISCONNECT cut short: no");
+	ok(!wire_disconnect_ahead(buf_data(&b), 4, &end), "a lone length: no");
+	buf_reset(&b);
+	put_pkt(&b, 90, 3);
+	buf_put(&b, "SSHC", 4);
+	put_pkt(&b, 1, 12);
+	ok(!wire_disconnect_ahead(buf_data(&b), buf_used(&b), &end),
+	   "a bad length stops the walk before a DISCONNECT");
+	buf_reset(&b);
+	buf_u32(&b, 0);
+	put_pkt(&b, 1, 12);
+	ok(!wire_disconnect_ahead(buf_data(&b), buf_used(&b), &end), "zero length stops the walk");
+	ok(!wire_disconnect_ahead(buf_data(&b), 0, &end), "empty: no");
+	buf_free(&b);
+}
+
+static void test_packets_whole(void)
+{
+	struct buf b;
+	buf_init(&b, 1 << 20);
+	ok(wire_packets_whole(buf_data(&b), 0), "nothing: whole");
+	put_pkt(&b, 90, 23);
+	put_pkt(&b, 98, 4);
+	ok(wire_packets_whole(buf_data(&b), buf_used(&b)), "two whole packets");
+	ok(!wire_packets_whole(buf_data(&b), buf_used(&b) - 1), "the second cut short");
+	ok(!wire_packets_whole(buf_data(&b), 2), "half a length");
+	buf_u32(&b, 0);
+	ok(!wire_packets_whole(buf_data(&b), buf_used(&b)), "a zero length");
+	buf_reset(&b);
+	feed_str(&b, "and more text");
+	ok(!wire_packets_whole(buf_data(&b), buf_used(&b)), "text");
+	buf_free(&b);
+}
+
+static void test_put_greeting_comment(void)
+{
+	struct buf b;
+	char ver[64], v[WIRE_TOKEN_MAX + 1];
+	buf_init(&b, 1024);
+	wire_put_greeting_ex(&b, "wicket_1", WIRE_NONCE_KEY "=0123abcd");
+	const char *want = PFX "wicket_1 nonce@wicket=0123abcd\r\n";
+	is_mem(buf_data(&b), buf_used(&b), want, strlen(want), "greeting with a comment");
+	is_int(wire_scan_greeting(&b, ver, sizeof(ver)), 1, "scans back");
+	ok(wire_greeting_token(ver, WIRE_NONCE_KEY, v, sizeof(v)) && strcmp(v, "0123abcd") == 0,
+	   "its nonce reads back");
+	wire_put_greeting_ex(&b, "plain", NULL);
+	want = PFX "plain\r\n";
+	is_mem(buf_data(&b), buf_used(&b), want, strlen(want), "NULL comment: plain greeting");
+	buf_reset(&b);
+	wire_put_greeting_ex(&b, "plain", "");
+	is_mem(buf_data(&b), buf_used(&b), want, strlen(want), "empty comment: plain greeting");
+	buf_free(&b);
+}
+
 int main(void)
 {
 	test_greeting_simple();
@@ -387,5 +545,11 @@ int main(void)
 	test_packets();
 	test_packets_incremental();
 	test_put_greeting();
+	test_greeting_cut_off();
+	test_find_greeting();
+	test_greeting_token();
+	test_disconnect_ahead();
+	test_packets_whole();
+	test_put_greeting_comment();
 	return done_testing();
 }
