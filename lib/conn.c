@@ -305,7 +305,9 @@ static size_t conn_line_room(struct conn *c)
 	if (q < CONN_LINE_QUEUE)
 		return (size_t)(CONN_LINE_QUEUE - q);
 	long long ms = (long long)(q - CONN_LINE_QUEUE / 2) * 1000 / c->cfg.line_rate;
-	loop_pause_for(&c->line_wait, ms < 1 ? 1 : (int)ms);
+	/* Look again soon: a line faster than its termios speed (an emulated
+	 * UART) drains sooner than the rate says. */
+	loop_pause_for(&c->line_wait, ms < 1 ? 1 : ms > 10 ? 10 : (int)ms);
 	return 0;
 }
 
