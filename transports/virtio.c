@@ -63,7 +63,13 @@ int tp_virtio_open(const char *name, char *path, size_t pathlen, char *err, size
 		snprintf(err, errlen, "%s: %s", path, strerror(e));
 		return -e;
 	}
-	/* Ask the driver for SIGIO on host open/close. */
+	/* Ask the driver for SIGIO on host open/close -- blocked first: it is
+	 * only ever waited for (sigtimedwait), and one arriving before the
+	 * wait would otherwise kill the agent (SIGIO's default action). */
+	sigset_t io;
+	sigemptyset(&io);
+	sigaddset(&io, SIGIO);
+	sigprocmask(SIG_BLOCK, &io, NULL);
 	fcntl(fd, F_SETOWN, getpid());
 	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_ASYNC);
 	return fd;

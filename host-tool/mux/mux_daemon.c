@@ -566,6 +566,31 @@ static void guest_write(struct mux *m)
 	buf_consume(&m->gout, (size_t)n);
 }
 
+/*
+ * An agent that never greets (not started yet, restarted after our
+ * greeting, a stream to nowhere) must not leave a mux that every later
+ * command attaches to and waits on: end it, so the next command's mux
+ * greets afresh.  As long as a command waits for a greeting without a mux
+ * (60 s), or three keepalive intervals when those are shorter.
+ */
+#define MUX_GREET_TIMEOUT_MS 60000LL
+
+static void greet_tick(struct mux *m, long long now)
+{
+	if (m->neg == NEG_DONE || m->ending)
+		return;
+	long long limit = MUX_GREET_TIMEOUT_MS;
+	if (m->keepalive && MUX_KEEPALIVE_MISSES * m->keepalive * 1000LL < limit)
+		limit = MUX_KEEPALIVE_MISSES * m->keepalive * 1000LL;
+	if (now - m->started < limit)
+		return;
+	char why[400];
+	snprintf(why, sizeof(why),
+		 "%s from the agent of %s within %lld s (is wicketd running there?)",
+		 m->guest_greeted ? "no answer" : "no greeting", m->label, limit / 1000);
+	begin_end(m, why);
+}
+
 static void keepalive_tick(struct mux *m, long long now)
 {
 	if (!m->keepalive || m->neg != NEG_DONE || m->ending || now < m->next_keepalive)
@@ -701,6 +726,7 @@ static int mux_run(struct mux *m)
 	for (;;) {
 		long long now = now_ms();
 		keepalive_tick(m, now);
+		greet_tick(m, now);
 		if (m->ending)
 			break;
 		unsigned ncl = 0;

@@ -353,6 +353,31 @@ def _():
     expect(dt < 10, "took %.1f s" % dt)
 
 
+@tap.check("an agent that never greets: the mux ends within its limit (255 and the reason), "
+           "so later commands are not stuck on it")
+def _():
+    path = os.path.join(S["tmp"], "silent.sock")
+    ls = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    ls.bind(path)
+    ls.listen(8)
+    tap.at_cleanup(ls.close)
+    held = []
+
+    def accept_and_sit():
+        while True:
+            try:
+                c, _ = ls.accept()
+            except OSError:
+                return
+            held.append(c)  # reads nothing, says nothing
+    threading.Thread(target=accept_and_sit, daemon=True).start()
+    t0 = time.monotonic()
+    r = run(wicket("--keepalive", "1", "exec", "unix/" + path, "--", "true"), timeout=30)
+    expect(r.rc == 255 and b"no greeting from the agent" in r.err, "silent agent\n" + r.describe())
+    expect(time.monotonic() - t0 < 15, "took %.1f s" % (time.monotonic() - t0))
+    wait_until(lambda: not muxes_for(path), timeout=10, what="the mux to end")
+
+
 # ---------------------------------------------------------------- isolation
 
 
