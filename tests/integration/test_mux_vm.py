@@ -84,6 +84,11 @@ def popen(argv, stdin=subprocess.DEVNULL, **kw):
     return p
 
 
+def ready(p, token, timeout=60):
+    """Read @p's stdout until @token (kept: finish() returns all of stdout)."""
+    p.pre = getattr(p, "pre", b"") + read_until(p.stdout, token, timeout=timeout)
+
+
 def finish(p, timeout, input=None):
     """(status, stdout, stderr, seconds) of a popen() client."""
     t0 = time.monotonic()
@@ -93,8 +98,23 @@ def finish(p, timeout, input=None):
         os.killpg(p.pid, signal.SIGKILL)
         out, err = p.communicate()
         raise Failure("%s still runs after %s s (killed); stdout %s stderr %s"
-                      % (show(" ".join(p.args)), timeout, show(out), show(err)))
-    return p.returncode, out, err, time.monotonic() - t0
+                      % (show(" ".join(p.args)), timeout, show(getattr(p, "pre", b"") + out),
+                         show(err)))
+    return p.returncode, getattr(p, "pre", b"") + out, err, time.monotonic() - t0
+
+
+def stop_group(p):
+    """SIGTERM to @p's process group, and wait for @p."""
+    if p.poll() is None:
+        try:
+            os.killpg(p.pid, signal.SIGTERM)
+        except OSError:
+            pass
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait(timeout=10)
 
 
 def finish_all(procs, timeout):
@@ -119,6 +139,20 @@ def finish_all(procs, timeout):
 
 
 # ---------------------------------------------------------------- the mux
+
+
+def muxes_for(target):
+    """Pids of this run's mux processes serving @target."""
+    out = []
+    for pid in mux_pids():
+        try:
+            with open("/proc/%d/cmdline" % pid, "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if len(argv) > 2 and argv[2] == target.encode():
+            out.append(pid)
+    return out
 
 
 def mux_status(target, opts=()):
@@ -187,6 +221,21 @@ def guest_ps(target):
 def guest_runs(target, marker):
     """Lines of the guest's ps naming @marker."""
     return [ln for ln in guest_ps(target).splitlines() if marker in ln]
+
+
+def virtio_log(vm):
+    """The virtio agent's log in the guest, read over the serial line (diagnostics)."""
+    try:
+        r = wx(vm.serial_target, "sh", "-c", "tail -n 15 /tmp/wicketd-virtio.log; "
+               "ps -o pid,args | grep '[w]icketd --listen virtio'", timeout=30)
+        return "guest /tmp/wicketd-virtio.log (tail) and its processes:\n" + \
+            r.out.decode("utf-8", "replace")
+    except Failure as e:
+        return "(no virtio agent log over the serial line: %s)" % e
+
+
+def console_tail(vm, n=1500):
+    return "console (last %d chars):\n%s" % (n, vm.console(n))
 
 
 def marker(n):
@@ -453,7 +502,7 @@ def _():
     shell_says("two", "echo SH''ELL-UP", r"^SHELL-UP\s*$")
     held = popen(wicket("exec", t, "--", "sh", "-c", "echo held; read x; echo still $x"),
                  stdin=subprocess.PIPE)
-    read_until(held.stdout, b"held\n", timeout=60)
+    ready(held, b"held\n", timeout=60)
     data = os.urandom(4 << 20) + b"tail\n"
     src = os.path.join(S["tmp"], "cp.in")
     back = os.path.join(S["tmp"], "cp.out")
@@ -531,7 +580,7 @@ def _():
     victim = popen(wicket("exec", t, "--", "sleep", mk))
     other = popen(wicket("exec", t, "--", "sh", "-c", "echo ready; read x; echo got $x"),
                   stdin=subprocess.PIPE)
-    read_until(other.stdout, b"ready\n", timeout=60)
+    ready(other, b"ready\n", timeout=60)
     wait_until(lambda: guest_runs(t, "sleep " + mk), timeout=30, interval=0.5,
                what="the victim's `sleep %s` in the guest" % mk)
     os.killpg(victim.pid, signal.SIGKILL)
@@ -570,8 +619,8 @@ def _():
               stdin=subprocess.PIPE, env=ssh_env())
     b = popen(["ssh", "-F", cfg, "g", "echo ready-b; read x; echo B $x $(hostname)"],
               stdin=subprocess.PIPE, env=ssh_env())
-    read_until(a.stdout, b"ready-a\n", timeout=90)
-    read_until(b.stdout, b"ready-b\n", timeout=90)
+    ready(a, b"ready-a\n", timeout=90)
+    ready(b, b"ready-b\n", timeout=90)
     expect(channels(t) >= base + 2, "the two ssh sessions are not both on the mux")
     expect_eq(mux_pid(t), pid0, "mux pid (one mux for both)")
     rb, ob, eb, _ = finish(b, 60, b"2\n")
@@ -596,7 +645,7 @@ def _():
     gport = 7101
     srv = popen(wicket("exec", t, "--", "sh", "-c", "echo up; exec nc -ll -p %d -e sh -c "
                        "'read x; echo G:$x'" % gport))
-    read_until(srv.stdout, b"up\n", timeout=60)
+    ready(srv, b"up\n", timeout=60)
     lp = free_port()
     fwd = popen(wicket("forward", t, "-L", "%d:127.0.0.1:%d" % (lp, gport)))
     # Remote forwards: guest ports 7201 (plink's client) and 7202 (ssh's).
@@ -607,46 +656,48 @@ def _():
     cfg = ssh_proxy_config(t)
     sh = popen(["ssh", "-F", cfg, "-N", "-R", "127.0.0.1:%d:127.0.0.1:%d" % (rb, pb), "g"],
                env=ssh_env())
-
-    def alive(what, p):
-        if p.poll() is not None:
-            raise Failure("%s exited with %s: %s\n%s" % (what, p.returncode,
-                                                         show(p.stderr.read()), mux_log(t)))
-    last = {}
-
-    def lf():
-        alive("wicket forward", fwd)
-        last["L"] = host_probe(lp)
-        return last["L"] == b"G:yo\n"
-
-    def rf(port, want, who, p):
-        def f():
-            alive(who, p)
-            last[port] = guest_probe(t, port)
-            return last[port] == want
-        return f
     try:
-        wait_until(lf, timeout=60, interval=0.5, what="wicket forward -L to the guest's nc")
-        wait_until(rf(ra, b"A:hi", "plink -R", pl), timeout=60, interval=0.5,
-                   what="plink's remote forward")
-        wait_until(rf(rb, b"B:hi", "ssh -R", sh), timeout=60, interval=0.5,
-                   what="ssh's remote forward")
-    except Failure as e:
-        raise Failure("%s; last answers %r\n%s" % (e, last, mux_log(t)))
-    # All three at once, interleaved, a few times.
-    for i in range(3):
-        expect_eq(guest_probe(t, rb), b"B:hi", "ssh's forward, round %d" % i)
-        expect_eq(host_probe(lp, b"r%d\n" % i), b"G:r%d\n" % i, "the -L forward, round %d" % i)
-        expect_eq(guest_probe(t, ra), b"A:hi", "plink's forward, round %d" % i)
-    # plink leaves: its forward is cancelled, the others stay.
-    os.killpg(pl.pid, signal.SIGKILL)
-    pl.wait()
-    wait_until(lambda: guest_probe(t, ra) is None, timeout=30, interval=0.5,
-               what="plink's forward to be cancelled")
-    expect_eq(guest_probe(t, rb), b"B:hi", "ssh's forward after plink left")
-    expect_eq(host_probe(lp), b"G:yo\n", "the -L forward after plink left")
-    for p in (sh, fwd, srv):
-        os.killpg(p.pid, signal.SIGTERM)
+        def alive(what, p):
+            if p.poll() is not None:
+                raise Failure("%s exited with %s: %s\n%s" % (what, p.returncode,
+                                                             show(p.stderr.read()), mux_log(t)))
+        last = {}
+
+        def lf():
+            alive("wicket forward", fwd)
+            last["L"] = host_probe(lp)
+            return last["L"] == b"G:yo\n"
+
+        def rf(port, want, who, p):
+            def f():
+                alive(who, p)
+                last[port] = guest_probe(t, port)
+                return last[port] == want
+            return f
+        try:
+            wait_until(lf, timeout=60, interval=0.5, what="wicket forward -L to the guest's nc")
+            wait_until(rf(ra, b"A:hi", "plink -R", pl), timeout=60, interval=0.5,
+                       what="plink's remote forward")
+            wait_until(rf(rb, b"B:hi", "ssh -R", sh), timeout=60, interval=0.5,
+                       what="ssh's remote forward")
+        except Failure as e:
+            raise Failure("%s; last answers %r\n%s" % (e, last, mux_log(t)))
+        # All three at once, interleaved, a few times.
+        for i in range(3):
+            expect_eq(guest_probe(t, rb), b"B:hi", "ssh's forward, round %d" % i)
+            expect_eq(host_probe(lp, b"r%d\n" % i), b"G:r%d\n" % i,
+                      "the -L forward, round %d" % i)
+            expect_eq(guest_probe(t, ra), b"A:hi", "plink's forward, round %d" % i)
+        # plink leaves: its forward is cancelled, the others stay.
+        os.killpg(pl.pid, signal.SIGKILL)
+        pl.wait()
+        wait_until(lambda: guest_probe(t, ra) is None, timeout=30, interval=0.5,
+                   what="plink's forward to be cancelled")
+        expect_eq(guest_probe(t, rb), b"B:hi", "ssh's forward after plink left")
+        expect_eq(host_probe(lp), b"G:yo\n", "the -L forward after plink left")
+    finally:
+        for p in (pl, sh, fwd, srv):
+            stop_group(p)
 
 
 # ---------------------------------------------------------------- 8: serve on serial
@@ -670,39 +721,38 @@ def _():
     tap.at_cleanup(log.close)
     srv = spawn(wicket("serve", "--listen", "127.0.0.1:0", "--host-key", key + "_host",
                  "--authorized-keys", ak, t), stdin=subprocess.DEVNULL, stderr=log)
-
-    def port():
-        log.seek(0)
-        m = re.search(rb"listening on 127\.0\.0\.1:(\d+)", log.read())
-        return int(m.group(1)) if m else None
-    pt = wait_until(port, timeout=30, what="serve to listen")
-    argv = ["ssh", "-F", "/dev/null", "-p", str(pt), "-i", key, "-o", "BatchMode=yes", "-o",
-            "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o",
-            "LogLevel=error", "127.0.0.1"]
-    # Each session prints the command lines of its ancestors: the serial agent's.
-    anc = ("p=$$; while [ $p -gt 1 ]; do tr '\\0' ' ' < /proc/$p/cmdline; echo; "
-           "p=$(cut -d' ' -f4 /proc/$p/stat); done")
-    ps = [popen(argv + ["echo ready%d; read x; echo c%d $x; %s" % (i, i, anc)],
-                stdin=subprocess.PIPE) for i in range(3)]
     try:
+        def port():
+            log.seek(0)
+            m = re.search(rb"listening on 127\.0\.0\.1:(\d+)", log.read())
+            return int(m.group(1)) if m else None
+        pt = wait_until(port, timeout=30, what="serve to listen")
+        argv = ["ssh", "-F", "/dev/null", "-p", str(pt), "-i", key, "-o", "BatchMode=yes", "-o",
+                "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o",
+                "LogLevel=error", "127.0.0.1"]
+        # Each session prints the command lines of its ancestors: the serial agent's.
+        anc = ("p=$$; while [ $p -gt 1 ]; do tr '\\0' ' ' < /proc/$p/cmdline; echo; "
+               "p=$(cut -d' ' -f4 /proc/$p/stat); done")
+        ps = [popen(argv + ["echo ready%d; read x; echo c%d $x; %s" % (i, i, anc)],
+                    stdin=subprocess.PIPE) for i in range(3)]
+        try:
+            for i, p in enumerate(ps):
+                ready(p, b"ready%d\n" % i, timeout=120)
+        except Failure as e:
+            log.seek(0)
+            text = log.read().decode("utf-8", "replace")[-1500:]
+            raise Failure("%s\nserve log:\n%s\n%s" % (e, text, mux_log(t)))
+        wait_channels(t, 3, timeout=30)
+        expect_eq(len(muxes_for(t)), 1, "muxes serving the serial line")
         for i, p in enumerate(ps):
-            read_until(p.stdout, b"ready%d\n" % i, timeout=120)
-    except Failure as e:
-        log.seek(0)
-        raise Failure("%s\nserve log:\n%s\n%s" % (e, log.read().decode("utf-8", "replace")[-1500:],
-                                                mux_log(t)))
-    wait_channels(t, 3, timeout=30)
-    mine = [p for p in mux_pids() if p == mux_pid(t)]
-    expect_eq(len(mine), 1, "muxes serving the serial line")
-    for i, p in enumerate(ps):
-        rc, out, err, _ = finish(p, 60, b"x%d\n" % i)
-        expect_eq(rc, 0, "ssh client %d status (stderr %s)" % (i, show(err)))
-        expect(out.startswith(b"ready%d\nc%d x%d\n" % (i, i, i)),
-               "ssh client %d output %s" % (i, show(out)))
-        expect(b"--listen serial" in out and b"--listen virtio" not in out,
-               "ssh client %d: not a session of the serial agent: %s" % (i, show(out)))
-    os.killpg(srv.pid, signal.SIGTERM)
-    srv.wait(timeout=10)
+            rc, out, err, _ = finish(p, 60, b"x%d\n" % i)
+            expect_eq(rc, 0, "ssh client %d status (stderr %s)" % (i, show(err)))
+            expect(out.startswith(b"ready%d\nc%d x%d\n" % (i, i, i)),
+                   "ssh client %d output %s" % (i, show(out)))
+            expect(b"--listen serial" in out and b"--listen virtio" not in out,
+                   "ssh client %d: not a session of the serial agent: %s" % (i, show(out)))
+    finally:
+        stop_group(srv)
 
 
 # ---------------------------------------------------------------- 5: the mux killed
@@ -720,14 +770,14 @@ def _():
     mks = [marker(50 + i) for i in range(2)]
     procs = [popen(wicket("exec", t, "--", "sleep", mk)) for mk in mks]
     held = popen(wicket("exec", t, "--", "sh", "-c", "echo ready; cat"), stdin=subprocess.PIPE)
-    read_until(held.stdout, b"ready\n", timeout=60)
+    ready(held, b"ready\n", timeout=60)
     procs.append(held)
     plink = None
     if shutil.which("plink"):
         sock = run(wicket("mux", "start", t), timeout=30).out.decode().strip()
         plink = popen(["plink", "-ssh-connection", "-batch", sock, "echo pl-ready; exec cat"],
                       stdin=subprocess.PIPE)
-        read_until(plink.stdout, b"pl-ready\n", timeout=60)
+        ready(plink, b"pl-ready\n", timeout=60)
     wait_until(lambda: all(guest_runs(t, "sleep " + mk) for mk in mks), timeout=30,
                interval=0.5, what="the clients' sleeps in the guest")
     os.kill(pid0, signal.SIGKILL)
@@ -774,11 +824,11 @@ def _():
     boots = vm.console().count("wicket-vm: ready")
     a = popen(wicket("--keepalive", "1", "exec", t, "--", "sh", "-c",
                      "echo ready; exec sleep %s" % marker(60)))
-    read_until(a.stdout, b"ready\n", timeout=60)
+    ready(a, b"ready\n", timeout=60)
     rc, text = mux_status(t)
     expect(rc == 0 and "keepalive: every 1 s" in text, "the mux's keepalive\n" + text)
     b = popen(wicket("exec", t, "--", "sh", "-c", "echo ready; cat"), stdin=subprocess.PIPE)
-    read_until(b.stdout, b"ready\n", timeout=60)
+    ready(b, b"ready\n", timeout=60)
     tmux_setup()
     rcfile = shell_in_tmux("six", t)
     shell_says("six", "echo SIX''-UP", r"^SIX-UP\s*$")
@@ -808,7 +858,10 @@ def _():
     def answers():
         last[0] = wx(t, "echo", "back", timeout=60)
         return last[0].rc == 0
-    wait_until(answers, timeout=60, interval=1, what="the next command after the reset")
+    try:
+        wait_until(answers, timeout=60, interval=1, what="the next command after the reset")
+    except Failure as e:
+        raise Failure("%s\n%s\n%s\n%s" % (e, mux_log(t), virtio_log(vm), console_tail(vm)))
     expect_eq(last[0].out, b"back\n", "stdout after the reset")
     say("the next exec answered %.1f s after the reset" % (time.monotonic() - t0))
 
@@ -1110,7 +1163,7 @@ def _():
     expect_eq(r1[:3], (0, b"a\n", b""), "the long exec started at once\n" + mux_log(t))
     expect(r2[3] < r1[3], "the short exec (%.1f s) waited for the long one (%.1f s)"
            % (r2[3], r1[3]))
-    expect_eq(len([p for p in mux_pids() if p == mux_pid(t, c)]), 1, "muxes for vm/NAME")
+    expect_eq(len(muxes_for(t)), 1, "muxes for vm/NAME")
 
 
 @tap.check("libvirt: wicket --share no exec vm/NAME while the mux holds the channel is "
@@ -1119,7 +1172,7 @@ def _():
     t, c = lv_need()
     held = popen(wicket(*c, "exec", t, "--", "sh", "-c", "echo ready; read x; echo c $x"),
                  stdin=subprocess.PIPE)
-    read_until(held.stdout, b"ready\n", timeout=60)
+    ready(held, b"ready\n", timeout=60)
     pid0 = mux_pid(t, c)
     r = run(wicket(*c, "--share", "no", "exec", t, "--", "echo", "direct"), timeout=60)
     expect_eq(r.rc, 255, "--share no status\n" + r.describe())
