@@ -267,6 +267,10 @@ def wait_agent(vm, nready, timeout):
             last = run(wicket("--share", "no", "exec", "-n", vm.target, "--", "true"),
                        timeout=min(left, 10))
             if last.rc == 0:
+                if misses:
+                    say("guest agent exits on the console: %s" % [
+                        ln for ln in vm.console().splitlines()
+                        if "wicket-vm: agent" in ln or "I/O possible" in ln])
                 return misses
         except Failure:
             last = None
