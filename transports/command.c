@@ -5,6 +5,8 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <linux/close_range.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -13,9 +15,40 @@
 
 bool tp_detach_helpers;
 
+/*
+ * In the child: @fds at 3, 4, ... (over whatever is there) and, when there
+ * are any, every other descriptor above them close-on-exec.  Done through copies above them all,
+ * so no placement overwrites a descriptor still to be placed.
+ */
+static int place_fds(const int *fds, int nfds)
+{
+	int hi[TP_SPAWN_MAX_FDS];
+	for (int i = 0; i < nfds; i++) {
+		hi[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 3 + TP_SPAWN_MAX_FDS + 16);
+		if (hi[i] < 0)
+			return -1;
+	}
+	for (int i = 0; i < nfds; i++)
+		if (dup2(hi[i], 3 + i) < 0) /* dup2 leaves the copy inheritable */
+			return -1;
+	if (nfds > 0) /* a plain proxy command inherits what it always did */
+		syscall(SYS_close_range, (unsigned)(3 + nfds), ~0u, (unsigned)CLOSE_RANGE_CLOEXEC);
+	return 0;
+}
+
 int tp_argv_spawn(char *const *argv, struct tp *out, char *err, size_t errlen)
 {
+	return tp_argv_spawn_fds(argv, NULL, 0, out, err, errlen);
+}
+
+int tp_argv_spawn_fds(char *const *argv, const int *fds, int nfds, struct tp *out, char *err,
+		      size_t errlen)
+{
 	int to[2], from[2], rep[2];
+	if (nfds < 0 || nfds > TP_SPAWN_MAX_FDS) {
+		snprintf(err, errlen, "cannot start the transport command: too many descriptors");
+		return -EINVAL;
+	}
 	if (pipe2(to, O_CLOEXEC) < 0)
 		goto fail0;
 	if (pipe2(from, O_CLOEXEC) < 0)
@@ -34,8 +67,17 @@ int tp_argv_spawn(char *const *argv, struct tp *out, char *err, size_t errlen)
 			setsid();
 		dup2(to[0], 0);
 		dup2(from[1], 1);
+		/* The error pipe stays ours whatever lands on 3, 4, ... */
+		int report = fcntl(rep[1], F_DUPFD_CLOEXEC, 3 + TP_SPAWN_MAX_FDS + 32);
+		if (report < 0 || place_fds(fds, nfds) < 0) {
+			int e = errno;
+			ssize_t w = write(report >= 0 ? report : rep[1], &e, sizeof(e));
+			(void)w;
+			_exit(127);
+		}
 		execvp(argv[0], argv);
 		int e = errno;
+		rep[1] = report;
 		ssize_t w = write(rep[1], &e, sizeof(e));
 		(void)w;
 		_exit(127);

@@ -43,6 +43,26 @@ int ctr_pid_open(const char *pid, const struct ctr_opts *o, struct tp *out, char
 		 size_t errlen);
 
 /*
+ * After the stream to podman/@name ended: why, when the container can tell
+ * (it stopped, or was removed): 1 with @why set, else 0.
+ */
+int ctr_podman_lost(const char *name, char *why, size_t len);
+
+/* `wicket list`: one running container and how it would be reached. */
+struct ctr_row {
+	char target[272]; /* podman/NAME */
+	char id[16];
+	char state[32];
+	char how[4200]; /* "agent inside (PATH)", "brought in (...)", "not reachable: why" */
+};
+/*
+ * The running podman containers (@rows malloc'ed, free() it).  0, or
+ * -errno with @err set (-ENOENT: podman is not installed).
+ */
+int ctr_podman_list(const struct ctr_opts *o, struct ctr_row **rows, size_t *nrows, char *err,
+		    size_t errlen);
+
+/*
  * A sealed, executable memfd holding a copy of the program at @path (what a
  * container may run but never change; CVE-2019-5736), or, where memfds may
  * not be executed (vm.memfd_noexec), an O_PATH descriptor of @path itself,
