@@ -10,6 +10,7 @@
 #include "client.h"
 #include "cli.h"
 #include "cp.h"
+#include "ctr_list.h"
 #include "forward.h"
 #include "log.h"
 #include "mux/mux.h"
@@ -181,7 +182,10 @@ static int cmd_list(int argc, char **argv, int i, struct globals *g)
 		if (!r)
 			return usage_error("list takes no argument '%s'", argv[i]);
 	}
-	return vm_list(g->uri);
+	/* Each section that can be listed is; exit 0 when one could be. */
+	bool listed = vm_list(g->uri) == 0;
+	int r = ctr_list(&listed);
+	return listed && r == 0 ? 0 : WICKET_EXIT_FAILURE;
 }
 
 int main(int argc, char **argv)
