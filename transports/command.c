@@ -38,26 +38,42 @@ static int place_fds(const int *fds, int nfds)
 
 int tp_argv_spawn(char *const *argv, struct tp *out, char *err, size_t errlen)
 {
-	return tp_argv_spawn_fds(argv, NULL, 0, out, err, errlen);
+	return tp_argv_spawn_fds(argv, NULL, 0, -1, out, err, errlen);
 }
 
-int tp_argv_spawn_fds(char *const *argv, const int *fds, int nfds, struct tp *out, char *err,
-		      size_t errlen)
+static void close_pair(int p[2])
 {
-	int to[2], from[2], rep[2];
+	for (int i = 0; i < 2; i++)
+		if (p[i] >= 0)
+			close(p[i]);
+	p[0] = p[1] = -1;
+}
+
+int tp_argv_spawn_fds(char *const *argv, const int *fds, int nfds, int sock, struct tp *out,
+		      char *err, size_t errlen)
+{
+	int to[2] = { -1, -1 }, from[2] = { -1, -1 }, rep[2] = { -1, -1 };
 	if (nfds < 0 || nfds > TP_SPAWN_MAX_FDS) {
 		snprintf(err, errlen, "cannot start the transport command: too many descriptors");
 		return -EINVAL;
 	}
-	if (pipe2(to, O_CLOEXEC) < 0)
-		goto fail0;
-	if (pipe2(from, O_CLOEXEC) < 0)
-		goto fail1;
-	if (pipe2(rep, O_CLOEXEC) < 0)
-		goto fail2;
+	if ((sock < 0 && (pipe2(to, O_CLOEXEC) < 0 || pipe2(from, O_CLOEXEC) < 0)) ||
+	    pipe2(rep, O_CLOEXEC) < 0) {
+		int e = errno;
+		close_pair(to);
+		close_pair(from);
+		snprintf(err, errlen, "cannot start the transport command: %s", strerror(e));
+		return -e;
+	}
 	pid_t pid = fork();
-	if (pid < 0)
-		goto fail3;
+	if (pid < 0) {
+		int e = errno;
+		close_pair(to);
+		close_pair(from);
+		close_pair(rep);
+		snprintf(err, errlen, "cannot start the transport command: %s", strerror(e));
+		return -e;
+	}
 	if (pid == 0) {
 		sigset_t none;
 		sigemptyset(&none);
@@ -65,25 +81,33 @@ int tp_argv_spawn_fds(char *const *argv, const int *fds, int nfds, struct tp *ou
 		signal(SIGPIPE, SIG_DFL);
 		if (tp_detach_helpers)
 			setsid();
-		dup2(to[0], 0);
-		dup2(from[1], 1);
+		if (sock < 0) {
+			dup2(to[0], 0);
+			dup2(from[1], 1);
+		} else {
+			/* The stream is among @fds: stdio is only for messages. */
+			int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+			if (null >= 0)
+				dup2(null, 0);
+			dup2(2, 1);
+		}
 		/* The error pipe stays ours whatever lands on 3, 4, ... */
 		int report = fcntl(rep[1], F_DUPFD_CLOEXEC, 3 + TP_SPAWN_MAX_FDS + 32);
+		int e = 0;
 		if (report < 0 || place_fds(fds, nfds) < 0) {
-			int e = errno;
-			ssize_t w = write(report >= 0 ? report : rep[1], &e, sizeof(e));
-			(void)w;
-			_exit(127);
+			e = errno;
+		} else {
+			execvp(argv[0], argv);
+			e = errno;
 		}
-		execvp(argv[0], argv);
-		int e = errno;
-		rep[1] = report;
-		ssize_t w = write(rep[1], &e, sizeof(e));
+		ssize_t w = write(report >= 0 ? report : rep[1], &e, sizeof(e));
 		(void)w;
 		_exit(127);
 	}
-	close(to[0]);
-	close(from[1]);
+	if (sock < 0) {
+		close(to[0]);
+		close(from[1]);
+	}
 	close(rep[1]);
 	int e = 0;
 	ssize_t n;
@@ -93,25 +117,18 @@ int tp_argv_spawn_fds(char *const *argv, const int *fds, int nfds, struct tp *ou
 	close(rep[0]);
 	if (n == (ssize_t)sizeof(e)) {
 		snprintf(err, errlen, "cannot run '%s': %s", argv[0], strerror(e));
-		close(to[1]);
-		close(from[0]);
+		if (sock < 0) {
+			close(to[1]);
+			close(from[0]);
+		}
 		waitpid(pid, NULL, 0);
 		return -e;
 	}
-	*out = (struct tp){ .rfd = from[0], .wfd = to[1], .pid = pid };
+	if (sock < 0)
+		*out = (struct tp){ .rfd = from[0], .wfd = to[1], .pid = pid };
+	else
+		*out = (struct tp){ .rfd = sock, .wfd = sock, .pid = pid };
 	return 0;
-fail3:
-	close(rep[0]);
-	close(rep[1]);
-fail2:
-	close(from[0]);
-	close(from[1]);
-fail1:
-	close(to[0]);
-	close(to[1]);
-fail0:
-	snprintf(err, errlen, "cannot start the transport command: %s", strerror(errno));
-	return -errno;
 }
 
 int tp_command_spawn(const char *cmd, struct tp *out, char *err, size_t errlen)

@@ -27,9 +27,10 @@ struct ctr_opts {
 };
 
 /*
- * Fd layout of an agent brought in: stdin/stdout are the stream; the agent
- * program is CTR_FD_AGENT while it starts; with --tools the toolbox is
- * CTR_FD_TOOLS and the agent gets "--toolbox-fd 4".
+ * Fd layout of an agent brought in: stdin/stdout are the stream (podman:
+ * the descriptor after the programs, given to the agent as "--fd N"); the
+ * agent program is CTR_FD_AGENT while it starts; with --tools the toolbox
+ * is CTR_FD_TOOLS and the agent gets "--toolbox-fd 4".
  */
 enum { CTR_FD_AGENT = 3, CTR_FD_TOOLS = 4 };
 

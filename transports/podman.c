@@ -17,13 +17,24 @@
  *    process is started in the container for it.  Where we cannot look (a
  *    remote podman service, /proc hidden) we ask `podman exec ID wicketd
  *    --version` instead, which also writes nothing there.
- * 3. Its own agent: `podman exec -i ID PATH --stdio`.  Otherwise the static
- *    agent is brought in: a sealed memfd copy of wicketd-static
- *    (ctr_program_fd) handed over as descriptor 3 with
- *    `podman exec -i --preserve-fds=1 ID /proc/self/fd/3 --stdio`; runc
- *    passes preserved descriptors on as 3, 4, ... to the process it starts.
- *    Either way the process is podman's exec process, with the container's
- *    namespaces, cgroup, seccomp filter, capabilities, LSM label and user.
+ * 3. Its own agent: `podman exec --preserve-fds=1 ID PATH --fd 3`.
+ *    Otherwise the static agent is brought in: a sealed memfd copy of
+ *    wicketd-static (ctr_program_fd) as descriptor 3 (CTR_FD_AGENT), with
+ *    `podman exec --preserve-fds=2 ID /proc/self/fd/3 --fd 4` (with --tools
+ *    the toolbox is 4, CTR_FD_TOOLS, the stream 5, and the agent gets
+ *    --toolbox-fd 4).  runc passes preserved descriptors on as 3, 4, ... to
+ *    the process it starts.  Either way the process is podman's exec
+ *    process, with the container's namespaces, cgroup, seccomp filter,
+ *    capabilities, LSM label and user.
+ *
+ *    The stream is the last preserved descriptor: one end of a socketpair
+ *    of ours, so the bytes do not pass through podman's and conmon's stdio
+ *    relay (which moves a few hundred MB/s, below `podman cp`); podman
+ *    still starts, confines and reaps the agent, and relays only its log
+ *    (stderr) to ours.  A wicketd of the container's own that knows no --fd
+ *    (exit status 2, a usage error) gets `podman exec -i ID PATH --stdio`,
+ *    the relay, instead; so does any wicketd behind a remote podman
+ *    service, which passes no descriptors.
  *
  * The podman exec process is the stream's helper (tp.pid): tp_close() ends
  * it, and a mux keeps it for as long as it keeps the stream.
@@ -41,6 +52,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -511,6 +523,83 @@ static int ask_inside(const struct pinfo *pi, char *out, size_t len)
 
 /* ---- the stream ---- */
 
+/* How long a podman exec may take to start the agent before we stop waiting. */
+#define AGENT_START_MS 60000
+
+/*
+ * Wait for the agent's first byte (its greeting) without taking it: 1 it
+ * came, 0 the agent is gone (EOF), -1 still nothing after AGENT_START_MS.
+ */
+static int await_agent(int sock)
+{
+	struct pollfd p = { .fd = sock, .events = POLLIN };
+	int r;
+	do
+		r = poll(&p, 1, AGENT_START_MS);
+	while (r < 0 && errno == EINTR);
+	if (r <= 0)
+		return -1;
+	char c;
+	ssize_t n = recv(sock, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+	return n > 0 ? 1 : n == 0 || errno != EAGAIN ? 0 : -1;
+}
+
+/* podman exec ended before the agent greeted: its exit status, for messages. */
+static int helper_status(struct tp *t)
+{
+	int st = 0;
+	pid_t p;
+	while ((p = waitpid(t->pid, &st, 0)) < 0 && errno == EINTR) {
+	}
+	t->pid = 0;
+	if (p < 0)
+		return -1;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/*
+ * Spawn @argv with @fds at 3, ... and a socketpair's end as the next one
+ * (its number in *@sockfd_out); the stream is our end.  The agent's first
+ * byte is awaited: 0 on its way, else -errno with @err set (*@status: how
+ * podman exec ended, -1 when it was not started).
+ */
+static int spawn_on_socket(const char *label, char **argv, const int *fds, int nfds,
+			   struct tp *out, int *status, char *err, size_t errlen)
+{
+	*status = -1;
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+		snprintf(err, errlen, "%s: socketpair: %s", label, strerror(errno));
+		return -errno;
+	}
+	int all[TP_SPAWN_MAX_FDS];
+	for (int i = 0; i < nfds; i++)
+		all[i] = fds[i];
+	all[nfds] = sv[1];
+	char why[600];
+	int r = tp_argv_spawn_fds(argv, all, nfds + 1, sv[0], out, why, sizeof(why));
+	close(sv[1]);
+	if (r < 0) {
+		close(sv[0]);
+		if (r == -ENOENT)
+			snprintf(err, errlen, "%s: podman is not installed (no '%s' in PATH)", label,
+				 argv[0]);
+		else
+			snprintf(err, errlen, "%s: %s", label, why);
+		return r;
+	}
+	int a = await_agent(sv[0]);
+	if (a == 0) {
+		*status = helper_status(out);
+		tp_close(out);
+		snprintf(err, errlen, "%s: the agent ended before its greeting (podman exec exit "
+				      "status %d; podman's message, if any, is above)",
+			 label, *status);
+		return -EPIPE;
+	}
+	return 0; /* greeted, or slow: the client's own greeting timeout decides */
+}
+
 static int bring_in(const char *label, const struct pinfo *pi, const struct ctr_opts *o,
 		    struct tp *out, char *err, size_t errlen)
 {
@@ -547,21 +636,60 @@ static int bring_in(const char *label, const struct pinfo *pi, const struct ctr_
 		}
 		nfds = 2;
 	}
-	char pres[32], prog[32], tfd[16];
-	snprintf(pres, sizeof(pres), "--preserve-fds=%d", nfds);
+	/* fd 3 the agent, 4 the toolbox (--tools), then the stream. */
+	char pres[32], prog[32], tfd[16], sfd[16];
+	snprintf(pres, sizeof(pres), "--preserve-fds=%d", nfds + 1);
 	snprintf(prog, sizeof(prog), "/proc/self/fd/%d", CTR_FD_AGENT);
 	snprintf(tfd, sizeof(tfd), "%d", CTR_FD_TOOLS);
-	const char *argv[] = { podman_bin(), "exec", "-i", pres, "--", pi->id, prog, "--stdio",
+	snprintf(sfd, sizeof(sfd), "%d", 3 + nfds);
+	const char *argv[] = { podman_bin(), "exec", pres, "--", pi->id, prog, "--fd", sfd,
 			       o->tools ? "--toolbox-fd" : NULL, tfd, NULL };
-	int r = tp_argv_spawn_fds((char *const *)argv, fds, nfds, out, why, sizeof(why));
+	int st;
+	int r = spawn_on_socket(label, (char **)argv, fds, nfds, out, &st, err, errlen);
 	for (int i = 0; i < nfds; i++)
 		close(fds[i]);
 	if (r < 0) {
-		snprintf(err, errlen, "%s: %s", label, why);
+		if (st == 126 || st == 127)
+			snprintf(err, errlen,
+				 "%s: the static agent cannot be brought in: the container may not "
+				 "execute it from a descriptor (podman exec exit status %d: see "
+				 "podman's message above)",
+				 label, st);
 		return r;
 	}
 	log_info("%s: container %.12s has no wicketd; brought in %s (sealed memfd, fd %d)%s",
 		 label, pi->id, o->agent, CTR_FD_AGENT, o->tools ? " with the toolbox at fd 4" : "");
+	return 0;
+}
+
+/* The container's own wicketd at @path inside. */
+static int own_agent(const char *label, const struct pinfo *pi, const char *path, struct tp *out,
+		     char *err, size_t errlen)
+{
+	int r, st = -1;
+	if (!podman_remote()) {
+		/* Our socket as its fd 3: no podman relay in the data path. */
+		const char *argv[] = { podman_bin(), "exec", "--preserve-fds=1", "--", pi->id, path,
+				       "--fd", "3", NULL };
+		r = spawn_on_socket(label, (char **)argv, NULL, 0, out, &st, err, errlen);
+		if (r == 0) {
+			log_info("%s: container %.12s has its own agent: %s", label, pi->id, path);
+			return 0;
+		}
+		/* 2 is wicketd's usage error: one older than --fd.  Else it is hopeless. */
+		if (st != 2)
+			return r;
+		log_info("%s: %s knows no --fd: through podman's stdio instead", label, path);
+	}
+	const char *argv[] = { podman_bin(), "exec", "-i", "--", pi->id, path, "--stdio", NULL };
+	char why[600];
+	r = tp_argv_spawn((char *const *)argv, out, why, sizeof(why));
+	if (r < 0) {
+		snprintf(err, errlen, "%s: %s", label, why);
+		return r;
+	}
+	log_info("%s: container %.12s has its own agent: %s (on podman exec's stdio)", label,
+		 pi->id, path);
 	return 0;
 }
 
@@ -586,27 +714,17 @@ int ctr_podman_open(const char *name, const struct ctr_opts *o, struct tp *out, 
 				 pi.state);
 		return -ESRCH;
 	}
+	/* --toolbox-fd is ours: with --tools the static agent, whatever the image has. */
 	char inside[PATH_MAX] = "";
 	int has = 0;
-	if (o->tools) {
-		/* --toolbox-fd is ours: the static agent, whatever the image has. */
-		has = 0;
-	} else {
+	if (!o->tools) {
 		has = look_inside(&pi, inside, sizeof(inside));
 		if (has < 0)
 			has = ask_inside(&pi, inside, sizeof(inside));
 	}
-	if (!has)
-		return bring_in(label, &pi, o, out, err, errlen);
-	const char *argv[] = { podman_bin(), "exec", "-i", "--", pi.id, inside, "--stdio", NULL };
-	char why[600];
-	r = tp_argv_spawn((char *const *)argv, out, why, sizeof(why));
-	if (r < 0) {
-		snprintf(err, errlen, "%s: %s", label, why);
-		return r;
-	}
-	log_info("%s: container %.12s has its own agent: %s", label, pi.id, inside);
-	return 0;
+	if (has > 0)
+		return own_agent(label, &pi, inside, out, err, errlen);
+	return bring_in(label, &pi, o, out, err, errlen);
 }
 
 int ctr_podman_lost(const char *name, char *why, size_t len)
