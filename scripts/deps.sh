@@ -15,7 +15,7 @@ PACKAGES=(
 	# vm/NAME tests: a libvirtd of their own (QEMU driver) and virsh
 	libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
 	# podman/NAME tests and bench: podman with runc (crun refuses this kernel's
-	# hybrid cgroups), newuidmap/newgidmap for rootless podman, 
+	# hybrid cgroups), newuidmap/newgidmap for rootless podman
 	podman runc uidmap
 	# tests and benchmarks: real peers and a real terminal
 	putty-tools tmux python3 openssh-client openssh-sftp-server
