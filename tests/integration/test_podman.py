@@ -20,6 +20,7 @@ import re
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -585,8 +586,8 @@ def drop_user(home):
                    stderr=subprocess.DEVNULL)
 
 
-@check("rootless podman as an unprivileged user: exec (agent brought in), cp, the "
-           "container stopped; root's containers are not its own")
+@check("rootless podman as an unprivileged user: exec (agent brought in), cp; root's "
+           "containers are not its own; root's podman socket: permission denied, said so")
 def _():
     need()
     for t in ("useradd", "setpriv", "newuidmap"):
@@ -647,6 +648,17 @@ def _():
     one_line(r, "no container '%s'" % name, "root's (rootful) podman")
     as_user([W, "mux", "stop", "podman/" + name], home)
     as_user(["podman", "rm", "-f", "-t", "0", name], home)
+    # A podman service socket only root may use (as /run/podman/podman.sock).
+    d = os.path.join(S["tmp"], "rootonly")
+    os.mkdir(d, 0o711)
+    srv = socket.socket(socket.AF_UNIX)
+    tap.at_cleanup(srv.close)
+    srv.bind(os.path.join(d, "podman.sock"))
+    srv.listen()
+    os.chmod(os.path.join(d, "podman.sock"), 0o600)
+    r = as_user(["env", "CONTAINER_HOST=unix://" + d + "/podman.sock", W, "--share", "no",
+                 "exec", "podman/" + RO, "--", "/prog"], home)
+    one_line(r, "podman/%s: permission denied by the podman service at CONTAINER_HOST=" % RO)
 
 
 if __name__ == "__main__":
