@@ -29,12 +29,15 @@
 
 static const char usage[] =
 	"Usage: wicketd --stdio [OPTION...]\n"
+	"       wicketd --fd N [OPTION...]\n"
 	"       wicketd --listen ADDR [--listen ADDR...] [OPTION...]\n"
 	"       wicketd --config FILE [OPTION...]\n"
 	"\n"
 	"Guest agent speaking PuTTY's bare ssh-connection protocol.\n"
 	"\n"
 	"  --stdio               serve one connection on stdin/stdout\n"
+	"  --fd N                serve one connection on inherited descriptor N (a\n"
+	"                        socket; e.g. from podman exec --preserve-fds)\n"
 	"  --listen ADDR         serve ADDR (repeatable):\n"
 	"                          unix/PATH        Unix socket, one process per connection\n"
 	"                          vsock/PORT       AF_VSOCK (default port 9022); only the\n"
@@ -332,9 +335,10 @@ int main(int argc, char **argv)
 {
 	/* OPT_POLICY: agent/options.c applies it, as it does the config file's keys. */
 	enum { OPT_STDIO = 256, OPT_LISTEN, OPT_POLICY, OPT_PKTLOG, OPT_CONFIG, OPT_NO_SANDBOX,
-	       OPT_PRINT_SYSCALLS, OPT_TOOLBOX, OPT_SESSION_ROOT, OPT_GREET_AFTER };
+	       OPT_PRINT_SYSCALLS, OPT_TOOLBOX, OPT_SESSION_ROOT, OPT_GREET_AFTER, OPT_FD };
 	static const struct option opts[] = {
 		{ "stdio", no_argument, NULL, OPT_STDIO },
+		{ "fd", required_argument, NULL, OPT_FD },
 		{ "listen", required_argument, NULL, OPT_LISTEN },
 		{ "accept-env", required_argument, NULL, OPT_POLICY },
 		{ "no-accept-env", no_argument, NULL, OPT_POLICY },
@@ -365,6 +369,7 @@ int main(int argc, char **argv)
 	const char *listen[MAX_LISTEN];
 	int nlisten = 0;
 	bool use_stdio = false, print_syscalls = false;
+	int stream_fd = -1; /* --fd N: the one connection, instead of stdin/stdout */
 	static char pktlog_buf[BUFSIZ];
 	log_set_ident("wicketd");
 	umask(077);
@@ -377,6 +382,21 @@ int main(int argc, char **argv)
 		case OPT_STDIO:
 			use_stdio = true;
 			break;
+		case OPT_FD: {
+			char *end;
+			long n = strtol(optarg, &end, 10);
+			if (*end || end == optarg || n < 3 || n > 1023 ||
+			    fcntl((int)n, F_GETFD) < 0) {
+				fprintf(stderr, "wicketd: --fd %s: not an inherited descriptor\n",
+					optarg);
+				return 2;
+			}
+			/* Ours alone: no session may inherit it. */
+			fcntl((int)n, F_SETFD, FD_CLOEXEC);
+			stream_fd = (int)n;
+			use_stdio = true;
+			break;
+		}
 		case OPT_LISTEN:
 			if (nlisten == MAX_LISTEN) {
 				fprintf(stderr, "wicketd: at most %d --listen addresses\n", MAX_LISTEN);
@@ -518,6 +538,8 @@ int main(int argc, char **argv)
 			usage);
 		return 2;
 	}
+	if (use_stdio && stream_fd >= 0)
+		return agent_serve(stream_fd, stream_fd, &cfg, NULL);
 	if (use_stdio)
 		return agent_serve(0, 1, &cfg, NULL);
 	for (int i = 0; i < nsd && nls < MAX_LISTEN; i++) {

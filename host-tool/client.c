@@ -23,6 +23,7 @@
 #include "sink.h"
 #include "term.h"
 #include "ttymodes.h"
+#include "target.h"
 
 enum { TAG_PTY = 1, TAG_ARGV, TAG_EXEC, TAG_SHELL };
 
@@ -580,6 +581,7 @@ int client_run(struct tp *tp, const struct client_opts *o)
 			o->target);
 		code = WICKET_EXIT_FAILURE;
 	} else {
+		target_explain_loss(o->target, cl.c.reason, sizeof(cl.c.reason));
 		fprintf(stderr, "wicket: %s: connection lost: %s\n", o->target,
 			cl.c.reason[0] ? cl.c.reason : "closed by the agent");
 		code = WICKET_EXIT_FAILURE;

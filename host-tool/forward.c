@@ -29,6 +29,7 @@
 #include "conn.h"
 #include "log.h"
 #include "sockchan.h"
+#include "target.h"
 
 #define LFWD_MAX 64
 #define LFWD_MAX_SOCKS 8
@@ -380,6 +381,7 @@ static int forward_run(struct fwd_main *m, struct tp *tp, FILE *pktlog)
 		conn_service(&m->c);
 	}
 	if (!code && !m->interrupted) {
+		target_explain_loss(m->target, m->c.reason, sizeof(m->c.reason));
 		fprintf(stderr, "wicket: %s: connection lost: %s\n", m->target,
 			m->c.reason[0] ? m->c.reason : "closed by the agent");
 		code = WICKET_EXIT_FAILURE;

@@ -11,6 +11,7 @@
 #include "client.h"
 #include "cli.h"
 #include "cp.h"
+#include "ctr_list.h"
 #include "forward.h"
 #include "log.h"
 #include "mux/mux.h"
@@ -73,8 +74,10 @@ static const char usage[] =
 	"                    SSH server on TCP (see README: Through plain ssh)\n"
 	"                    (both: --print-syscalls shows the seccomp allowlist of the\n"
 	"                    sandboxed process that talks to the client)\n"
-	"  ssh-config        print the ssh_config.d snippet for 'ssh vm/NAME'\n"
-	"  list              libvirt domains, their state and how each can be reached\n"
+	"  ssh-config        print the ssh_config.d snippet for 'ssh vm/NAME',\n"
+	"                    'ssh podman/NAME' (also written podman%NAME)\n"
+	"  list              libvirt domains and running podman containers, and how\n"
+	"                    each can be reached\n"
 	"  mux status|stop|start [--persist S] TARGET\n"
 	"                    the target's mux: every command for a target shares one\n"
 	"                    stream through it (see 'wicket mux --help')\n"
@@ -84,6 +87,11 @@ static const char usage_more[] =
 	"Targets:\n"
 	"  vm/NAME           libvirt domain NAME: its vsock CID when that connects, else\n"
 	"                    its virtio-serial channel org.wicket.agent.0 (see -c)\n"
+	"  podman/NAME       podman container NAME (name or id), through podman's CLI run\n"
+	"                    as you (rootless for a user; CONTAINER_HOST honoured): its\n"
+	"                    own wicketd, else wicketd-static brought in from a sealed\n"
+	"                    memfd (podman exec --preserve-fds); nothing is written\n"
+	"                    into the container\n"
 	"  unix/PATH         an agent listening on a Unix socket (wicketd --listen unix/PATH)\n"
 	"  demo              a throwaway sandbox: wicketd in bubblewrap, no network,\n"
 	"                    read-only root\n"
@@ -216,7 +224,10 @@ static int cmd_list(int argc, char **argv, int i, struct globals *g)
 		if (!r)
 			return usage_error("list takes no argument '%s'", argv[i]);
 	}
-	return vm_list(g->uri);
+	/* Each section that can be listed is; exit 0 when one could be. */
+	bool listed = vm_list(g->uri) == 0;
+	int r = ctr_list(&listed);
+	return listed && r == 0 ? 0 : WICKET_EXIT_FAILURE;
 }
 
 int main(int argc, char **argv)

@@ -19,6 +19,7 @@
 #include "config.h"
 #include "log.h"
 #include "msg.h"
+#include "target.h"
 
 enum { TAG_SUBSYSTEM = 1 };
 
@@ -754,6 +755,7 @@ static void conn_ended(struct conn *c)
 	struct sftp *s = c->data;
 	if (!s->closing && !s->failed) {
 		s->failed = true;
+		target_explain_loss(s->o.target, c->reason, sizeof(c->reason));
 		sftp_set_err(s, "connection to %s lost: %s", s->o.target,
 			c->reason[0] ? c->reason : "closed by the agent");
 	}

@@ -282,6 +282,31 @@ static bool is_container_kind(const char *t)
 	       strncmp(t, "k8s/", 4) == 0 || strncmp(t, "pid/", 4) == 0;
 }
 
+/* The container target whose stream this process opened (not a proxy command). */
+static char opened_target[512];
+
+void target_note_opened(const char *target)
+{
+	snprintf(opened_target, sizeof(opened_target), "%s", target);
+}
+
+int target_lost_reason(const char *target, char *why, size_t len)
+{
+	if (!target || !opened_target[0] || strcmp(target, opened_target) != 0)
+		return 0;
+	if (strncmp(target, "podman/", 7) == 0)
+		return ctr_podman_lost(target + 7, why, len);
+	return 0;
+}
+
+void target_explain_loss(const char *target, char *reason, size_t len)
+{
+	char why[200];
+	if (strncmp(reason, "peer disconnected", 17) != 0 &&
+	    target_lost_reason(target, why, sizeof(why)))
+		snprintf(reason, len, "%s", why);
+}
+
 int target_open(const char *target, const struct globals *g, struct tp *out, char *err,
 		size_t errlen)
 {
@@ -299,8 +324,12 @@ int target_open(const char *target, const struct globals *g, struct tp *out, cha
 	}
 	if (strncmp(target, "vm/", 3) == 0)
 		return vm_target_open(target + 3, g->uri, out, err, errlen);
-	if (is_container_kind(target))
-		return target_container(target, g, out, err, errlen);
+	if (is_container_kind(target)) {
+		int r = target_container(target, g, out, err, errlen);
+		if (r == 0)
+			target_note_opened(target);
+		return r;
+	}
 	if (strncmp(target, "unix/", 5) == 0)
 		return tp_unix_connect(target + 5, out, err, errlen);
 	if (strcmp(target, "demo") == 0)

@@ -214,7 +214,21 @@ int vm_list(const char *uri)
 		return WICKET_EXIT_FAILURE;
 	}
 	fflush(NULL);
-	execl(helper, "wicket-libvirt", "list", vm_uri(uri), (char *)NULL);
-	fprintf(stderr, "wicket: list: cannot run %s: %s\n", helper, strerror(errno));
-	return WICKET_EXIT_FAILURE;
+	/* A child, not exec: `wicket list` goes on with the containers. */
+	pid_t pid = fork();
+	if (pid == 0) {
+		execl(helper, "wicket-libvirt", "list", vm_uri(uri), (char *)NULL);
+		fprintf(stderr, "wicket: list: cannot run %s: %s\n", helper, strerror(errno));
+		_exit(WICKET_EXIT_FAILURE);
+	}
+	int st;
+	if (pid < 0) {
+		fprintf(stderr, "wicket: list: fork: %s\n", strerror(errno));
+		return WICKET_EXIT_FAILURE;
+	}
+	while (waitpid(pid, &st, 0) < 0) {
+		if (errno != EINTR)
+			return WICKET_EXIT_FAILURE;
+	}
+	return WIFEXITED(st) ? WEXITSTATUS(st) : WICKET_EXIT_FAILURE;
 }

@@ -24,7 +24,8 @@ const char *vm_uri(const char *uri);
  */
 int vm_target_open(const char *name, const char *uri, struct tp *out, char *err, size_t errlen);
 
-/* `wicket list`: every domain, its state and how it can be reached.  Exit code. */
+/* `wicket list`: every domain, its state and how it can be reached (the
+ * helper's exit code; it has printed why on failure). */
 int vm_list(const char *uri);
 
 #endif

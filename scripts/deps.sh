@@ -14,6 +14,9 @@ PACKAGES=(
 	qemu-guest-agent
 	# vm/NAME tests: a libvirtd of their own (QEMU driver) and virsh
 	libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
+	# podman/NAME tests and bench: podman with runc (crun refuses this kernel's
+	# hybrid cgroups), newuidmap/newgidmap for rootless podman
+	podman runc uidmap
 	# tests and benchmarks: real peers and a real terminal
 	putty-tools tmux python3 openssh-client openssh-sftp-server
 	# the SSH wrapper: sshd -i in bench_ssh.py, a third client, rsync -e ssh

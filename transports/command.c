@@ -5,6 +5,8 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <linux/close_range.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -13,50 +15,70 @@
 
 bool tp_detach_helpers;
 
-/* In the child: @fds[i] becomes descriptor 3 + i, inherited across exec. */
+/*
+ * In the child: @fds at 3, 4, ... (over whatever is there) and, when there
+ * are any, every other descriptor above them close-on-exec.  Done through copies above them all,
+ * so no placement overwrites a descriptor still to be placed.
+ */
 static int place_fds(const int *fds, int nfds)
 {
 	int hi[TP_SPAWN_MAX_FDS];
-	/* Above every target number first, so no placement overwrites a source. */
 	for (int i = 0; i < nfds; i++) {
-		hi[i] = fds[i] < 0 ? -1 : fcntl(fds[i], F_DUPFD_CLOEXEC, 3 + TP_SPAWN_MAX_FDS);
+		hi[i] = fds[i] < 0 ? -1 : fcntl(fds[i], F_DUPFD_CLOEXEC, 3 + TP_SPAWN_MAX_FDS + 16);
 		if (fds[i] >= 0 && hi[i] < 0)
 			return -1;
 	}
 	for (int i = 0; i < nfds; i++) {
-		if (hi[i] < 0) {
+		if (hi[i] < 0) { /* -1: that number stays closed */
 			close(3 + i);
 			continue;
 		}
-		if (dup2(hi[i], 3 + i) < 0)
+		if (dup2(hi[i], 3 + i) < 0) /* dup2 leaves the copy inheritable */
 			return -1;
-		close(hi[i]);
 	}
+	if (nfds > 0) /* a plain proxy command inherits what it always did */
+		syscall(SYS_close_range, (unsigned)(3 + nfds), ~0u, (unsigned)CLOSE_RANGE_CLOEXEC);
 	return 0;
 }
 
 int tp_argv_spawn(char *const *argv, struct tp *out, char *err, size_t errlen)
 {
-	return tp_argv_spawn_fds(argv, NULL, 0, out, err, errlen);
+	return tp_argv_spawn_fds(argv, NULL, 0, -1, out, err, errlen);
 }
 
-int tp_argv_spawn_fds(char *const *argv, const int *fds, int nfds, struct tp *out, char *err,
-		      size_t errlen)
+static void close_pair(int p[2])
 {
+	for (int i = 0; i < 2; i++)
+		if (p[i] >= 0)
+			close(p[i]);
+	p[0] = p[1] = -1;
+}
+
+int tp_argv_spawn_fds(char *const *argv, const int *fds, int nfds, int sock, struct tp *out,
+		      char *err, size_t errlen)
+{
+	int to[2] = { -1, -1 }, from[2] = { -1, -1 }, rep[2] = { -1, -1 };
 	if (nfds < 0 || nfds > TP_SPAWN_MAX_FDS) {
-		snprintf(err, errlen, "cannot pass %d descriptors to '%s'", nfds, argv[0]);
+		snprintf(err, errlen, "cannot start the transport command: too many descriptors");
 		return -EINVAL;
 	}
-	int to[2], from[2], rep[2];
-	if (pipe2(to, O_CLOEXEC) < 0)
-		goto fail0;
-	if (pipe2(from, O_CLOEXEC) < 0)
-		goto fail1;
-	if (pipe2(rep, O_CLOEXEC) < 0)
-		goto fail2;
+	if ((sock < 0 && (pipe2(to, O_CLOEXEC) < 0 || pipe2(from, O_CLOEXEC) < 0)) ||
+	    pipe2(rep, O_CLOEXEC) < 0) {
+		int e = errno;
+		close_pair(to);
+		close_pair(from);
+		snprintf(err, errlen, "cannot start the transport command: %s", strerror(e));
+		return -e;
+	}
 	pid_t pid = fork();
-	if (pid < 0)
-		goto fail3;
+	if (pid < 0) {
+		int e = errno;
+		close_pair(to);
+		close_pair(from);
+		close_pair(rep);
+		snprintf(err, errlen, "cannot start the transport command: %s", strerror(e));
+		return -e;
+	}
 	if (pid == 0) {
 		sigset_t none;
 		sigemptyset(&none);
@@ -64,23 +86,33 @@ int tp_argv_spawn_fds(char *const *argv, const int *fds, int nfds, struct tp *ou
 		signal(SIGPIPE, SIG_DFL);
 		if (tp_detach_helpers)
 			setsid();
-		dup2(to[0], 0);
-		dup2(from[1], 1);
-		/* The report pipe must survive place_fds(). */
-		int repw = nfds ? fcntl(rep[1], F_DUPFD_CLOEXEC, 3 + TP_SPAWN_MAX_FDS) : rep[1];
+		if (sock < 0) {
+			dup2(to[0], 0);
+			dup2(from[1], 1);
+		} else {
+			/* The stream is among @fds: stdio is only for messages. */
+			int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+			if (null >= 0)
+				dup2(null, 0);
+			dup2(2, 1);
+		}
+		/* The error pipe stays ours whatever lands on 3, 4, ... */
+		int report = fcntl(rep[1], F_DUPFD_CLOEXEC, 3 + TP_SPAWN_MAX_FDS + 32);
 		int e = 0;
-		if (repw < 0 || place_fds(fds, nfds) < 0)
+		if (report < 0 || place_fds(fds, nfds) < 0) {
 			e = errno;
-		else
+		} else {
 			execvp(argv[0], argv);
-		if (!e)
 			e = errno;
-		ssize_t w = write(repw < 0 ? rep[1] : repw, &e, sizeof(e));
+		}
+		ssize_t w = write(report >= 0 ? report : rep[1], &e, sizeof(e));
 		(void)w;
 		_exit(127);
 	}
-	close(to[0]);
-	close(from[1]);
+	if (sock < 0) {
+		close(to[0]);
+		close(from[1]);
+	}
 	close(rep[1]);
 	int e = 0;
 	ssize_t n;
@@ -90,25 +122,18 @@ int tp_argv_spawn_fds(char *const *argv, const int *fds, int nfds, struct tp *ou
 	close(rep[0]);
 	if (n == (ssize_t)sizeof(e)) {
 		snprintf(err, errlen, "cannot run '%s': %s", argv[0], strerror(e));
-		close(to[1]);
-		close(from[0]);
+		if (sock < 0) {
+			close(to[1]);
+			close(from[0]);
+		}
 		waitpid(pid, NULL, 0);
 		return -e;
 	}
-	*out = (struct tp){ .rfd = from[0], .wfd = to[1], .pid = pid };
+	if (sock < 0)
+		*out = (struct tp){ .rfd = from[0], .wfd = to[1], .pid = pid };
+	else
+		*out = (struct tp){ .rfd = sock, .wfd = sock, .pid = pid };
 	return 0;
-fail3:
-	close(rep[0]);
-	close(rep[1]);
-fail2:
-	close(from[0]);
-	close(from[1]);
-fail1:
-	close(to[0]);
-	close(to[1]);
-fail0:
-	snprintf(err, errlen, "cannot start the transport command: %s", strerror(errno));
-	return -errno;
 }
 
 int tp_command_spawn(const char *cmd, struct tp *out, char *err, size_t errlen)
@@ -120,7 +145,7 @@ int tp_command_spawn_fds(const char *cmd, const int *fds, int nfds, struct tp *o
 			 size_t errlen)
 {
 	char *argv[] = { (char *)"/bin/sh", (char *)"-c", (char *)cmd, NULL };
-	return tp_argv_spawn_fds(argv, fds, nfds, out, err, errlen);
+	return tp_argv_spawn_fds(argv, fds, nfds, -1, out, err, errlen);
 }
 
 void tp_close(struct tp *t)

@@ -27,9 +27,10 @@ struct ctr_opts {
 };
 
 /*
- * Fd layout of an agent brought in: stdin/stdout are the stream; the agent
- * program is CTR_FD_AGENT while it starts; with --tools the toolbox is
- * CTR_FD_TOOLS and the agent gets "--toolbox-fd 4".
+ * Fd layout of an agent brought in: stdin/stdout are the stream (podman:
+ * the descriptor after the programs, given to the agent as "--fd N"); the
+ * agent program is CTR_FD_AGENT while it starts; with --tools the toolbox
+ * is CTR_FD_TOOLS and the agent gets "--toolbox-fd 4".
  */
 enum { CTR_FD_AGENT = 3, CTR_FD_TOOLS = 4 };
 
@@ -41,6 +42,26 @@ int ctr_k8s_open(const char *spec, const struct ctr_opts *o, struct tp *out, cha
 		 size_t errlen);
 int ctr_pid_open(const char *pid, const struct ctr_opts *o, struct tp *out, char *err,
 		 size_t errlen);
+
+/*
+ * After the stream to podman/@name ended: why, when the container can tell
+ * (it stopped, or was removed): 1 with @why set, else 0.
+ */
+int ctr_podman_lost(const char *name, char *why, size_t len);
+
+/* `wicket list`: one running container and how it would be reached. */
+struct ctr_row {
+	char target[272]; /* podman/NAME */
+	char id[16];
+	char state[32];
+	char how[4200]; /* "agent inside (PATH)", "brought in (...)", "not reachable: why" */
+};
+/*
+ * The running podman containers (@rows malloc'ed, free() it).  0, or
+ * -errno with @err set (-ENOENT: podman is not installed).
+ */
+int ctr_podman_list(const struct ctr_opts *o, struct ctr_row **rows, size_t *nrows, char *err,
+		    size_t errlen);
 
 /*
  * A sealed, executable memfd holding a copy of the program at @path (what a

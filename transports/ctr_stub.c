@@ -11,14 +11,6 @@ static int not_yet(const char *label, char *err, size_t errlen)
 	return -ENOSYS;
 }
 
-int ctr_podman_open(const char *name, const struct ctr_opts *o, struct tp *out, char *err,
-		    size_t errlen)
-{
-	(void)name;
-	(void)out;
-	return not_yet(o->label, err, errlen);
-}
-
 int ctr_docker_open(const char *name, const struct ctr_opts *o, struct tp *out, char *err,
 		    size_t errlen)
 {

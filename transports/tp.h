@@ -32,12 +32,15 @@ int tp_command_spawn(const char *cmd, struct tp *out, char *err, size_t errlen);
 /* Run argv directly (no shell) with its stdin/stdout as the stream. */
 int tp_argv_spawn(char *const *argv, struct tp *out, char *err, size_t errlen);
 /*
- * The same, handing the child @fds[i] as descriptor 3 + i (-1: that number
- * closed); the caller keeps its own copies.
+ * The same, with @fds (at most TP_SPAWN_MAX_FDS) placed at 3, 4, ... in the
+ * child and no other descriptor of ours inherited (podman exec
+ * --preserve-fds).  @sock >= 0: the stream is that socket instead (the
+ * child got its peer among @fds), and the child's stdin is /dev/null, its
+ * stdout our stderr.
  */
 #define TP_SPAWN_MAX_FDS 8
-int tp_argv_spawn_fds(char *const *argv, const int *fds, int nfds, struct tp *out, char *err,
-		      size_t errlen);
+int tp_argv_spawn_fds(char *const *argv, const int *fds, int nfds, int sock, struct tp *out,
+		      char *err, size_t errlen);
 int tp_command_spawn_fds(const char *cmd, const int *fds, int nfds, struct tp *out, char *err,
 			 size_t errlen);
 /*

@@ -128,7 +128,7 @@ static int spawn_daemon(const struct mux_key *k, const struct globals *g, int lf
 	snprintf(level, sizeof(level), "%d", log_level);
 	char *argv[] = { (char *)"wicket-mux", (char *)MUX_DAEMON_ARG, (char *)k->label,
 			 (char *)k->sock, (char *)k->lock, persist, keepalive, helper, level,
-			 compress, NULL };
+			 compress, (char *)(g->proxy_cmd ? "cmd" : "target"), NULL };
 	fflush(stdout);
 	fflush(stderr);
 	pid_t pid = fork();

@@ -32,6 +32,7 @@
 #include "msg.h"
 #include "wire.h"
 #include "zpkt.h"
+#include "target.h"
 
 #define MUX_READ_CHUNK (256u * 1024u)
 #define MUX_IN_MAX (WIRE_MAX_PACKET + 4 + 2 * MUX_READ_CHUNK)
@@ -482,9 +483,14 @@ static void guest_read(struct mux *m)
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
 	if (n <= 0) {
-		char why[300];
-		snprintf(why, sizeof(why), "the stream to the agent of %s ended (%s)", m->label,
-			 n < 0 ? strerror(errno) : "the guest side closed it");
+		char why[300], lost[200];
+		int e = errno;
+		if (target_lost_reason(m->label, lost, sizeof(lost)))
+			snprintf(why, sizeof(why), "the stream to the agent of %s ended: %s", m->label,
+				 lost);
+		else
+			snprintf(why, sizeof(why), "the stream to the agent of %s ended (%s)",
+				 m->label, n < 0 ? strerror(e) : "the guest side closed it");
 		begin_end(m, why);
 		return;
 	}
@@ -822,10 +828,10 @@ static int mux_run(struct mux *m)
 
 int mux_daemon_main(int argc, char **argv)
 {
-	/* wicket --mux-daemon LABEL SOCK LOCK PERSIST KEEPALIVE HELPER-PID LOG-LEVEL COMPRESS */
+	/* wicket --mux-daemon LABEL SOCK LOCK PERSIST KEEPALIVE HELPER-PID LOG-LEVEL COMPRESS OPENED */
 	static struct mux m;
 	int level = LOG_WARN, helper = 0;
-	if (argc != 10 || parse_int(argv[5], &m.persist) || parse_int(argv[6], &m.keepalive) ||
+	if (argc != 11 || parse_int(argv[5], &m.persist) || parse_int(argv[6], &m.keepalive) ||
 	    parse_int(argv[7], &helper) || parse_int(argv[8], &level) ||
 	    parse_int(argv[9], &m.compress)) {
 		fprintf(stderr, "wicket: %s is for wicket's own use\n", MUX_DAEMON_ARG);
@@ -835,6 +841,10 @@ int mux_daemon_main(int argc, char **argv)
 	m.sock = argv[3];
 	m.lock = argv[4];
 	m.helper = helper;
+	/* "target": the stream is the target's own (no proxy command), so
+	 * target_lost_reason() may ask the target why it ended. */
+	if (strcmp(argv[10], "target") == 0)
+		target_note_opened(m.label);
 	log_level = level > LOG_INFO ? level : LOG_INFO;
 	char ident[32];
 	snprintf(ident, sizeof(ident), "wicket mux %d", (int)getpid());

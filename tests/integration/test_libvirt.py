@@ -640,7 +640,9 @@ def _():
     uri = "test://" + node
     r = run(wicket("-c", uri, "list"), timeout=30)
     expect(r.rc == 0, "list failed\n" + r.describe())
-    rows = {ln.split()[0]: ln for ln in r.out.decode().splitlines()[1:] if ln.strip()}
+    # The domains' table only (running containers follow after a blank line).
+    table = r.out.decode().split("\n\n")[0]
+    rows = {ln.split()[0]: ln for ln in table.splitlines()[1:] if ln.strip()}
     expect_eq(sorted(rows), ["both", "file-channel", "other-channel", "vsock-only"], "domains")
     expect(rows["vsock-only"].endswith("vsock CID 4242"), "vsock-only: %r" % rows["vsock-only"])
     expect(rows["both"].endswith("vsock CID 4243, channel org.wicket.agent.0"),

@@ -1,0 +1,15 @@
+/* SPDX-License-Identifier: MIT */
+/* `wicket list`: the running containers of each engine found here. */
+#ifndef WICKET_CTR_LIST_H
+#define WICKET_CTR_LIST_H
+
+#include <stdbool.h>
+
+/*
+ * Print the container sections (after the libvirt domains when *listed
+ * says they were printed); sets *listed when a section could be listed.
+ * 0, or -1 when an installed engine failed (said on stderr).
+ */
+int ctr_list(bool *listed);
+
+#endif
