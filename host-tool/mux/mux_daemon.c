@@ -24,6 +24,7 @@
 #include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -38,6 +39,14 @@
 #define MUX_GUEST_OUT_MAX (64u * 1024u * 1024u)
 #define MUX_CLIENT_OUT_MAX (96u * 1024u * 1024u)
 #define MUX_CLOSE_GRACE_MS 2000
+/*
+ * A packet at least this big goes out at once, from where it lies (the
+ * input buffer it came in), when nothing is queued before it: no copy into
+ * a queue.  Smaller ones are queued and written once per batch of input.
+ */
+#define MUX_WRITE_NOW_MIN (16u * 1024u)
+/* Socket send buffer asked for each client (see tp_unix_tune()). */
+#define MUX_SNDBUF (4 * 1024 * 1024)
 /* Keepalives unanswered (and no other byte from the guest) this many intervals: lost. */
 #define MUX_KEEPALIVE_MISSES 3
 
@@ -88,6 +97,30 @@ static void frame(struct buf *b, const uint8_t *p, size_t n)
 	buf_put(b, p, n);
 }
 
+/*
+ * Frame @p into @q, writing as much as the socket takes right away when
+ * @q is empty and the packet is big; only the rest is copied into @q.  A
+ * failed write is left for the next write from @q to notice.
+ */
+static void frame_out(int fd, struct buf *q, const uint8_t *p, size_t n)
+{
+	if (fd < 0 || buf_used(q) || n < MUX_WRITE_NOW_MIN) {
+		frame(q, p, n);
+		return;
+	}
+	uint8_t len[4];
+	put_be32(len, (uint32_t)n);
+	struct iovec iov[2] = { { len, 4 }, { (void *)p, n } };
+	ssize_t w = writev(fd, iov, 2);
+	size_t done = w > 0 ? (size_t)w : 0;
+	if (done < 4) {
+		buf_put(q, len + done, 4 - done);
+		buf_put(q, p, n);
+	} else if (done < 4 + n) {
+		buf_put(q, p + (done - 4), n - (done - 4));
+	}
+}
+
 static void disconnect_pkt(struct buf *b, uint32_t code, const char *why)
 {
 	struct buf d;
@@ -103,7 +136,7 @@ static void disconnect_pkt(struct buf *b, uint32_t code, const char *why)
 static void io_to_guest(void *ctx, const uint8_t *p, size_t n)
 {
 	struct mux *m = ctx;
-	frame(&m->gout, p, n);
+	frame_out(m->ending ? -1 : m->gwfd, &m->gout, p, n);
 	m->gtx += n;
 }
 
@@ -113,7 +146,7 @@ static void io_to_client(void *ctx, unsigned cl, const uint8_t *p, size_t n)
 	struct mclient *c = &m->cl[cl];
 	if (!c->used || c->closing)
 		return;
-	frame(&c->out, p, n);
+	frame_out(c->fd, &c->out, p, n);
 	if (c->out.err)
 		c->overflow = true;
 }
@@ -244,6 +277,8 @@ static void client_drop(struct mux *m, unsigned i)
 	}
 }
 
+static void client_write(struct mux *m, unsigned i);
+
 static void accept_one(struct mux *m)
 {
 	int fd = accept4(m->lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
@@ -270,6 +305,8 @@ static void accept_one(struct mux *m)
 		close(fd);
 		return;
 	}
+	int sz = MUX_SNDBUF;
+	(void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
 	struct mclient *c = &m->cl[slot];
 	*c = (struct mclient){ .used = true, .fd = fd, .pid = uc.pid };
 	buf_init(&c->in, MUX_IN_MAX);
@@ -279,6 +316,7 @@ static void accept_one(struct mux *m)
 		client_greet(c);
 	m->idle_since = 0;
 	log_info("client pid %d attached", (int)c->pid);
+	client_write(m, (unsigned)slot); /* it waits for the preamble: no poll round first */
 }
 
 static void client_read(struct mux *m, unsigned i)
@@ -336,6 +374,8 @@ static void client_read(struct mux *m, unsigned i)
 static void client_write(struct mux *m, unsigned i)
 {
 	struct mclient *c = &m->cl[i];
+	if (!buf_used(&c->out))
+		return; /* flushed since poll() said it was writable */
 	ssize_t n = write(c->fd, buf_data(&c->out), buf_used(&c->out));
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
@@ -430,6 +470,8 @@ static void guest_read(struct mux *m)
 
 static void guest_write(struct mux *m)
 {
+	if (!buf_used(&m->gout))
+		return; /* flushed since poll() said it was writable */
 	ssize_t n = write(m->gwfd, buf_data(&m->gout), buf_used(&m->gout));
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
@@ -461,6 +503,23 @@ static void keepalive_tick(struct mux *m, long long now)
 	}
 	if (out < MUX_KEEPALIVE_MISSES + 1)
 		mux_core_keepalive(&m->core);
+}
+
+/*
+ * After a batch of input: write what it queued now rather than after
+ * another poll (the socket is nearly always writable), one write per peer.
+ */
+static void flush_clients(struct mux *m)
+{
+	for (unsigned i = 0; i < MUX_MAX_CLIENTS; i++)
+		if (m->cl[i].used && buf_used(&m->cl[i].out))
+			client_write(m, i);
+}
+
+static void flush_guest(struct mux *m)
+{
+	if (!m->ending && buf_used(&m->gout))
+		guest_write(m);
 }
 
 /* ---- ending ---- */
@@ -650,8 +709,11 @@ static int mux_run(struct mux *m)
 				if (rev & POLLOUT)
 					guest_write(m);
 				if ((rev & (POLLIN | POLLHUP | POLLERR)) && p[k].fd == m->grfd &&
-				    idx[k] == UINT32_MAX - 1)
+				    idx[k] == UINT32_MAX - 1) {
 					guest_read(m);
+					flush_clients(m);
+					flush_guest(m); /* the core's own answers */
+				}
 			} else {
 				unsigned i = idx[k];
 				if (!m->cl[i].used)
@@ -659,9 +721,11 @@ static int mux_run(struct mux *m)
 				if (rev & POLLOUT)
 					client_write(m, i);
 				if (m->cl[i].used && (rev & (POLLIN | POLLHUP | POLLERR)) &&
-				    !m->cl[i].closing)
+				    !m->cl[i].closing) {
 					client_read(m, i);
-				else if (m->cl[i].used && (rev & (POLLHUP | POLLERR)) &&
+					flush_guest(m);
+					flush_clients(m); /* local answers, DISCONNECTs */
+				} else if (m->cl[i].used && (rev & (POLLHUP | POLLERR)) &&
 					 m->cl[i].closing)
 					client_free(m, i);
 				check_overflow(m);
