@@ -35,7 +35,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -129,6 +128,8 @@ struct mux {
 	struct mux_core core;
 	struct mclient cl[MUX_MAX_CLIENTS];
 	long long started, idle_since, last_rx, next_keepalive;
+	long long now;		 /* ms, as of the last wake-up */
+	unsigned hi;		 /* one past the highest client slot in use */
 	uint64_t grx, gtx;
 	bool ending;
 	char end_why[512];
@@ -331,11 +332,19 @@ static size_t min_sz(size_t a, size_t b)
 	return a < b ? a : b;
 }
 
-/* Bytes waiting to be read on @fd (socket or pipe), 0 when unknown. */
-static size_t fd_pending(int fd)
+/*
+ * A splice from @src into pipe @pw took nothing (EAGAIN).  1: both are
+ * ready now, the bytes arrived just after it looked (try again); 0: the
+ * source is empty (wait for it); -1: the pipe has no room in its pages.
+ */
+static int splice_blocked(int src, int pw)
 {
-	int n = 0;
-	return ioctl(fd, FIONREAD, &n) == 0 && n > 0 ? (size_t)n : 0;
+	struct pollfd p[2] = { { .fd = pw, .events = POLLOUT }, { .fd = src, .events = POLLIN } };
+	if (poll(p, 2, 0) < 0)
+		return 0;
+	if (!(p[0].revents & POLLOUT))
+		return -1;
+	return (p[1].revents & POLLIN) ? 1 : 0;
 }
 
 /* Move up to @n bytes that are in pipe @fd into @b; bytes moved. */
@@ -540,6 +549,7 @@ static int dn_begin(struct mux *m)
 static void dn_pump(struct mux *m)
 {
 	struct payload *d = &m->dn;
+	int retries = 0;
 	while (d->active && !m->ending) {
 		bool moved = false;
 		struct mclient *c = d->cl >= 0 ? &m->cl[d->cl] : NULL;
@@ -553,21 +563,23 @@ static void dn_pump(struct mux *m)
 					d->left -= (size_t)n;
 					m->g_in += (uint64_t)n;
 					d->inpipe += (size_t)n;
-					m->last_rx = now_ms();
+					m->last_rx = m->now;
 					moved = true;
 				} else if (n == 0) {
 					guest_lost(m, 0, 0);
 					return;
 				} else if (e == EAGAIN) {
-					/* No room in the pipe's pages, or nothing arrived yet. */
-					if (fd_pending(m->grfd)) {
-						if (!d->inpipe) {
-							m->g_splice_in = false; /* never spin on it */
-							dn_unsplice(m);
-							continue;
-						}
-						d->pipe_full = true;
+					int b = splice_blocked(m->grfd, m->dn_pipe[1]);
+					if (b > 0 && retries++ < 2)
+						continue; /* raced with the bytes' arrival */
+					if (b && !d->inpipe) {
+						/* Refused with room and bytes both there: never spin on it. */
+						m->g_splice_in = false;
+						dn_unsplice(m);
+						continue;
 					}
+					if (b)
+						d->pipe_full = true; /* the client must take some first */
 				} else if (e == EINVAL || e == ENOSYS) {
 					m->g_splice_in = false;
 					dn_unsplice(m);
@@ -592,7 +604,7 @@ static void dn_pump(struct mux *m)
 					moved = true;
 				} else if (n < 0 && e == EAGAIN) {
 					if (!d->stall_at)
-						d->stall_at = now_ms();
+						d->stall_at = m->now;
 				} else if (n < 0 && (e == EINVAL || e == ENOSYS)) {
 					c->no_splice = true;
 					dn_unsplice(m);
@@ -618,7 +630,7 @@ static void dn_pump(struct mux *m)
 					buf_commit(&c->out, (size_t)n);
 					d->left -= (size_t)n;
 					m->g_in += (uint64_t)n;
-					m->last_rx = now_ms();
+					m->last_rx = m->now;
 					moved = true;
 				} else if (n == 0 || (e != EAGAIN && e != EINTR)) {
 					guest_lost(m, n, e);
@@ -647,7 +659,7 @@ static void dn_pump(struct mux *m)
 				if (n > 0) {
 					d->left -= (size_t)n; /* never committed */
 					m->g_in += (uint64_t)n;
-					m->last_rx = now_ms();
+					m->last_rx = m->now;
 					moved = true;
 				} else if (n == 0 || (e != EAGAIN && e != EINTR)) {
 					guest_lost(m, n, e);
@@ -662,7 +674,7 @@ static void dn_pump(struct mux *m)
 		if (!moved) {
 			/* Waiting for the client alone: how long (see dn_stalled()). */
 			if (c && d->mode == PL_SPLICE && (d->pipe_full || !d->left) && !d->stall_at)
-				d->stall_at = now_ms();
+				d->stall_at = m->now;
 			return;
 		}
 	}
@@ -772,6 +784,7 @@ static int up_begin(struct mux *m, unsigned i)
 static void up_pump(struct mux *m)
 {
 	struct payload *d = &m->up;
+	int retries = 0;
 	while (d->active && !m->ending) {
 		bool moved = false;
 		if (!d->committed) {
@@ -800,12 +813,19 @@ static void up_pump(struct mux *m)
 				up_discard(m); /* it went away mid-packet */
 				client_drop(m, i);
 				return;
-			} else if (e != EINTR && (e != EAGAIN || fd_pending(fd))) {
-				/* The pipe refused (or has no room in its pages): copy, never spin. */
-				m->cl[i].no_splice = true;
-				if (!up_unsplice(m, &m->ubuf))
-					return;
-				continue;
+			} else if (e != EINTR && !(e == EAGAIN && d->mode == PL_COPY)) {
+				int b = e == EAGAIN ? splice_blocked(fd, m->up_pipe[1]) : -1;
+				if (b > 0 && retries++ < 2)
+					continue; /* raced with the bytes' arrival */
+				if (b) {
+					/* Refused, or no room in the pipe's pages: copy, never spin
+					 * (a read tells what a refusal was). */
+					m->cl[i].no_splice = true;
+					if (!up_unsplice(m, &m->ubuf))
+						return;
+					continue;
+				}
+				/* else the rest of the packet is not there yet */
 			}
 			if (!d->left) {
 				d->committed = true;
@@ -872,6 +892,8 @@ static void client_free(struct mux *m, unsigned i)
 	buf_free(&c->out);
 	buf_free(&c->hold);
 	*c = (struct mclient){ 0 };
+	while (m->hi && !m->cl[m->hi - 1].used)
+		m->hi--;
 }
 
 /* The client's side of the core goes now; its socket may still flush. */
@@ -926,6 +948,8 @@ static void accept_one(struct mux *m)
 	(void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
 	struct mclient *c = &m->cl[slot];
 	*c = (struct mclient){ .used = true, .fd = fd, .pid = uc.pid };
+	if ((unsigned)slot >= m->hi)
+		m->hi = (unsigned)slot + 1;
 	buf_init(&c->in, MUX_IN_MAX);
 	buf_init(&c->out, MUX_CLIENT_OUT_MAX);
 	buf_init(&c->hold, MUX_CLIENT_OUT_MAX);
@@ -1050,7 +1074,7 @@ static void client_read(struct mux *m, unsigned i)
 /* After each batch of core work: clients that could not take their output. */
 static void check_overflow(struct mux *m)
 {
-	for (unsigned i = 0; i < MUX_MAX_CLIENTS; i++) {
+	for (unsigned i = 0; i < m->hi; i++) {
 		struct mclient *c = &m->cl[i];
 		if (!c->used || !c->overflow)
 			continue;
@@ -1089,7 +1113,7 @@ static void guest_read_once(struct mux *m)
 	}
 	buf_commit(&m->gin, (size_t)n);
 	m->g_in += (uint64_t)n;
-	m->last_rx = now_ms();
+	m->last_rx = m->now;
 	if (!m->guest_greeted) {
 		int r = wire_scan_greeting(&m->gin, m->guest_version, sizeof(m->guest_version));
 		if (r < 0) {
@@ -1202,7 +1226,7 @@ static void keepalive_tick(struct mux *m, long long now)
  */
 static void flush_clients(struct mux *m)
 {
-	for (unsigned i = 0; i < MUX_MAX_CLIENTS; i++)
+	for (unsigned i = 0; i < m->hi; i++)
 		if (m->cl[i].used && buf_used(&m->cl[i].out))
 			client_write(m, i);
 }
@@ -1357,12 +1381,12 @@ static bool splice_fd(int fd)
 static int mux_run(struct mux *m)
 {
 	for (;;) {
-		long long now = now_ms();
+		long long now = m->now = now_ms();
 		keepalive_tick(m, now);
 		if (m->ending)
 			break;
 		unsigned ncl = 0;
-		for (unsigned i = 0; i < MUX_MAX_CLIENTS; i++) {
+		for (unsigned i = 0; i < m->hi; i++) {
 			struct mclient *c = &m->cl[i];
 			if (c->used && c->closing && now >= c->close_by)
 				client_free(m, i);
@@ -1419,7 +1443,7 @@ static int mux_run(struct mux *m)
 		 * drains into the guest's stream, nobody is read. */
 		bool take_input = m->guest_greeted && buf_used(&m->gout) < MUX_GUEST_HIGH &&
 				  !up_committed(m);
-		for (unsigned i = 0; i < MUX_MAX_CLIENTS; i++) {
+		for (unsigned i = 0; i < m->hi; i++) {
 			struct mclient *c = &m->cl[i];
 			if (!c->used)
 				continue;
@@ -1451,6 +1475,7 @@ static int mux_run(struct mux *m)
 			begin_end(m, "poll failed");
 			break;
 		}
+		m->now = now_ms();
 		for (int k = 0; k < np && !m->ending; k++) {
 			short rev = p[k].revents, ev = p[k].events;
 			if (!rev)
@@ -1531,7 +1556,7 @@ int mux_daemon_main(int argc, char **argv)
 	m.g_splice_out = splice_fd(m.gwfd);
 	m.dn_pipe[0] = m.dn_pipe[1] = m.up_pipe[0] = m.up_pipe[1] = -1;
 	mux_core_init(&m.core, &mux_io, &m);
-	m.started = m.last_rx = now_ms();
+	m.started = m.last_rx = m.now = now_ms();
 	m.next_keepalive = m.started + m.keepalive * 1000LL;
 	log_info("serving %s on %s (persist %d, keepalive %d)", m.label, m.sock, m.persist,
 		 m.keepalive);
