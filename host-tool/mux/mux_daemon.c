@@ -16,13 +16,15 @@
  * rewritten (mux_core_guest_data(), mux_core_client_data()), and its
  * payload goes from one socket to the other through a pipe with splice(2)
  * (page references, as lib/conn.c does towards the agent's children).
- * While that runs, the streams stay in order: everything else for the
- * destination waits in a hold queue behind the payload, and the source
- * stream is not parsed past it.  An upload is spliced only when all of its
- * payload is already in the client's socket (so a client that stops
- * mid-packet cannot stop the others); a client that does not take a
- * spliced download for MUX_SPLICE_STALL_MS has it copied, like every later
- * one, so it stops the guest stream that long once at most.
+ * The rewritten header goes into the pipe ahead of the payload when nothing
+ * is queued before it, so one splice carries both.  The streams stay in
+ * order: everything else for the destination waits in a hold queue behind
+ * the payload, and the source stream is not parsed past it.  An upload is
+ * gathered whole in the pipe before the guest's stream sees its header (so
+ * a client stopped mid-packet holds up nobody, see up_pump()); a client
+ * that takes nothing of a spliced download for MUX_SPLICE_STALL_MS has it
+ * copied, like every later one, so it stops the guest stream that long
+ * once at most.  Whatever cannot be spliced (a tty, a refusal) is copied.
  */
 #include "mux.h"
 #include "mux_core.h"
