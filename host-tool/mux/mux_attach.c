@@ -52,6 +52,9 @@ int mux_attach(const struct mux_key *k, struct tp *out)
 	__attribute__((cleanup(close_fd))) int fd = sock_connect(k->sock);
 	if (fd < 0)
 		return fd;
+	/* Room for a whole bulk packet, so the mux can splice it (mux_daemon.c). */
+	int sz = 4 * 1024 * 1024;
+	(void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
 	/* The preamble, exactly: what follows is the mux's greeting. */
 	char got[MUX_PREAMBLE_LEN];
 	size_t have = 0;

@@ -842,3 +842,44 @@ void mux_core_keepalive(struct mux_core *m)
 	msg_to_guest(m);
 	m->keepalive_sent++;
 }
+
+/* ---- payloads the caller moves itself (see mux_core.h) ---- */
+
+int mux_core_guest_data(struct mux_core *m, uint32_t id, uint32_t dlen, uint32_t *owner,
+			uint32_t *cid)
+{
+	struct mux_chan *c = guest_chan(m, id, MSG_CHANNEL_DATA, MC_OPEN);
+	if (!c)
+		return -1;
+	if (dlen > c->cwin)
+		return guest_fail(m, "%u bytes on channel %u exceed the window of %u", dlen, id,
+				  c->cwin);
+	c->cwin -= dlen;
+	*owner = c->orphan ? MUX_NONE : c->owner;
+	*cid = c->cid;
+	if (!c->orphan)
+		m->cl[c->owner].tx += 9 + (uint64_t)dlen;
+	return 0;
+}
+
+int mux_core_client_data(struct mux_core *m, unsigned cl, uint32_t id, uint32_t dlen,
+			 uint32_t *gid)
+{
+	if (cl >= MUX_MAX_CLIENTS || !m->cl[cl].used || m->cl[cl].failed)
+		return -1;
+	m->cl[cl].rx += 9 + (uint64_t)dlen;
+	struct mux_chan *c = own(m, cl, id, MSG_CHANNEL_DATA, MC_OPEN);
+	if (!c)
+		return -1;
+	if (c->c_eof)
+		return client_fail(m, cl, "data on channel %u after its EOF", id);
+	if (dlen > c->gwin)
+		return client_fail(m, cl, "%u bytes on channel %u exceed the window of %u", dlen, id,
+				   c->gwin);
+	if (dlen > c->gmax)
+		return client_fail(m, cl, "%u bytes on channel %u exceed the maximum packet of %u",
+				   dlen, id, c->gmax);
+	c->gwin -= dlen;
+	*gid = c->gid;
+	return 0;
+}

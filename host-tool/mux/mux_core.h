@@ -143,4 +143,20 @@ void mux_core_keepalive(struct mux_core *m);
 /* Live channels of client @cl, or of everyone (@cl MUX_NONE). */
 uint32_t mux_core_channels(const struct mux_core *m, uint32_t cl);
 
+/*
+ * For a caller that moves a big CHANNEL_DATA payload itself (splice): the
+ * checks and accounting mux_core_from_guest() / mux_core_from_client() do
+ * for that message, given its header alone (channel @id, @dlen data bytes).
+ *
+ * mux_core_guest_data(): 0 with *@owner the client slot and *@cid its
+ * channel number, or *@owner MUX_NONE when the payload is to be dropped
+ * (its client is gone); -1 when the guest broke the protocol (m->why).
+ * mux_core_client_data(): 0 with *@gid the guest's channel number, or -1
+ * when the client is to be dropped (io->client_fail has been called).
+ */
+int mux_core_guest_data(struct mux_core *m, uint32_t id, uint32_t dlen, uint32_t *owner,
+			uint32_t *cid);
+int mux_core_client_data(struct mux_core *m, unsigned cl, uint32_t id, uint32_t dlen,
+			 uint32_t *gid);
+
 #endif
