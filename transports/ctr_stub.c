@@ -19,26 +19,10 @@ int ctr_podman_open(const char *name, const struct ctr_opts *o, struct tp *out, 
 	return not_yet(o->label, err, errlen);
 }
 
-int ctr_docker_open(const char *name, const struct ctr_opts *o, struct tp *out, char *err,
-		    size_t errlen)
-{
-	(void)name;
-	(void)out;
-	return not_yet(o->label, err, errlen);
-}
-
 int ctr_k8s_open(const char *spec, const struct ctr_opts *o, struct tp *out, char *err,
 		 size_t errlen)
 {
 	(void)spec;
-	(void)out;
-	return not_yet(o->label, err, errlen);
-}
-
-int ctr_pid_open(const char *pid, const struct ctr_opts *o, struct tp *out, char *err,
-		 size_t errlen)
-{
-	(void)pid;
 	(void)out;
 	return not_yet(o->label, err, errlen);
 }
