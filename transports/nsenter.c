@@ -722,7 +722,7 @@ static bool alive(const struct entry *e)
 {
 #ifdef SYS_pidfd_send_signal
 	if (e->pidfd >= 0)
-		return syscall(SYS_pidfd_send_signal, e->pidfd, 0, NULL, 0) == 0;
+		return syscall(SYS_pidfd_send_signal, e->pidfd, 0, NULL, 0) == 0 || errno == EPERM;
 #endif
 	return kill(e->pid, 0) == 0 || errno == EPERM;
 }
