@@ -357,7 +357,8 @@ int ctr_relay_run(const struct ctr_relay *r)
 	} else {
 		/* The agent's output ended: was it killed with its container? */
 		st = reap(r->child, 5000);
-		if (watch_fired(r->watch, WIFSIGNALED(st) ? 1500 : 0)) {
+		bool odd = WIFSIGNALED(st) || (WIFEXITED(st) && WEXITSTATUS(st) != 0);
+		if (watch_fired(r->watch, odd ? 1500 : 0)) {
 			finish_with(&rl, r->ended);
 		} else if (WIFSIGNALED(st) && WTERMSIG(st) != SIGTERM) {
 			char m[128];

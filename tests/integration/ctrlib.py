@@ -146,3 +146,30 @@ def popen_wicket(argv, env=None, pass_fds=()):
     return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, env=env, pass_fds=pass_fds,
                             start_new_session=True)
+
+
+# A setup that cannot run here (no dockerd, no bwrap...) skips every check
+# with its reason instead of failing them.
+_WHY = {}
+
+
+def guarded(setup):
+    def run_setup():
+        try:
+            setup()
+        except Skip as e:
+            _WHY["why"] = str(e)
+    return run_setup
+
+
+def check(desc):
+    from taplib import tap
+
+    def deco(fn):
+        def wrapped():
+            if "why" in _WHY:
+                raise Skip(_WHY["why"])
+            fn()
+        tap.check(desc)(wrapped)
+        return fn
+    return deco

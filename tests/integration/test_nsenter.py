@@ -15,9 +15,9 @@ import time
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ctrlib import (DATA, PASSWD_MARK, build_probe, cgroups, expect_confined_like,  # noqa: E402
-                    fd_targets, find_pid, make_rootfs, popen_wicket, sha256, static_agent,
-                    status, wait_gone)
+from ctrlib import (DATA, PASSWD_MARK, build_probe, check, expect_confined_like,  # noqa: E402
+                    fd_targets, find_pid, guarded, make_rootfs, popen_wicket, sha256,
+                    static_agent, status, wait_gone)
 from taplib import (Failure, Skip, expect, expect_eq, need_tool, run, spawn, tap,  # noqa: E402
                     wicket)
 
@@ -110,7 +110,7 @@ def session_pid(target, tag, probe):
     return p, find_pid([probe, "sleep", "60", tag])
 
 
-@tap.check("exact argv, exit status, 128+N for a signal, stderr apart, 127 with a reason "
+@check("exact argv, exit status, 128+N for a signal, stderr apart, 127 with a reason "
            "for a command that does not exist inside")
 def _():
     r = px("argv", "a b", "", "*", "$HOME", "-x")
@@ -129,7 +129,7 @@ def _():
     expect_eq((r.rc, r.out), (0, b"got line\n"), "stdin\n" + r.describe())
 
 
-@tap.check("the session sees the sandbox's own PID namespace, hostname and mounts")
+@check("the session sees the sandbox's own PID namespace, hostname and mounts")
 def _():
     r = px("ps")
     expect_eq(r.rc, 0, "ps\n" + r.describe())
@@ -152,7 +152,7 @@ def _():
            + r.describe())
 
 
-@tap.check("the session is in the sandbox's namespaces, root and cgroups, with its uid, "
+@check("the session is in the sandbox's namespaces, root and cgroups, with its uid, "
            "groups and capabilities, no_new_privs; so is the agent (run from a memfd)")
 def _():
     for key, probe in (("bwpid", INNER_PROBE), ("unspid", S["probe"])):
@@ -174,7 +174,7 @@ def _():
            "the unshare target is not what the test meant: %r" % st)
 
 
-@tap.check("no fd of the host tool reaches the sandbox: neither the agent's processes "
+@check("no fd of the host tool reaches the sandbox: neither the agent's processes "
            "nor the session hold anything but their own pipes")
 def _():
     secret = os.path.join(S["tmp"], "host-secret-fd")
@@ -202,7 +202,7 @@ def _():
     p.communicate(timeout=30)
 
 
-@tap.check("wicket cp both ways into the sandbox's private /tmp (a tmpfs only it has)")
+@check("wicket cp both ways into the sandbox's private /tmp (a tmpfs only it has)")
 def _():
     src = os.path.join(S["tmp"], "up.bin")
     data = os.urandom(3 << 20)
@@ -225,7 +225,7 @@ def _():
         expect(f.read().startswith(S["probe"].encode()), "download through the mux differs")
 
 
-@tap.check("the process dying mid-session: 255 and the reason, direct and through the mux")
+@check("the process dying mid-session: 255 and the reason, direct and through the mux")
 def _():
     for env, what in ((DIRECT, "direct"), (None, "mux")):
         bw, inner = bwrap_sandbox("dies-" + what)
@@ -250,7 +250,7 @@ def _():
            "host process: rc %s, stderr %r" % (p.returncode, err))
 
 
-@tap.check("errors: no such process, not a pid, permission denied (nobody), no static "
+@check("errors: no such process, not a pid, permission denied (nobody), no static "
            "agent: one line each, 255; the owner of a user namespace gets in without root")
 def _():
     cases = [
@@ -282,7 +282,7 @@ def _():
     expect(r.rc == 255 and b"permission denied" in r.err, "another user\n" + r.describe())
 
 
-@tap.check("hostile sandbox: symlinks out of its root in cp resolve inside it, the "
+@check("hostile sandbox: symlinks out of its root in cp resolve inside it, the "
            "agent's /proc/PID/exe is a sealed memfd nobody can write, host files intact")
 def _():
     root = os.path.join(S["tmp"], "rootfs")
@@ -341,4 +341,4 @@ if __name__ == "__main__":
     if os.geteuid() != 0:
         print("1..0 # SKIP entering namespaces is tested as root")
         sys.exit(0)
-    tap.main(setup)
+    tap.main(guarded(setup))
