@@ -35,6 +35,14 @@ int ctr_enter(pid_t pid, const struct ctr_opts *o, const struct ctr_target *t, s
 	      char *err, size_t errlen);
 
 /*
+ * ctr_enter_check() - could ctr_enter() start the agent there?  Everything
+ * it does before it forks (the checks, the cgroups, the memfd), undone.
+ * 0, or -errno with @err set as ctr_enter() would.
+ */
+int ctr_enter_check(pid_t pid, const struct ctr_opts *o, const struct ctr_target *t, char *err,
+		    size_t errlen);
+
+/*
  * The relay: the helper process between the agent (or `docker exec`) and
  * the host tool.  It forwards the agent's output in whole packets only, so
  * that when the process it entered ends (@watch, a pidfd, turns readable)

@@ -934,6 +934,18 @@ int ctr_enter(pid_t pid, const struct ctr_opts *o, const struct ctr_target *t, s
 	return 0;
 }
 
+int ctr_enter_check(pid_t pid, const struct ctr_opts *o, const struct ctr_target *t, char *err,
+		    size_t errlen)
+{
+	struct entry e = { .t = t, .pid = pid, .pidfd = -1, .procfd = -1, .rootfd = -1,
+			   .hostproc = -1, .agentfd = -1, .toolsfd = -1 };
+	for (size_t i = 0; i < N_NS; i++)
+		e.nsfd[i] = -1;
+	int r = prepare(&e, o, err, errlen);
+	entry_free(&e);
+	return r;
+}
+
 /* pid/PID */
 int ctr_pid_open(const char *spec, const struct ctr_opts *o, struct tp *out, char *err,
 		 size_t errlen)
