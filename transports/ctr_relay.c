@@ -65,7 +65,7 @@ static void close_range_fds(unsigned lo, unsigned hi)
 
 void ctr_close_fds_except(const int *keep, size_t n)
 {
-	int k[32];
+	int k[128];
 	size_t m = 0;
 	for (size_t i = 0; i < n && m < sizeof(k) / sizeof(k[0]); i++)
 		if (keep[i] >= 0)

@@ -283,8 +283,7 @@ static int docker_exec_agent(const char *name, const struct ctr_opts *o,
 	int watch = made == 4 ? local_pidfd(di->pid, di->id) : -1;
 	pid_t a = made == 4 ? fork() : -1;
 	if (a == 0) {
-		if (tp_detach_helpers)
-			setsid();
+		setsid(); /* the terminal's Ctrl-C is the host tool's to forward */
 		int errout = fcntl(2, F_DUPFD_CLOEXEC, 64);
 		int keep[] = { in[0], mid[0], mid[1], outp[1], errp[0], errp[1], watch, errout };
 		ctr_close_fds_except(keep, sizeof(keep) / sizeof(keep[0]));

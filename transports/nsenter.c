@@ -490,6 +490,7 @@ __attribute__((noreturn)) static void agent_child(struct entry *e, const struct 
 	if (read(f->sync_r, &c, 1) != 1)
 		_exit(255); /* the relay has said why */
 	close(f->sync_r);
+	setsid(); /* no controlling terminal of the host's in there */
 	sigset_t none;
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
@@ -601,8 +602,8 @@ struct afds {
 
 __attribute__((noreturn)) static void relay_child(struct entry *e, const struct afds *f)
 {
-	if (tp_detach_helpers)
-		setsid();
+	/* Our own session: the terminal's Ctrl-C is the host tool's to forward. */
+	setsid();
 	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0); /* nothing inside may look at us */
 	g_rep = f->rep_w;
 	const char *L = e->t->label;

@@ -250,6 +250,17 @@ def _():
            "host process: rc %s, stderr %r" % (p.returncode, err))
 
 
+@check("Ctrl-C (SIGINT to wicket's process group) reaches the remote command as a signal "
+       "request: 130, the agent and its helper are not in that group")
+def _():
+    for env in (DIRECT, None):
+        p = popen_wicket(wicket("exec", T(), "--", INNER_PROBE, "sleep", "100", "intr"), env=env)
+        find_pid([INNER_PROBE, "sleep", "100", "intr"])
+        os.killpg(p.pid, signal.SIGINT)
+        out, err = p.communicate(timeout=30)
+        expect(p.returncode == 130 and not err, "rc %s, stderr %r" % (p.returncode, err))
+
+
 @check("errors: no such process, not a pid, permission denied (nobody), no static "
            "agent: one line each, 255; the owner of a user namespace gets in without root")
 def _():
