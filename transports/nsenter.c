@@ -67,7 +67,7 @@ static const struct {
 } ns_list[] = {
 	{ "user", CLONE_NEWUSER }, { "pid", CLONE_NEWPID },	  { "cgroup", CLONE_NEWCGROUP },
 	{ "ipc", CLONE_NEWIPC },   { "uts", CLONE_NEWUTS },	  { "net", CLONE_NEWNET },
-	{ "mnt", CLONE_NEWNS },
+	{ "mnt", CLONE_NEWNS },	   { "time", CLONE_NEWTIME },
 };
 #define N_NS (sizeof(ns_list) / sizeof(ns_list[0]))
 
@@ -182,7 +182,7 @@ static int ns_same(int procfd, const char *name)
 	struct stat a, b;
 	snprintf(path, sizeof(path), "/proc/self/ns/%s", name);
 	if (stat(path, &a) < 0)
-		return -errno;
+		return errno == ENOENT ? 1 : -errno; /* a kind this kernel lacks */
 	snprintf(path, sizeof(path), "ns/%s", name);
 	if (fstatat(procfd, path, &b, 0) < 0)
 		return -errno;
@@ -279,6 +279,10 @@ static int open_cgroups(struct entry *e, const char *cg, char *err, size_t errle
 	char *cgcopy = strdup(cg);
 	char *save = NULL;
 	int r = 0;
+	/* A hierarchy named twice would be a cgroup whose name holds a line
+	 * break, made to look like another: refuse rather than guess. */
+	char seen[MAX_CGROUPS * 2][128];
+	int nseen = 0;
 	for (char *line = strtok_r(cgcopy, "\n", &save); line && !r;
 	     line = strtok_r(NULL, "\n", &save)) {
 		char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
@@ -287,6 +291,21 @@ static int open_cgroups(struct entry *e, const char *cg, char *err, size_t errle
 		*c1 = *c2 = 0;
 		const char *ctrls = c1 + 1, *path = c2 + 1;
 		bool v2 = strcmp(line, "0") == 0 && !*ctrls;
+		char id1[128], id2[128];
+		snprintf(id1, sizeof(id1), "#%.100s", line);
+		snprintf(id2, sizeof(id2), "=%.100s", ctrls);
+		for (int i = 0; i < nseen && !r; i++)
+			if (strcmp(seen[i], id1) == 0 || (*ctrls && strcmp(seen[i], id2) == 0))
+				r = fail(err, errlen, EPERM,
+					 "%s: its /proc/PID/cgroup names hierarchy %s twice: refusing "
+					 "to guess its cgroups",
+					 L, line);
+		if (r)
+			break;
+		if (nseen + 2 <= (int)(sizeof(seen) / sizeof(seen[0]))) {
+			memcpy(seen[nseen++], id1, sizeof(id1));
+			memcpy(seen[nseen++], id2, sizeof(id2));
+		}
 		if (path[0] != '/')
 			continue;
 		if (strncmp(path, "/..", 3) == 0) {

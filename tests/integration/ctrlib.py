@@ -118,7 +118,7 @@ def expect_confined_like(sess, target, what):
     expect(s["NoNewPrivs"] == "1", "%s: NoNewPrivs %r" % (what, s["NoNewPrivs"]))
     expect(cgroups(sess) == cgroups(target), "%s: cgroups %r, the target's %r"
            % (what, cgroups(sess), cgroups(target)))
-    for ns in ("mnt", "pid", "uts", "ipc", "net", "user", "cgroup"):
+    for ns in ("mnt", "pid", "uts", "ipc", "net", "user", "cgroup", "time"):
         a = os.readlink("/proc/%d/ns/%s" % (sess, ns))
         b = os.readlink("/proc/%d/ns/%s" % (target, ns))
         expect(a == b, "%s: namespace %s %s, the target's %s" % (what, ns, a, b))
