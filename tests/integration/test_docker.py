@@ -96,8 +96,9 @@ def setup():
     os.chmod(S["tmp"], 0o755)
     os.environ["DOCKER_CONFIG"] = os.path.join(S["tmp"], "docker-config")
     os.makedirs(os.environ["DOCKER_CONFIG"])
-    if not (os.environ.get("DOCKER_HOST") and daemon_answers()):
+    if not daemon_answers():  # none runs (DOCKER_HOST, context or default)
         os.environ.pop("DOCKER_HOST", None)
+        os.environ.pop("DOCKER_CONTEXT", None)
         start_dockerd()
     DIRECT = dict(os.environ, WICKET_SHARE="no")
     S["agent"] = static_agent()
