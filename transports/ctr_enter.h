@@ -58,6 +58,10 @@ struct ctr_relay {
 	int watch;     /* pidfd of the entered process, or -1 */
 	pid_t child;   /* the agent (or docker exec): our child */
 	const char *ended;
+	/* Without @watch: asked after the child failed, true when the
+	 * container has ended (docker inspect), or NULL. */
+	bool (*gone)(const char *name);
+	const char *name;
 };
 int ctr_relay_run(const struct ctr_relay *r);
 

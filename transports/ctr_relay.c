@@ -358,7 +358,8 @@ int ctr_relay_run(const struct ctr_relay *r)
 		/* The agent's output ended: was it killed with its container? */
 		st = reap(r->child, 5000);
 		bool odd = WIFSIGNALED(st) || (WIFEXITED(st) && WEXITSTATUS(st) != 0);
-		if (watch_fired(r->watch, odd ? 1500 : 0)) {
+		if (watch_fired(r->watch, odd ? 1500 : 0) ||
+		    (odd && r->watch < 0 && r->gone && r->gone(r->name))) {
 			finish_with(&rl, r->ended);
 		} else if (WIFSIGNALED(st) && WTERMSIG(st) != SIGTERM) {
 			char m[128];

@@ -269,6 +269,15 @@ static int local_pidfd(pid_t pid, const char *id)
 	return fd;
 }
 
+/* Has container @name stopped (or gone)?  For a daemon we cannot watch. */
+static bool docker_gone(const char *name)
+{
+	struct docker_info di;
+	char err[300];
+	int r = docker_inspect(name, name, &di, err, sizeof(err));
+	return r == -ESRCH || (r == 0 && !di.running);
+}
+
 /* `docker exec -i NAME wicketd --stdio`, its output through the relay. */
 static int docker_exec_agent(const char *name, const struct ctr_opts *o,
 			     const struct docker_info *di, struct tp *out, char *err,
@@ -310,7 +319,8 @@ static int docker_exec_agent(const char *name, const struct ctr_opts *o,
 			_exit(255);
 		struct ctr_relay r = { .agent_out = mid[0], .host_out = outp[1], .agent_err = errp[0],
 				       .err_to = errout, .watch = watch, .child = c,
-				       .ended = "the container stopped" };
+				       .ended = "the container stopped", .gone = docker_gone,
+				       .name = name };
 		_exit(ctr_relay_run(&r));
 	}
 	int fe = errno;
