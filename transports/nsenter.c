@@ -17,7 +17,7 @@
  * host side; /proc/PID files are read through the one directory fd opened
  * while the pidfd proved the process alive.
  */
-#include "ctr_enter.h"
+#include "nsenter.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -25,7 +25,6 @@
 #include <limits.h>
 #include <linux/capability.h>
 #include <linux/nsfs.h>
-#include <linux/openat2.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -42,23 +41,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#ifndef CLONE_NEWTIME
-#define CLONE_NEWTIME 0x00000080
-#endif
-
-#define MAX_GROUPS 4096
-#define MAX_CGROUPS 24
 #define START_TIMEOUT_MS 30000
 
-struct pstatus {
-	char state;
-	unsigned long uid[4], gid[4]; /* real, effective, saved, fs */
-	gid_t *groups;
-	int ngroups;
-	uint64_t cap_inh, cap_prm, cap_eff, cap_bnd;
+/* What the relay or the agent's process says when it cannot go on. */
+struct report {
+	int err;
+	char msg[480];
 };
-
-enum lsm_kind { LSM_NONE, LSM_APPARMOR, LSM_APPARMOR_LEGACY, LSM_SELINUX };
 
 /* The namespaces, in the order a process without pidfd setns joins them. */
 static const struct {
@@ -69,346 +58,7 @@ static const struct {
 	{ "ipc", CLONE_NEWIPC },   { "uts", CLONE_NEWUTS },	  { "net", CLONE_NEWNET },
 	{ "mnt", CLONE_NEWNS },	   { "time", CLONE_NEWTIME },
 };
-#define N_NS (sizeof(ns_list) / sizeof(ns_list[0]))
-
-struct entry {
-	const struct ctr_target *t;
-	pid_t pid;
-	int pidfd, procfd, rootfd, hostproc, agentfd, toolsfd;
-	int nsfd[N_NS];	 /* only without pidfd setns */
-	int differ;	 /* CLONE_NEW* flags of the namespaces not ours */
-	bool privileged; /* CAP_SYS_ADMIN here: root */
-	struct pstatus st; /* as we see it (host ids) */
-	int cgfd[MAX_CGROUPS];
-	char cgwhat[MAX_CGROUPS][96];
-	int ncg;
-	enum lsm_kind lsm;
-	char label[512];
-	bool have_rl;
-	struct rlimit rl[RLIM_NLIMITS];
-};
-
-struct report {
-	int err;
-	char msg[480];
-};
-
-/* ---- reading /proc ---- */
-
-/* Read all of @name under @dirfd (NUL-terminated).  Length, or -errno. */
-static ssize_t read_at(int dirfd, const char *name, char *buf, size_t len)
-{
-	int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0)
-		return -errno;
-	size_t got = 0;
-	while (got + 1 < len) {
-		ssize_t n = read(fd, buf + got, len - 1 - got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			int e = errno;
-			close(fd);
-			return -e;
-		}
-		if (n == 0)
-			break;
-		got += (size_t)n;
-	}
-	close(fd);
-	buf[got] = 0;
-	return (ssize_t)got;
-}
-
-static const char *field(const char *text, const char *name)
-{
-	size_t n = strlen(name);
-	for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
-		if (strncmp(p, name, n) == 0 && p[n] == ':')
-			return p + n + 1;
-	return NULL;
-}
-
-static int parse_status(const char *text, struct pstatus *s)
-{
-	const char *p;
-	if (!(p = field(text, "State")))
-		return -EINVAL;
-	while (*p == ' ' || *p == '\t')
-		p++;
-	s->state = *p;
-	const char *ug[2] = { field(text, "Uid"), field(text, "Gid") };
-	for (int k = 0; k < 2; k++) {
-		if (!ug[k])
-			return -EINVAL;
-		char *end;
-		const char *q = ug[k];
-		for (int i = 0; i < 4; i++, q = end) {
-			unsigned long v = strtoul(q, &end, 10);
-			if (end == q)
-				return -EINVAL;
-			(k ? s->gid : s->uid)[i] = v;
-		}
-	}
-	if (!(p = field(text, "Groups")))
-		return -EINVAL;
-	s->ngroups = 0;
-	for (;;) {
-		char *end;
-		while (*p == ' ' || *p == '\t')
-			p++;
-		if (*p < '0' || *p > '9')
-			break;
-		unsigned long v = strtoul(p, &end, 10);
-		if (s->ngroups >= MAX_GROUPS)
-			return -E2BIG;
-		s->groups[s->ngroups++] = (gid_t)v;
-		p = end;
-	}
-	const char *cn[4] = { "CapInh", "CapPrm", "CapEff", "CapBnd" };
-	uint64_t *cv[4] = { &s->cap_inh, &s->cap_prm, &s->cap_eff, &s->cap_bnd };
-	for (int i = 0; i < 4; i++) {
-		if (!(p = field(text, cn[i])))
-			return -EINVAL;
-		*cv[i] = strtoull(p, NULL, 16);
-	}
-	return 0;
-}
-
-/* 1 when our namespace @name is the process's, 0 when not, -errno. */
-static int ns_same(int procfd, const char *name)
-{
-	char path[64];
-	struct stat a, b;
-	snprintf(path, sizeof(path), "/proc/self/ns/%s", name);
-	if (stat(path, &a) < 0)
-		return errno == ENOENT ? 1 : -errno; /* a kind this kernel lacks */
-	snprintf(path, sizeof(path), "ns/%s", name);
-	if (fstatat(procfd, path, &b, 0) < 0)
-		return -errno;
-	return a.st_ino == b.st_ino && a.st_dev == b.st_dev;
-}
-
-static int open_beneath(int dirfd, const char *rel, int flags)
-{
-#ifdef SYS_openat2
-	struct open_how how = {
-		.flags = (uint64_t)(flags | O_CLOEXEC),
-		.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS |
-			   RESOLVE_NO_XDEV,
-	};
-	int fd = (int)syscall(SYS_openat2, dirfd, rel, &how, sizeof(how));
-	if (fd >= 0 || errno != ENOSYS)
-		return fd;
-#endif
-	if (strstr(rel, "..")) {
-		errno = EINVAL;
-		return -1;
-	}
-	return openat(dirfd, rel, flags | O_CLOEXEC | O_NOFOLLOW);
-}
-
-/* mountinfo's octal escapes (\040 for a space) undone in place. */
-static void unescape(char *s)
-{
-	char *o = s;
-	for (; *s; s++) {
-		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
-		    s[3] >= '0' && s[3] <= '7') {
-			*o++ = (char)((s[1] - '0') << 6 | (s[2] - '0') << 3 | (s[3] - '0'));
-			s += 3;
-		} else {
-			*o++ = *s;
-		}
-	}
-	*o = 0;
-}
-
-/* Is every comma-separated word of @need among those of @have? */
-static bool words_in(const char *need, const char *have)
-{
-	char nb[256];
-	snprintf(nb, sizeof(nb), "%s", need);
-	char *save = NULL;
-	for (char *w = strtok_r(nb, ",", &save); w; w = strtok_r(NULL, ",", &save)) {
-		size_t n = strlen(w);
-		bool found = false;
-		for (const char *h = have; h && *h; h = strchr(h, ','), h = h ? h + 1 : NULL)
-			if (strncmp(h, w, n) == 0 && (h[n] == ',' || h[n] == 0)) {
-				found = true;
-				break;
-			}
-		if (!found)
-			return false;
-	}
-	return true;
-}
-
-__attribute__((format(printf, 4, 5))) static int fail(char *err, size_t errlen, int e,
-						       const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return e < 0 ? e : -e;
-}
-
-/*
- * The cgroup.procs file of each hierarchy the process is in, found in our
- * own mounts (v1 hierarchies by their controllers, the v2 one by type).
- * Opened now, with our credentials, written by the relay once the agent's
- * process exists.  Hierarchies not mounted here are left alone.
- */
-static int open_cgroups(struct entry *e, const char *cg, char *err, size_t errlen)
-{
-	const char *L = e->t->label;
-	size_t cap = 1 << 20;
-	char *mi = malloc(cap);
-	if (!mi)
-		return fail(err, errlen, ENOMEM, "%s: out of memory", L);
-	int self = open("/proc/self", O_PATH | O_DIRECTORY | O_CLOEXEC);
-	ssize_t n = self < 0 ? -errno : read_at(self, "mountinfo", mi, cap);
-	if (self >= 0)
-		close(self);
-	if (n < 0) {
-		free(mi);
-		return fail(err, errlen, (int)n, "%s: reading our mountinfo: %s", L,
-			    strerror((int)-n));
-	}
-	char *cgcopy = strdup(cg);
-	char *save = NULL;
-	int r = 0;
-	/* A hierarchy named twice would be a cgroup whose name holds a line
-	 * break, made to look like another: refuse rather than guess. */
-	char seen[MAX_CGROUPS * 2][128];
-	int nseen = 0;
-	for (char *line = strtok_r(cgcopy, "\n", &save); line && !r;
-	     line = strtok_r(NULL, "\n", &save)) {
-		char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
-		if (!c2)
-			continue;
-		*c1 = *c2 = 0;
-		const char *ctrls = c1 + 1, *path = c2 + 1;
-		bool v2 = strcmp(line, "0") == 0 && !*ctrls;
-		char id1[128], id2[128];
-		snprintf(id1, sizeof(id1), "#%.100s", line);
-		snprintf(id2, sizeof(id2), "=%.100s", ctrls);
-		for (int i = 0; i < nseen && !r; i++)
-			if (strcmp(seen[i], id1) == 0 || (*ctrls && strcmp(seen[i], id2) == 0))
-				r = fail(err, errlen, EPERM,
-					 "%s: its /proc/PID/cgroup names hierarchy %s twice: refusing "
-					 "to guess its cgroups",
-					 L, line);
-		if (r)
-			break;
-		if (nseen + 2 <= (int)(sizeof(seen) / sizeof(seen[0]))) {
-			memcpy(seen[nseen++], id1, sizeof(id1));
-			memcpy(seen[nseen++], id2, sizeof(id2));
-		}
-		if (path[0] != '/')
-			continue;
-		if (strncmp(path, "/..", 3) == 0) {
-			r = fail(err, errlen, EPERM,
-				 "%s: its cgroup %s is outside our cgroup namespace", L, path);
-			break;
-		}
-		/* Find the mount of this hierarchy that shows the path. */
-		char mp[PATH_MAX] = "", rel[PATH_MAX] = "";
-		char *ms = NULL;
-		char *mcopy = mi; /* strtok_r on a private copy per hierarchy */
-		char *mdup = strdup(mcopy);
-		for (char *m = strtok_r(mdup, "\n", &ms); m; m = strtok_r(NULL, "\n", &ms)) {
-			char *f[6];
-			char *fs = NULL;
-			int nf = 0;
-			char *dash = strstr(m, " - ");
-			if (!dash)
-				continue;
-			*dash = 0;
-			for (char *w = strtok_r(m, " ", &fs); w && nf < 6; w = strtok_r(NULL, " ", &fs))
-				f[nf++] = w;
-			if (nf < 5)
-				continue;
-			char *tail = dash + 3, *ts = NULL;
-			char *fstype = strtok_r(tail, " ", &ts);
-			strtok_r(NULL, " ", &ts); /* source */
-			char *super = strtok_r(NULL, " ", &ts);
-			if (!fstype || !super)
-				continue;
-			if (v2 ? strcmp(fstype, "cgroup2") != 0
-			       : (strcmp(fstype, "cgroup") != 0 || !words_in(ctrls, super)))
-				continue;
-			char root[PATH_MAX];
-			snprintf(root, sizeof(root), "%s", f[3]);
-			unescape(root);
-			size_t rl = strcmp(root, "/") == 0 ? 0 : strlen(root);
-			if (rl && (strncmp(path, root, rl) != 0 || (path[rl] && path[rl] != '/')))
-				continue;
-			snprintf(mp, sizeof(mp), "%s", f[4]);
-			unescape(mp);
-			snprintf(rel, sizeof(rel), "%s", path + rl);
-			break;
-		}
-		free(mdup);
-		if (!mp[0])
-			continue; /* not mounted here: nothing to join */
-		if (e->ncg >= MAX_CGROUPS) {
-			r = fail(err, errlen, E2BIG, "%s: too many cgroup hierarchies", L);
-			break;
-		}
-		const char *sub = rel;
-		while (*sub == '/')
-			sub++;
-		char procs[PATH_MAX];
-		snprintf(procs, sizeof(procs), "%s%scgroup.procs", sub, *sub ? "/" : "");
-		int dfd = open(mp, O_PATH | O_DIRECTORY | O_CLOEXEC);
-		int fd = dfd < 0 ? -1 : open_beneath(dfd, procs, O_WRONLY);
-		int oe = errno;
-		if (dfd >= 0)
-			close(dfd);
-		snprintf(e->cgwhat[e->ncg], sizeof(e->cgwhat[0]), "%.60s (%.30s)", path,
-			 v2 ? "v2" : ctrls);
-		if (fd < 0) {
-			if (e->privileged)
-				r = fail(err, errlen, oe, "%s: cannot join its cgroup %s: %s", L,
-					 e->cgwhat[e->ncg], strerror(oe));
-			continue; /* not ours to join: the session stays in our cgroup */
-		}
-		e->cgfd[e->ncg++] = fd;
-	}
-	free(cgcopy);
-	free(mi);
-	return r;
-}
-
-static void read_lsm(struct entry *e)
-{
-	char b[sizeof(e->label)];
-	e->lsm = LSM_NONE;
-	ssize_t n = read_at(e->procfd, "attr/apparmor/current", b, sizeof(b));
-	enum lsm_kind k = LSM_APPARMOR;
-	if (n <= 0) {
-		n = read_at(e->procfd, "attr/current", b, sizeof(b));
-		k = LSM_SELINUX;
-	}
-	if (n <= 0)
-		return; /* no LSM that labels processes is active */
-	while (n > 0 && (b[n - 1] == '\n' || b[n - 1] == 0))
-		b[--n] = 0;
-	if (!n || strcmp(b, "unconfined") == 0)
-		return;
-	char *mode = strstr(b, " (");
-	if (mode && b[n - 1] == ')') {
-		*mode = 0; /* AppArmor: "profile (enforce)" */
-		if (k == LSM_SELINUX)
-			k = LSM_APPARMOR_LEGACY;
-	}
-	if (strcmp(b, "unconfined") == 0)
-		return;
-	e->lsm = k;
-	snprintf(e->label, sizeof(e->label), "%s", b);
-}
+_Static_assert(sizeof(ns_list) / sizeof(ns_list[0]) == N_NS, "N_NS");
 
 /* ---- the agent's process (inside) ---- */
 
@@ -531,10 +181,10 @@ __attribute__((noreturn)) static void agent_child(struct entry *e, const struct 
 	static char text[65536];
 	static gid_t groups[MAX_GROUPS];
 	struct pstatus s = { .groups = groups };
-	ssize_t n = read_at(e->procfd, "status", text, sizeof(text));
+	ssize_t n = nse_read_at(e->procfd, "status", text, sizeof(text));
 	if (n < 0)
 		die(-(int)n, "%s: %s", L, n == -ESRCH ? "the process has ended" : strerror((int)-n));
-	if (parse_status(text, &s) < 0)
+	if (nse_parse_status(text, &s) < 0)
 		die(EINVAL, "%s: cannot parse its /proc status", L);
 	if (!same_groups(s.groups, s.ngroups) && setgroups((size_t)s.ngroups, s.groups) < 0)
 		die(errno, "%s: cannot take its supplementary groups: %s", L, strerror(errno));
@@ -546,7 +196,7 @@ __attribute__((noreturn)) static void agent_child(struct entry *e, const struct 
 	 * (keeping the permitted set), then the process's three sets. */
 	int last = CAP_LAST_CAP;
 	char lb[32];
-	if (read_at(e->hostproc, "sys/kernel/cap_last_cap", lb, sizeof(lb)) > 0)
+	if (nse_read_at(e->hostproc, "sys/kernel/cap_last_cap", lb, sizeof(lb)) > 0)
 		last = atoi(lb);
 	for (int cap = 0; cap <= last && cap < 64; cap++)
 		if (!(s.cap_bnd & (1ULL << cap)) && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 &&
@@ -755,50 +405,50 @@ static int prepare(struct entry *e, const struct ctr_opts *o, char *err, size_t 
 	e->privileged = has_cap(CAP_SYS_ADMIN);
 	e->pidfd = ctr_pidfd_open(e->pid);
 	if (e->pidfd == -ESRCH)
-		return fail(err, errlen, ESRCH, "%s: no such process", L);
+		return nse_fail(err, errlen, ESRCH, "%s: no such process", L);
 	if (e->pidfd < 0 && e->pidfd != -ENOSYS)
-		return fail(err, errlen, e->pidfd, "%s: pidfd_open: %s", L, strerror(-e->pidfd));
+		return nse_fail(err, errlen, e->pidfd, "%s: pidfd_open: %s", L, strerror(-e->pidfd));
 	if (e->pidfd < 0)
 		e->pidfd = -1;
 	snprintf(path, sizeof(path), "/proc/%d", (int)e->pid);
 	e->procfd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (e->procfd < 0)
-		return fail(err, errlen, errno == ENOENT ? ESRCH : errno, "%s: %s", L,
+		return nse_fail(err, errlen, errno == ENOENT ? ESRCH : errno, "%s: %s", L,
 			    errno == ENOENT ? "no such process" : strerror(errno));
 	if (!alive(e))
-		return fail(err, errlen, ESRCH, "%s: no such process", L);
+		return nse_fail(err, errlen, ESRCH, "%s: no such process", L);
 	/* From here on procfd is the pidfd's process (or reads fail: ESRCH). */
 
 	static char text[65536];
 	e->st.groups = calloc(MAX_GROUPS, sizeof(gid_t));
 	if (!e->st.groups)
-		return fail(err, errlen, ENOMEM, "%s: out of memory", L);
-	ssize_t n = read_at(e->procfd, "status", text, sizeof(text));
-	if (n < 0 || parse_status(text, &e->st) < 0)
-		return fail(err, errlen, ESRCH, "%s: %s", L,
+		return nse_fail(err, errlen, ENOMEM, "%s: out of memory", L);
+	ssize_t n = nse_read_at(e->procfd, "status", text, sizeof(text));
+	if (n < 0 || nse_parse_status(text, &e->st) < 0)
+		return nse_fail(err, errlen, ESRCH, "%s: %s", L,
 			    n == -ESRCH || n >= 0 ? "the process has ended" : strerror((int)-n));
 	if (e->st.state == 'Z' || e->st.state == 'X')
-		return fail(err, errlen, ESRCH, "%s: the process has ended (a zombie)", L);
+		return nse_fail(err, errlen, ESRCH, "%s: the process has ended (a zombie)", L);
 
 	for (size_t i = 0; i < N_NS; i++) {
 		e->nsfd[i] = -1;
-		int same = ns_same(e->procfd, ns_list[i].name);
+		int same = nse_ns_same(e->procfd, ns_list[i].name);
 		if (same == -EACCES || same == -EPERM)
-			return fail(err, errlen, EPERM, "%s: permission denied (%s)", L,
+			return nse_fail(err, errlen, EPERM, "%s: permission denied (%s)", L,
 				    e->privileged ? "it holds capabilities we lack, or an LSM refuses "
 						    "access to it"
 						  : "not root, and not the owner of its user namespace");
 		if (same == -ENOENT || same == -ESRCH)
-			return fail(err, errlen, ESRCH, "%s: the process has ended", L);
+			return nse_fail(err, errlen, ESRCH, "%s: the process has ended", L);
 		if (same < 0)
-			return fail(err, errlen, same, "%s: ns/%s: %s", L, ns_list[i].name,
+			return nse_fail(err, errlen, same, "%s: ns/%s: %s", L, ns_list[i].name,
 				    strerror(-same));
 		if (!same)
 			e->differ |= ns_list[i].flag;
 	}
 	if (!e->privileged) {
 		if (!(e->differ & CLONE_NEWUSER))
-			return fail(err, errlen, EPERM,
+			return nse_fail(err, errlen, EPERM,
 				    "%s: permission denied: entering its namespaces needs root (it is "
 				    "not in a user namespace of yours)",
 				    L);
@@ -807,7 +457,7 @@ static int prepare(struct entry *e, const struct ctr_opts *o, char *err, size_t 
 		if (ufd < 0 || ioctl(ufd, NS_GET_OWNER_UID, &owner) < 0 || owner != geteuid()) {
 			if (ufd >= 0)
 				close(ufd);
-			return fail(err, errlen, EPERM,
+			return nse_fail(err, errlen, EPERM,
 				    "%s: permission denied: its user namespace belongs to uid %ld "
 				    "(entering needs root, or that user)",
 				    L, (long)(int)owner);
@@ -820,62 +470,62 @@ static int prepare(struct entry *e, const struct ctr_opts *o, char *err, size_t 
 			snprintf(path, sizeof(path), "ns/%s", ns_list[i].name);
 			if ((e->differ & ns_list[i].flag) &&
 			    (e->nsfd[i] = openat(e->procfd, path, O_RDONLY | O_CLOEXEC)) < 0)
-				return fail(err, errlen, errno, "%s: %s: %s", L, path,
+				return nse_fail(err, errlen, errno, "%s: %s: %s", L, path,
 					    strerror(errno));
 		}
 	}
 	e->rootfd = openat(e->procfd, "root", O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (e->rootfd < 0)
-		return fail(err, errlen, errno, "%s: cannot open its root directory: %s", L,
+		return nse_fail(err, errlen, errno, "%s: cannot open its root directory: %s", L,
 			    strerror(errno));
 
-	n = read_at(e->procfd, "cgroup", text, sizeof(text));
+	n = nse_read_at(e->procfd, "cgroup", text, sizeof(text));
 	if (n < 0)
-		return fail(err, errlen, ESRCH, "%s: the process has ended", L);
+		return nse_fail(err, errlen, ESRCH, "%s: the process has ended", L);
 	if (e->t->expect_id && !strstr(text, e->t->expect_id))
-		return fail(err, errlen, ESRCH,
+		return nse_fail(err, errlen, ESRCH,
 			    "%s: process %d is not this container's on this machine (a daemon on "
 			    "another host, or in another PID namespace?): cannot bring the agent "
 			    "in",
 			    L, (int)e->pid);
-	int r = open_cgroups(e, text, err, errlen);
+	int r = nse_open_cgroups(e, text, err, errlen);
 	if (r < 0)
 		return r;
-	read_lsm(e);
+	nse_read_lsm(e);
 	e->have_rl = true;
 	for (int i = 0; i < RLIM_NLIMITS && e->have_rl; i++)
 		if (prlimit(e->pid, i, NULL, &e->rl[i]) < 0)
 			e->have_rl = false;
 	e->hostproc = open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (e->hostproc < 0)
-		return fail(err, errlen, errno, "%s: /proc: %s", L, strerror(errno));
+		return nse_fail(err, errlen, errno, "%s: /proc: %s", L, strerror(errno));
 
 	if (!o->agent)
-		return fail(err, errlen, ENOENT,
+		return nse_fail(err, errlen, ENOENT,
 			    "%s: cannot bring the agent in: wicketd-static was not found (build "
 			    "with -Dstatic_agent=enabled, or set WICKETD_STATIC=PATH)",
 			    L);
 	char perr[400];
 	e->agentfd = ctr_program_fd(o->agent, "wicketd", perr, sizeof(perr));
 	if (e->agentfd < 0)
-		return fail(err, errlen, e->agentfd, "%s: cannot bring the agent in: %s", L, perr);
+		return nse_fail(err, errlen, e->agentfd, "%s: cannot bring the agent in: %s", L, perr);
 	if (o->tools) {
 		e->toolsfd = ctr_program_fd(o->tools, "wicket-tools", perr, sizeof(perr));
 		if (e->toolsfd < 0)
-			return fail(err, errlen, e->toolsfd, "%s: cannot bring the toolbox in: %s", L,
+			return nse_fail(err, errlen, e->toolsfd, "%s: cannot bring the toolbox in: %s", L,
 				    perr);
 	}
 	/* A file of ours (not a memfd copy) would be the host's binary at
 	 * /proc/PID/exe inside: only for a container whose root is not ours. */
 	if ((!is_memfd(e->agentfd) || (e->toolsfd >= 0 && !is_memfd(e->toolsfd))) &&
 	    !(e->differ & CLONE_NEWUSER))
-		return fail(err, errlen, EPERM,
+		return nse_fail(err, errlen, EPERM,
 			    "%s: cannot bring the agent in: executable memfds are forbidden here "
 			    "(vm.memfd_noexec), and showing it the host's own file would let its "
 			    "root rewrite it (CVE-2019-5736)",
 			    L);
 	if (!alive(e))
-		return fail(err, errlen, ESRCH, "%s: the process has ended", L);
+		return nse_fail(err, errlen, ESRCH, "%s: the process has ended", L);
 	return 0;
 }
 
@@ -909,7 +559,7 @@ int ctr_enter(pid_t pid, const struct ctr_opts *o, const struct ctr_target *t, s
 			close(pipes[i][1]);
 		}
 		entry_free(&e);
-		return fail(err, errlen, fe, "%s: cannot start the helper: %s", t->label,
+		return nse_fail(err, errlen, fe, "%s: cannot start the helper: %s", t->label,
 			    strerror(fe));
 	}
 	entry_free(&e);
