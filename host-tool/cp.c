@@ -32,7 +32,7 @@ static size_t remote_target_len(const char *arg, bool proxy)
 	if (n == 4 && memcmp(arg, "demo", 4) == 0)
 		return n;
 	static const char *const kinds[] = { "unix/", "vm/", "vsock/", "serial/", "podman/",
-					     "docker/", "k8s/" };
+					     "docker/", "k8s/", "pid/" };
 	for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
 		size_t kl = strlen(kinds[k]);
 		if (n <= kl || strncmp(arg, kinds[k], kl) != 0)

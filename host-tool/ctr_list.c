@@ -68,7 +68,9 @@ int ctr_list(bool *listed)
 		*listed = true;
 	else if (r < 0)
 		failed = 1;
-	/* Other engines: a list_ENGINE() each, here. */
+	/* docker prints its own lines (nothing when it is not installed). */
+	fflush(stdout);
+	ctr_list_docker(stdout);
 	fflush(stdout);
 	return failed ? -1 : 0;
 }

@@ -9,6 +9,8 @@ PACKAGES=(
 	libseccomp-dev zlib1g-dev libssl-dev libvirt-dev libselinux1-dev
 	# run the demo guests: bubblewrap sandbox, and a throwaway QEMU VM (TCG or KVM)
 	bubblewrap
+	# docker/NAME tests: a dockerd of their own (containerd, runc come along)
+	docker.io
 	qemu-system-x86 linux-image-amd64 busybox-static
 	# bench/bench_vm.py: qemu-ga in the guest as the peer
 	qemu-guest-agent
