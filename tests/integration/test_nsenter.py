@@ -8,6 +8,7 @@ session must see what the sandbox sees and hold no more than it does; a
 hostile sandbox gets nothing of the host through the agent."""
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -346,6 +347,27 @@ def _():
     expect_eq(sha256(S["agent"]), before, "wicketd-static on the host changed")
     bw.send_signal(signal.SIGTERM)
     wait_gone(inner)
+
+
+@check("--tools: the host's static busybox runs inside a sandbox whose root has no shell "
+       "(ls, sh, ps), and nothing of it lands there")
+def _():
+    busybox = "/bin/busybox"
+    if not os.path.exists(busybox):
+        raise Skip("busybox-static is not installed")
+    root = os.path.join(S["tmp"], "toolroot")
+    for d in ("tmp", "proc", "dev"):  # mount points only: no /bin, no shell
+        os.makedirs(os.path.join(root, d), exist_ok=True)
+    shutil.copy(S["probe"], os.path.join(root, "probe"))
+    before = sorted(os.listdir(root))
+    _p, pid = bwrap_sandbox("tools", root=root)
+    t = "pid/%d" % pid
+    r = run(wicket("exec", "--tools", t, "--", "ls", "/"), env=DIRECT)
+    expect(r.rc == 0 and b"probe" in r.out and b"bin" not in r.out.split(), "ls /\n" + r.describe())
+    r = run(wicket("exec", "--tools", t, "--", "sh", "-c", "echo $((6*7)); ps"), env=DIRECT)
+    expect(r.rc == 0 and r.out.startswith(b"42\n") and b"sleep 100000 tools" in r.out,
+           "sh and ps\n" + r.describe())
+    expect_eq(sorted(os.listdir(root)), before, "the sandbox's root after the sessions")
 
 
 if __name__ == "__main__":
