@@ -68,9 +68,17 @@ int ctr_list(bool *listed)
 		*listed = true;
 	else if (r < 0)
 		failed = 1;
-	/* docker prints its own lines (nothing when it is not installed). */
-	fflush(stdout);
-	ctr_list_docker(stdout);
+	/* docker's lines (none when it is not installed), set apart as a section. */
+	char *dk = NULL;
+	size_t dkn = 0;
+	FILE *mem = open_memstream(&dk, &dkn);
+	if (mem) {
+		ctr_list_docker(mem);
+		fclose(mem);
+		if (dkn)
+			printf("%s%s", *listed || header ? "\n" : "", dk);
+		free(dk);
+	}
 	fflush(stdout);
 	return failed ? -1 : 0;
 }
