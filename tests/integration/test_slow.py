@@ -536,8 +536,8 @@ def responsive_during(direction):
             p.communicate()
     expect_eq(p.returncode, 0, "the bulk copy: %s" % show(err))
     same(read(got), data, "the bulk copy")
-    tap._diag("%s: exec during the copy answered in %s s" % (
-        direction, ", ".join("%.2f" % t for t in times)))
+    tap._diag("%s: exec during the copy answered in %s" % (
+        direction, ", ".join("%.2f s" % t for t in times) or "(none answered)"))
     if problems:
         raise Failure("\n".join(problems) + "\n" + st + "\n" + mux_log(st0) + "\n"
                       + line_diag())
