@@ -71,6 +71,8 @@ def parse_args(argv):
                    help="line rate in bytes/s each way (default 11520: 115200 baud)")
     p.add_argument("--baud", type=int, default=slowline.DEFAULT_BAUD,
                    help="termios speed the agent sees (default 115200)")
+    p.add_argument("--buffer", type=int, default=slowline.RELAY_CAP,
+                   help="bytes the simulated UART holds each way (default 4096)")
     p.add_argument("--text-kib", type=int, default=256, help="text size (default 256 KiB)")
     p.add_argument("--random-kib", type=int, default=1000,
                    help="random size (default 1000 KiB, ~1 MB: ~89 s a copy)")
@@ -320,7 +322,8 @@ def main(argv):
     have_shell = False
     try:
         log(f"temp dir {tmp}; line at {args.rate} B/s, agent told {args.baud} baud")
-        b.line = slowline.SlowLine(tmp, rate=args.rate, baud=args.baud, wicketd=wicketd)
+        b.line = slowline.SlowLine(tmp, rate=args.rate, baud=args.baud, wicketd=wicketd,
+                                   buffer=args.buffer)
         rc, out, err, _ = b.run(b.wk("mux", "start", b.line.target), 60)
         if rc != 0:
             raise BenchError(f"mux start: {err.decode('utf-8', 'replace')}\n{b.diag()}")
@@ -382,7 +385,8 @@ def main(argv):
     }
 
     print()
-    print(f"Simulated serial line: {rate} B/s each way (agent at {args.baud} baud), "
+    print(f"Simulated serial line: {rate} B/s each way, {args.buffer} B buffers (agent at "
+          f"{args.baud} baud), "
           f"wicket -C through the mux; {args.rounds} rounds, every copy verified")
     print(f"  {'copy':<14} {'size':>9} {'floor s':>8} {'median s':>9} {'min s':>7} "
           f"{'max s':>7} {'x line rate':>12}")
@@ -423,7 +427,8 @@ def main(argv):
         print(f"  {k:<22} {v:8.2f} {op} {t:<5} {'met' if met[k] else 'missed'}")
     print()
     result = {
-        "rate": rate, "baud": args.baud, "rounds": args.rounds, "cpus": os.cpu_count(),
+        "rate": rate, "baud": args.baud, "buffer": args.buffer, "rounds": args.rounds,
+        "cpus": os.cpu_count(),
         "sizes": sizes, "bulk_bytes": len(bulk), "samples": args.samples,
         "copies_s": tp, "x_line_rate": x, "text_wire_fraction": z_text,
         "latency_s": lat, "sample_timeouts": b.timeouts,

@@ -33,8 +33,10 @@ As a module:
 
 As a script (prints `READY pts=... agent=PID` once serving):
 
-    python3 slowline.py --socket PATH [--rate B/S] [--baud N]
-                        [--wicketd PATH | --no-agent] [-- AGENT-ARG...]
+    python3 slowline.py --socket PATH [--rate B/S] [--baud N] [--buffer BYTES]
+                        [--stats FILE] [--wicketd PATH | --no-agent] [-- AGENT-ARG...]
+
+SIGUSR1 to the script cuts the line (drops the client) like a hang-up.
 """
 
 import argparse
@@ -59,7 +61,6 @@ WICKETD = os.environ.get("WICKETD") or os.path.join(BUILDDIR, "agent", "wicketd"
 DEFAULT_RATE = 11520          # bytes/s: 115200 baud, 8N1
 DEFAULT_BAUD = 115200
 RELAY_CAP = 4096              # bytes the relay holds per direction (a UART's buffer)
-SLAVE_STOP = RELAY_CAP - 1024  # stop the agent's output at this much held
 SOCK_BUF = 4096               # SO_SNDBUF / SO_RCVBUF of the accepted client
 
 _SPEEDS = {9600: termios.B9600, 19200: termios.B19200, 38400: termios.B38400,
@@ -94,8 +95,11 @@ def _nonblock(fd):
 class Relay:
     """The line: one pty, one listening socket, one client at a time."""
 
-    def __init__(self, sock_path, rate=DEFAULT_RATE, baud=DEFAULT_BAUD, stats_path=None):
+    def __init__(self, sock_path, rate=DEFAULT_RATE, baud=DEFAULT_BAUD, stats_path=None,
+                 cap=RELAY_CAP):
         self.rate = rate
+        self.cap = cap                            # bytes held per direction
+        self.stop_at = max(cap - 1024, cap // 2)  # stop the agent's output here
         self.master, self.slave = os.openpty()
         # Raw both ends before the agent opens the slave: no echo of early bytes.
         tty.setraw(self.master)
@@ -213,14 +217,14 @@ class Relay:
                 del self.up[:w]
                 self.bup.take(w)
                 self.st["up_bytes"] += w
-        self._flow(len(self.down) >= SLAVE_STOP)
+        self._flow(len(self.down) >= self.stop_at)
 
         rd, wr = [], []
         if self.client is None:
             rd.append(self.ls)
-        elif len(self.up) < RELAY_CAP:
+        elif len(self.up) < self.cap:
             rd.append(self.client)
-        if len(self.down) < RELAY_CAP:
+        if len(self.down) < self.cap:
             rd.append(self.master)
         timeout = max_wait
         if self.down:
@@ -243,7 +247,7 @@ class Relay:
             self._accept()
         if self.client is not None and self.client in r:
             try:
-                d = self.client.recv(RELAY_CAP - len(self.up))
+                d = self.client.recv(self.cap - len(self.up))
             except (BlockingIOError, InterruptedError):
                 d = None
             except OSError:
@@ -255,7 +259,7 @@ class Relay:
                 self.st["peak_up"] = max(self.st["peak_up"], len(self.up))
         if self.master in r:
             try:
-                d = os.read(self.master, RELAY_CAP - len(self.down))
+                d = os.read(self.master, self.cap - len(self.down))
             except (BlockingIOError, InterruptedError):
                 d = b""
             except OSError as e:
@@ -265,7 +269,7 @@ class Relay:
             if d:
                 self.down += d
                 self.st["peak_down"] = max(self.st["peak_down"], len(self.down))
-                self._flow(len(self.down) >= SLAVE_STOP)
+                self._flow(len(self.down) >= self.stop_at)
         self._write_stats(time.monotonic())
 
     def close(self):
@@ -311,6 +315,9 @@ def main(argv):
     p.add_argument("--wicketd", default=WICKETD, help="agent binary (default $WICKETD)")
     p.add_argument("--no-agent", action="store_true",
                    help="start no agent (print the pty slave and serve the line)")
+    p.add_argument("--buffer", type=int, default=RELAY_CAP,
+                   help="bytes the relay holds each way (default %d, a UART's buffer)"
+                   % RELAY_CAP)
     p.add_argument("--stats", default=None, help="write counters (JSON) here")
     p.add_argument("agent_args", nargs="*", help="more wicketd options (after --)")
     a = p.parse_args(argv)
@@ -324,7 +331,7 @@ def main(argv):
     cut = []
     signal.signal(signal.SIGUSR1, lambda s, f: cut.append(1))
 
-    relay = Relay(a.socket, a.rate, a.baud, a.stats)
+    relay = Relay(a.socket, a.rate, a.baud, a.stats, a.buffer)
     agent = None
     try:
         if not a.no_agent:
@@ -387,7 +394,7 @@ class SlowLine:
     relay's and the agent's stderr, tmpdir/NAME.stats its counters."""
 
     def __init__(self, tmpdir, name="line", rate=DEFAULT_RATE, baud=DEFAULT_BAUD,
-                 agent_args=(), wicketd=None, timeout=15):
+                 agent_args=(), wicketd=None, timeout=15, buffer=RELAY_CAP):
         self.path = os.path.join(tmpdir, name + ".sock")
         self.target = "unix/" + self.path
         self.log = os.path.join(tmpdir, name + ".log")
@@ -395,7 +402,7 @@ class SlowLine:
         self.rate = rate
         argv = [sys.executable, os.path.abspath(__file__), "--socket", self.path,
                 "--rate", str(rate), "--baud", str(baud), "--wicketd", wicketd or WICKETD,
-                "--stats", self.stats_path, "--"] + list(agent_args)
+                "--buffer", str(buffer), "--stats", self.stats_path, "--"] + list(agent_args)
         logf = open(self.log, "ab")
         try:
             self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
