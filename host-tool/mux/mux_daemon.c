@@ -37,6 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -62,6 +63,8 @@
 #define MUX_SLOW_PACKET 1024u
 #define MUX_SLOW_GUEST_HIGH 2048u
 #define MUX_SLOW_READ 4096u
+/* ... and at most this much left for the kernel to hold below us (TIOCOUTQ). */
+#define MUX_SLOW_OUTQ 2048u
 /*
  * A packet at least this big goes out at once, from where it lies (the
  * input buffer it came in), when nothing is queued before it: no copy into
@@ -154,6 +157,7 @@ struct mux {
 	struct zpkt *ztx, *zrx;
 	struct buf zin;
 	size_t guest_high, read_chunk;
+	long long pace_until; /* a slow line: no write to the agent before this */
 };
 
 static long long now_ms(void)
@@ -1311,11 +1315,31 @@ static void guest_read(struct mux *m)
 }
 
 /* Write what is queued for the guest; true when something went. */
+/*
+ * A slow line: what the kernel still holds for the agent's side (the socket
+ * or tty queue below us) is bytes a keystroke would wait behind.  How much
+ * we may add now; 0 with a short pause when it holds enough already.
+ */
+static size_t line_room(struct mux *m)
+{
+	int q = 0;
+	if (!m->core.max_packet || ioctl(m->gwfd, TIOCOUTQ, &q) < 0)
+		return SIZE_MAX;
+	if (q < (int)MUX_SLOW_OUTQ)
+		return MUX_SLOW_OUTQ - (size_t)q;
+	m->pace_until = m->now + 10;
+	return 0;
+}
+
 static bool gout_write(struct mux *m)
 {
 	if (!buf_used(&m->gout) || m->ending)
 		return false;
-	ssize_t n = write(m->gwfd, buf_data(&m->gout), buf_used(&m->gout));
+	size_t room = line_room(m);
+	if (!room)
+		return false;
+	ssize_t n = write(m->gwfd, buf_data(&m->gout),
+			  buf_used(&m->gout) < room ? buf_used(&m->gout) : room);
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return false;
 	if (n <= 0) {
@@ -1585,7 +1609,8 @@ static int mux_run(struct mux *m)
 		idx[np++] = UINT32_MAX;
 		/* Mid-download the guest is read only while the payload can move on. */
 		bool g_in = !dn->active || (dn->left && !(dn->mode == PL_SPLICE && dn->pipe_full));
-		bool g_out = buf_used(&m->gout) || (up_committed(m) && up->inpipe);
+		bool g_out = (buf_used(&m->gout) || (up_committed(m) && up->inpipe)) &&
+			     m->now >= m->pace_until;
 		if (m->gwfd == m->grfd) {
 			p[np] = (struct pollfd){ .fd = m->grfd,
 						 .events = (short)((g_in ? POLLIN : 0) |
@@ -1622,6 +1647,8 @@ static int mux_run(struct mux *m)
 			idx[np++] = i;
 		}
 		int timeout = 1000;
+		if (buf_used(&m->gout) && m->now < m->pace_until)
+			timeout = (int)(m->pace_until - m->now);
 		if (m->keepalive && m->guest_greeted) {
 			long long t = m->next_keepalive - now;
 			if (t < timeout)
