@@ -262,13 +262,15 @@ static int client_global_local(struct mux_core *m, unsigned cl, struct sv name, 
 		buf_reset(&reply);
 		buf_u8(&reply, MSG_REQUEST_FAILURE);
 	}
-	if (!m->gq_n) {
+	if (!m->cl[cl].ngreq) {
+		/* Order is per client: others' requests (or our keepalive) still
+		 * waiting for the guest need not hold this answer back. */
 		if (want)
 			to_client(m, cl, buf_data(&reply), buf_used(&reply));
 		buf_free(&reply);
 		return 0;
 	}
-	/* Earlier requests still wait for the guest: answer in order. */
+	/* This client's earlier requests still wait for the guest: answer in order. */
 	struct mux_greq *e = greq_push(m);
 	if (!e) {
 		buf_free(&reply);
