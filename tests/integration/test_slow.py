@@ -582,6 +582,25 @@ def _():
     responsive_during("up")
 
 
+STDIN_SIZE = 480 * 1024  # ~43 s at the line rate, one way
+
+
+@tap.check("a long stdin upload through exec (%d KiB, ~%.0f s at line rate, nothing back "
+           "until the end) completes: the mux's keepalive does not give the agent up"
+           % (STDIN_SIZE >> 10, STDIN_SIZE / RATE))
+def _():
+    data = os.urandom(STDIN_SIZE)
+    dst = os.path.join(S["tmp"], "stdin-up")
+    st0 = status(T())
+    r = run(wicket("exec", T(), "--", "sh", "-c", 'cat > "$1"; sha256sum "$1"', "x", dst),
+            input=data, timeout=STDIN_SIZE / RATE * 3)
+    if r.rc != 0:
+        raise Failure("exec with %d bytes of stdin\n%s\n%s\n%s"
+                      % (len(data), r.describe(), mux_log(st0), line_diag()))
+    expect_eq(r.out.split()[0].decode(), hashlib.sha256(data).hexdigest(), "sha256 of stdin")
+    tap._diag("%d bytes of stdin in %.1f s" % (len(data), r.elapsed))
+
+
 # ---------------------------------------------------------------- a real serial port
 
 
