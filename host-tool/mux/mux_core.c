@@ -364,6 +364,34 @@ static struct mux_chan *own(struct mux_core *m, unsigned cl, uint32_t id, uint8_
 	return c;
 }
 
+/*
+ * @n bytes of data from @cl on channel @id: its own, open, not after its EOF,
+ * within the window and maximum packet the guest granted; taken off the
+ * window.  NULL after failing the client.
+ */
+static struct mux_chan *client_data_admit(struct mux_core *m, unsigned cl, uint32_t id,
+					  uint8_t type, size_t n)
+{
+	struct mux_chan *c = own(m, cl, id, type, MC_OPEN);
+	if (!c)
+		return NULL;
+	if (c->c_eof) {
+		client_fail(m, cl, "data on channel %u after its EOF", id);
+		return NULL;
+	}
+	if (n > c->gwin) {
+		client_fail(m, cl, "%zu bytes on channel %u exceed the window of %u", n, id, c->gwin);
+		return NULL;
+	}
+	if (n > c->gmax) {
+		client_fail(m, cl, "%zu bytes on channel %u exceed the maximum packet of %u", n, id,
+			    c->gmax);
+		return NULL;
+	}
+	c->gwin -= (uint32_t)n;
+	return c;
+}
+
 static int client_open(struct mux_core *m, unsigned cl, uint8_t *p, size_t n, struct rd *r)
 {
 	rd_str(r);
@@ -442,18 +470,8 @@ static int client_channel(struct mux_core *m, unsigned cl, uint8_t type, uint8_t
 		struct sv d = rd_str(r);
 		if (!rd_end(r))
 			return client_fail(m, cl, "malformed %s message", msg_name(type));
-		if (!(c = own(m, cl, id, type, MC_OPEN)))
+		if (!(c = client_data_admit(m, cl, id, type, d.n)))
 			return -1;
-		if (c->c_eof)
-			return client_fail(m, cl, "data on channel %u after its EOF", id);
-		if (d.n > c->gwin)
-			return client_fail(m, cl, "%zu bytes on channel %u exceed the window of %u",
-					   d.n, id, c->gwin);
-		if (d.n > c->gmax)
-			return client_fail(m, cl,
-					   "%zu bytes on channel %u exceed the maximum packet of %u",
-					   d.n, id, c->gmax);
-		c->gwin -= (uint32_t)d.n;
 		break;
 	}
 	case MSG_CHANNEL_EOF:
@@ -682,6 +700,20 @@ static struct mux_chan *guest_chan(struct mux_core *m, uint32_t id, uint8_t type
 	return c;
 }
 
+/* @n bytes of data from the guest on @id, within what its client granted.  NULL after failing. */
+static struct mux_chan *guest_data_admit(struct mux_core *m, uint32_t id, uint8_t type, size_t n)
+{
+	struct mux_chan *c = guest_chan(m, id, type, MC_OPEN);
+	if (!c)
+		return NULL;
+	if (n > c->cwin) {
+		guest_fail(m, "%zu bytes on channel %u exceed the window of %u", n, id, c->cwin);
+		return NULL;
+	}
+	c->cwin -= (uint32_t)n;
+	return c;
+}
+
 static int guest_channel(struct mux_core *m, uint8_t type, uint8_t *p, size_t n, struct rd *r)
 {
 	uint32_t id = rd_u32(r);
@@ -741,12 +773,8 @@ static int guest_channel(struct mux_core *m, uint8_t type, uint8_t *p, size_t n,
 		struct sv d = rd_str(r);
 		if (r->err)
 			return guest_fail(m, "malformed %s message", msg_name(type));
-		if (!(c = guest_chan(m, id, type, MC_OPEN)))
+		if (!(c = guest_data_admit(m, id, type, d.n)))
 			return -1;
-		if (d.n > c->cwin)
-			return guest_fail(m, "%zu bytes on channel %u exceed the window of %u", d.n,
-					  id, c->cwin);
-		c->cwin -= (uint32_t)d.n;
 		break;
 	}
 	case MSG_CHANNEL_EOF:
@@ -850,13 +878,9 @@ void mux_core_keepalive(struct mux_core *m)
 int mux_core_guest_data(struct mux_core *m, uint32_t id, uint32_t dlen, uint32_t *owner,
 			uint32_t *cid)
 {
-	struct mux_chan *c = guest_chan(m, id, MSG_CHANNEL_DATA, MC_OPEN);
+	struct mux_chan *c = guest_data_admit(m, id, MSG_CHANNEL_DATA, dlen);
 	if (!c)
 		return -1;
-	if (dlen > c->cwin)
-		return guest_fail(m, "%u bytes on channel %u exceed the window of %u", dlen, id,
-				  c->cwin);
-	c->cwin -= dlen;
 	*owner = c->orphan ? MUX_NONE : c->owner;
 	*cid = c->cid;
 	if (!c->orphan)
@@ -870,18 +894,9 @@ int mux_core_client_data(struct mux_core *m, unsigned cl, uint32_t id, uint32_t 
 	if (cl >= MUX_MAX_CLIENTS || !m->cl[cl].used || m->cl[cl].failed)
 		return -1;
 	m->cl[cl].rx += 9 + (uint64_t)dlen;
-	struct mux_chan *c = own(m, cl, id, MSG_CHANNEL_DATA, MC_OPEN);
+	struct mux_chan *c = client_data_admit(m, cl, id, MSG_CHANNEL_DATA, dlen);
 	if (!c)
 		return -1;
-	if (c->c_eof)
-		return client_fail(m, cl, "data on channel %u after its EOF", id);
-	if (dlen > c->gwin)
-		return client_fail(m, cl, "%u bytes on channel %u exceed the window of %u", dlen, id,
-				   c->gwin);
-	if (dlen > c->gmax)
-		return client_fail(m, cl, "%u bytes on channel %u exceed the maximum packet of %u",
-				   dlen, id, c->gmax);
-	c->gwin -= dlen;
 	*gid = c->gid;
 	return 0;
 }
