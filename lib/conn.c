@@ -9,6 +9,8 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -136,6 +138,9 @@ int conn_init(struct conn *c, struct loop *l, int rfd, int wfd, const struct con
 	if (fstat(wfd, &st) < 0 || !(S_ISSOCK(st.st_mode) || S_ISFIFO(st.st_mode)))
 		c->no_splice = true;
 	c->tty_pace = c->cfg.line_rate && isatty(wfd);
+	/* Unix98 pty slaves (majors 136-143) keep no transmit queue we could see. */
+	c->rate_pace = c->tty_pace && fstat(wfd, &st) == 0 && S_ISCHR(st.st_mode) &&
+		       major(st.st_rdev) >= 136 && major(st.st_rdev) <= 143;
 	/* The same for splicing input out of the stream; a packet log shows
 	 * every payload and a port keeps parsed bytes (hist), so not there. */
 	c->dx_ok = fstat(rfd, &st) == 0 && (S_ISSOCK(st.st_mode) || S_ISFIFO(st.st_mode)) &&
@@ -293,6 +298,38 @@ static int conn_splice_unsplice(struct conn *c)
 /* Bytes the kernel may hold for a slow line before we add more. */
 #define CONN_LINE_QUEUE 1024
 
+static long long conn_mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/*
+ * A pty: what the line's rate allows now.  Credit grows at line_rate up to
+ * one CONN_LINE_QUEUE and shrinks by what we wrote since the last look, so
+ * whatever stands behind the pty never holds more than that for us.
+ */
+static size_t conn_rate_room(struct conn *c)
+{
+	long long now = conn_mono_ns();
+	if (!c->pace_ns)
+		c->pace_credit = CONN_LINE_QUEUE;
+	else
+		c->pace_credit += (double)(now - c->pace_ns) * c->cfg.line_rate / 1e9;
+	c->pace_credit -= (double)(c->tx_bytes - c->pace_tx);
+	if (c->pace_credit > CONN_LINE_QUEUE)
+		c->pace_credit = CONN_LINE_QUEUE;
+	c->pace_ns = now;
+	c->pace_tx = c->tx_bytes;
+	if (c->pace_credit >= 1)
+		return (size_t)c->pace_credit;
+	/* Wait for a quarter of the queue's worth (at most 10 ms). */
+	long long ms = (long long)(CONN_LINE_QUEUE / 4 - c->pace_credit) * 1000 / c->cfg.line_rate;
+	loop_pause_for(&c->line_wait, ms < 1 ? 1 : ms > 10 ? 10 : (int)ms);
+	return 0;
+}
+
 /*
  * A slow tty: how much of the kernel's queue is free for us now, or 0 with
  * the write paused until the line has taken enough of it.
@@ -300,6 +337,8 @@ static int conn_splice_unsplice(struct conn *c)
 static size_t conn_line_room(struct conn *c)
 {
 	int q = 0;
+	if (c->rate_pace)
+		return conn_rate_room(c);
 	if (!c->tty_pace || ioctl(c->wfd, TIOCOUTQ, &q) < 0)
 		return SIZE_MAX;
 	if (q < CONN_LINE_QUEUE)
@@ -544,9 +583,22 @@ size_t chan_packet_max(const struct chan *ch, bool inbound)
 	return max < CHAN_DATA_MAX ? max : CHAN_DATA_MAX;
 }
 
+/* Slow line: one packet per channel per loop round while the round had room. */
+static bool chan_round_turn(const struct chan *ch)
+{
+	struct conn *c = ch->c;
+	if (c->room_round != c->loop->round) {
+		c->room_round = c->loop->round;
+		c->round_room = conn_can_queue(c);
+	}
+	return c->round_room && ch->sent_round != c->loop->round && !c->dead && !c->ended;
+}
+
 size_t chan_send_room(const struct chan *ch)
 {
-	if (ch->state != CH_OPEN || ch->sent_eof || ch->sent_close || !conn_can_queue(ch->c))
+	if (ch->state != CH_OPEN || ch->sent_eof || ch->sent_close)
+		return 0;
+	if (ch->c->cfg.tx_maxpkt ? !chan_round_turn(ch) : !conn_can_queue(ch->c))
 		return 0;
 	/* One pipe payload in the queue at a time: wait until it is out. */
 	if (ch->c->sp_left)
@@ -602,6 +654,7 @@ void chan_data_commit(struct chan *ch, uint32_t ext, size_t n)
 		pktlog_write(c->cfg.pktlog, '>', w + 4, hl - 4 + n);
 	buf_commit(&c->out, hl + n);
 	ch->rwin -= (uint32_t)n;
+	ch->sent_round = c->loop->round;
 }
 
 size_t chan_send(struct chan *ch, uint32_t ext, const void *p, size_t n)
@@ -689,6 +742,7 @@ int chan_send_pipe(struct chan *ch, uint32_t ext, const void *pre, size_t a, int
 		memcpy(w + hl, pre, a);
 	buf_commit(&c->out, hl + a);
 	ch->rwin -= (uint32_t)(a + f);
+	ch->sent_round = c->loop->round;
 	c->sp_fd = dfd;
 	c->sp_at = buf_used(&c->out);
 	c->sp_left = f;

@@ -76,6 +76,7 @@ struct chan {
 	uint32_t lunacked; /* consumed, not yet returned by WINDOW_ADJUST */
 	uint32_t lmaxpkt;
 	uint32_t rwin;     /* bytes we may still send */
+	uint64_t sent_round; /* slow line: the loop round of our last data packet */
 	uint32_t rmaxpkt;
 	uint32_t tags[CHAN_MAX_PENDING_REPLIES];
 	unsigned tag_head, tag_n;
@@ -227,6 +228,22 @@ struct conn {
 	 */
 	bool tty_pace;
 	struct loop_pause line_wait;
+	/*
+	 * A pty reports no queue (TIOCOUTQ is 0) although a relay behind it
+	 * may stand for a slow line: there we pace ourselves at line_rate, a
+	 * token bucket of pace_credit bytes (at most one CONN_LINE_QUEUE).
+	 */
+	bool rate_pace;
+	/*
+	 * Slow line (cfg.tx_maxpkt): whether the queue had room when this
+	 * loop round began; then every channel ready in the round may queue
+	 * one packet, so the first watch in the loop cannot take all of it.
+	 */
+	uint64_t room_round;
+	bool round_room;
+	double pace_credit;
+	long long pace_ns;
+	uint64_t pace_tx;
 	uint64_t z_raw_end; /* ztx: the stream is compressed from this byte on */
 };
 

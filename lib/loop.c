@@ -75,6 +75,7 @@ int loop_once(struct loop *l, int timeout_ms)
 	}
 	struct pollfd *pfd = l->pfd;
 	l->wake_ms = -1;
+	l->round++;
 	for (size_t i = 0; i < n; i++) {
 		struct watch *w = l->w[i];
 		pfd[i].fd = w->fd;

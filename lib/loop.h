@@ -8,6 +8,7 @@
 #define WICKET_LOOP_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stddef.h>
 
 struct pollfd;
@@ -34,6 +35,7 @@ struct loop {
 	size_t pcap;
 	bool stop;
 	int wake_ms; /* set by want() hooks through loop_pause_active(); -1: none */
+	uint64_t round; /* counts loop_once() calls: "this round" for fairness */
 };
 
 /*

@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "buf.h"
@@ -282,6 +284,7 @@ static struct fx *fx_new(const struct conn_cfg *scfg, const struct conn_cfg *ccf
 	f->srv.inited = true;
 	if (!ccfg) {
 		f->raw = true;
+		set_nonblock(f->sp[1]);
 		buf_init(&f->rin, 4u * 1024 * 1024);
 		return f;
 	}
@@ -290,6 +293,35 @@ static struct fx *fx_new(const struct conn_cfg *scfg, const struct conn_cfg *ccf
 	if (conn_init(&f->cli.c, &f->l, f->sp[1], f->sp[1], &cc, &sops, &f->cli) < 0)
 		bail_out("conn_init client failed");
 	f->cli.inited = true;
+	return f;
+}
+
+/* A server conn on a pty slave (raw mode), the test on the master. */
+static struct fx *fx_new_pty(const struct conn_cfg *scfg)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	if (!f)
+		bail_out("out of memory");
+	loop_init(&f->l);
+	int m = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (m < 0 || grantpt(m) < 0 || unlockpt(m) < 0)
+		bail_out("no pty");
+	int sl = open(ptsname(m), O_RDWR | O_NOCTTY | O_CLOEXEC);
+	struct termios t;
+	if (sl < 0 || tcgetattr(sl, &t) < 0)
+		bail_out("cannot open the pty slave");
+	cfmakeraw(&t);
+	tcsetattr(sl, TCSANOW, &t);
+	f->sp[0] = sl;
+	f->sp[1] = m;
+	set_nonblock(sl);
+	set_nonblock(m);
+	f->srv.auto_consume = true;
+	if (conn_init(&f->srv.c, &f->l, sl, sl, scfg, &sops, &f->srv) < 0)
+		bail_out("conn_init on the pty failed");
+	f->srv.inited = true;
+	f->raw = true;
+	buf_init(&f->rin, 4u * 1024 * 1024);
 	return f;
 }
 
@@ -352,7 +384,7 @@ static void raw_write(struct fx *f, const void *p, size_t n)
 {
 	const uint8_t *b = p;
 	while (n) {
-		ssize_t w = send(f->sp[1], b, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+		ssize_t w = write(f->sp[1], b, n); /* socket or pty master; SIGPIPE ignored */
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w < 0 && errno == EAGAIN) {
@@ -396,7 +428,7 @@ static void raw_recv(struct fx *f)
 		uint8_t *w = buf_reserve(&f->rin, 65536);
 		if (!w)
 			return;
-		ssize_t n = recv(f->sp[1], w, 65536, MSG_DONTWAIT);
+		ssize_t n = read(f->sp[1], w, 65536);
 		if (n <= 0)
 			return;
 		buf_commit(&f->rin, (size_t)n);
@@ -2032,6 +2064,85 @@ static void test_host_nonce(void)
 	fx_free(f);
 }
 
+
+/* Slow line (tx_maxpkt): each channel ready in a loop round queues one packet. */
+static void test_slow_round_robin(void)
+{
+	struct conn_cfg cc = { .software = "c", .out_high = 2000, .tx_maxpkt = 500 };
+	struct conn_cfg sc = { .software = "s" };
+	struct fx *f = fx_new(&sc, &cc);
+	struct tchan *a = calloc(1, sizeof(*a)), *b = calloc(1, sizeof(*b));
+	if (!ok(open_session(f, a) && open_session(f, b), "two sessions on a slow line")) {
+		free(a);
+		free(b);
+		fx_free(f);
+		return;
+	}
+	static uint8_t data[4000];
+	fill_pattern(data, sizeof(data), 9);
+	pump_once(f, 0); /* a new round */
+	ok(chan_send_room(a->ch) > 0 && chan_send_room(b->ch) > 0, "both have room this round");
+	is_int(chan_send(a->ch, 0, data, sizeof(data)), 500, "the first takes one packet");
+	is_int(chan_send_room(a->ch), 0, "and no more this round");
+	is_int(chan_send(b->ch, 0, data, sizeof(data)), 500, "the second still gets its packet");
+	pump_once(f, 0);
+	ok(chan_send_room(a->ch) > 0, "the next round: room again");
+	size_t sa = 500, sb = 500;
+	for (int i = 0; i < 400 && (sa < sizeof(data) || sb < sizeof(data)); i++) {
+		sa += chan_send(a->ch, 0, data + sa, sizeof(data) - sa);
+		sb += chan_send(b->ch, 0, data + sb, sizeof(data) - sb);
+		pump_once(f, 5);
+	}
+	PUMP_UNTIL(f, f->srv.acc[0].rxn >= sizeof(data) && f->srv.acc[1].rxn >= sizeof(data));
+	is_mem(f->srv.acc[0].rx, f->srv.acc[0].rxn, data, sizeof(data), "first channel intact");
+	is_mem(f->srv.acc[1].rx, f->srv.acc[1].rxn, data, sizeof(data), "second channel intact");
+	free(a);
+	free(b);
+	fx_free(f);
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/*
+ * On a pty (no TIOCOUTQ to watch) with a line rate, what reaches the other
+ * end grows at that rate plus one CONN_LINE_QUEUE (1024), not at once.
+ */
+static void test_pty_rate_pace(void)
+{
+	const unsigned rate = 4000;
+	struct conn_cfg sc = { .software = "s", .line_rate = rate, .tx_maxpkt = 512,
+			       .out_high = 1024 };
+	struct fx *f = fx_new_pty(&sc);
+	ok(f->srv.c.rate_pace, "a pty slave with a line rate is paced by the rate");
+	raw_greet(f);
+	long sid = raw_open(f, 1, 1u << 20, 32768);
+	if (!ok(sid >= 0, "session opened over the pty")) {
+		fx_free(f);
+		return;
+	}
+	struct chan *ch = f->srv.acc[0].ch;
+	static uint8_t data[16000];
+	fill_pattern(data, sizeof(data), 3);
+	raw_recv(f);
+	size_t base = buf_used(&f->rin), sent = 0;
+	double t0 = now_s(), el = 0;
+	while ((el = now_s() - t0) < 0.6) {
+		sent += chan_send(ch, 0, data + sent, sizeof(data) - sent);
+		pump_once(f, 5);
+		raw_recv(f);
+	}
+	size_t got = buf_used(&f->rin) - base;
+	double bound = 1024 + rate * el * 1.3 + 256;
+	ok(got > 1000 && got <= bound, "%zu bytes crossed in %.2f s at %u B/s (bound %.0f; "
+	   "%zu queued)", got, el, rate, bound, sent);
+	fx_free(f);
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -2067,5 +2178,7 @@ int main(void)
 	test_port_partial_greeting();
 	test_port_cut_disconnect();
 	test_host_nonce();
+	test_slow_round_robin();
+	test_pty_rate_pace();
 	return done_testing();
 }
