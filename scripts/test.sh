@@ -46,6 +46,21 @@ for line in open(sys.argv[1]):
     counts[r["result"]] = counts.get(r["result"], 0) + 1
 ok = counts.get("OK", 0) + counts.get("EXPECTEDFAIL", 0)
 bad = sum(v for k, v in counts.items() if k not in ("OK", "EXPECTEDFAIL", "SKIP"))
+# The failing subtests again, right above the summary, where a CI log
+# that keeps only its head and tail still shows them.
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    if r["result"] in ("OK", "EXPECTEDFAIL", "SKIP"):
+        continue
+    out = (r.get("stdout") or "").splitlines()
+    bad_lines = [i for i, l in enumerate(out) if l.startswith("not ok") or l.startswith("Bail out")]
+    print(f"FAILED {r['name']} ({r['result']}):")
+    for i in bad_lines[:5]:
+        for l in out[i:i + 12]:
+            print("    " + l[:300])
+    if not bad_lines:
+        for l in out[-15:]:
+            print("    " + l[:300])
 print(f"{ok} passed, {bad} failed, {counts.get('SKIP', 0)} skipped")
 PY
 exit $rc

@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netdb.h>
 #include <poll.h>
 #include <signal.h>
@@ -25,7 +26,7 @@
 #include "client.h"
 #include "log.h"
 
-#ifdef HAVE_LIBCRYPTO
+#if defined(HAVE_LIBCRYPTO) && !defined(WICKET_SSH_FRONT)
 #include "privsep.h"
 #include "sshs.h"
 
@@ -469,13 +470,7 @@ int ssh_net_child(int argc, char **argv)
 	return privsep_net_child(argc, argv);
 }
 
-#else /* !HAVE_LIBCRYPTO */
-
-int ssh_net_child(int argc, char **argv)
-{
-	fprintf(stderr, "wicket: this wicket was built without SSH support (libcrypto)\n");
-	return WICKET_EXIT_FAILURE;
-}
+#else /* the front program, or no libcrypto */
 
 bool ssh_proxy_wanted(int argc, char **argv, int i)
 {
@@ -483,6 +478,52 @@ bool ssh_proxy_wanted(int argc, char **argv, int i)
 		if (strcmp(argv[i], "--ssh") == 0)
 			return true;
 	return false;
+}
+
+#ifdef WICKET_SSH_FRONT
+/*
+ * The SSH commands are wicket-ssh's: run it with our whole command line
+ * (it parses the same options).  Next to us in a build tree, else libexec.
+ */
+static int ssh_helper(char **argv)
+{
+	char self[PATH_MAX], path[PATH_MAX + 16];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n > 0) {
+		self[n] = 0;
+		char *slash = strrchr(self, '/');
+		if (slash) {
+			*slash = 0;
+			snprintf(path, sizeof(path), "%s/wicket-ssh", self);
+			if (access(path, X_OK) == 0)
+				execv(path, argv);
+		}
+	}
+	snprintf(path, sizeof(path), "%s/wicket-ssh", WICKET_LIBEXECDIR);
+	execv(path, argv);
+	fprintf(stderr, "wicket: cannot run the SSH server %s: %s\n", path, strerror(errno));
+	return WICKET_EXIT_FAILURE;
+}
+
+int ssh_net_child(int argc, char **argv)
+{
+	return ssh_helper(argv);
+}
+
+int ssh_cmd_proxy(int argc, char **argv, int i, struct globals *g)
+{
+	return ssh_helper(argv);
+}
+
+int ssh_cmd_serve(int argc, char **argv, int i, struct globals *g)
+{
+	return ssh_helper(argv);
+}
+#else
+int ssh_net_child(int argc, char **argv)
+{
+	fprintf(stderr, "wicket: this wicket was built without SSH support (libcrypto)\n");
+	return WICKET_EXIT_FAILURE;
 }
 
 int ssh_cmd_proxy(int argc, char **argv, int i, struct globals *g)
@@ -495,4 +536,5 @@ int ssh_cmd_serve(int argc, char **argv, int i, struct globals *g)
 {
 	return ssh_cmd_proxy(argc, argv, i, g);
 }
+#endif
 #endif
