@@ -223,8 +223,11 @@ def measure(a, tmp):
         v = ratios[k]
         met = v <= t if op == "<=" else v >= t
         print("  %-40s %5.2f  (target %s %.1f)  %s" % (k, v, op, t, "met" if met else "MISSED"))
+    targets = {k: {"op": op, "limit": t, "value": ratios[k],
+                   "met": ratios[k] <= t if op == "<=" else ratios[k] >= t}
+               for k, (op, t) in TARGETS.items()}
     print("BENCH-JSON " + json.dumps({"exec": ex, "cp": cp, "ratios": ratios,
-                                      "size_mib": a.size_mib}))
+                                      "size_mib": a.size_mib, "targets": targets}))
     return 0
 
 

@@ -23,6 +23,8 @@ PACKAGES=(
 	putty-tools tmux python3 openssh-client openssh-sftp-server
 	# the SSH wrapper: sshd -i in bench_ssh.py, a third client, rsync -e ssh
 	openssh-server python3-asyncssh rsync
+	# bench/report.py: plots of every benchmark
+	python3-matplotlib
 	# fuzzing (scripts/fuzz.sh: clang + libFuzzer) and the SELinux module build
 	clang libclang-rt-14-dev selinux-policy-dev
 )
