@@ -15,6 +15,7 @@
 
 #include "client.h"
 #include "cp_priv.h"
+#include "help.h"
 #include "target.h"
 
 /*
@@ -99,10 +100,6 @@ static void sig_ready(struct watch *w, short rev)
 
 static const struct watch_ops sig_ops = { sig_want, sig_ready };
 
-static const char cp_usage[] =
-	"usage: wicket cp [-r] [-p] [-q] [--resume] [--requests N] [--buffer-size BYTES] SRC... DST\n"
-	"       (SRC or DST as TARGET:PATH; details in 'wicket --help')";
-
 int cmd_cp(int argc, char **argv, int i, struct globals *g)
 {
 	static struct cp cp;
@@ -121,10 +118,6 @@ int cmd_cp(int argc, char **argv, int i, struct globals *g)
 		}
 		if (a[0] != '-' || !a[1])
 			break;
-		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-			printf("%s\n", cp_usage);
-			return 0;
-		}
 		if (strcmp(a, "--resume") == 0) {
 			cp.resume = true;
 		} else if (strcmp(a, "--recursive") == 0) {
@@ -167,7 +160,8 @@ int cmd_cp(int argc, char **argv, int i, struct globals *g)
 	}
 	int nops = argc - i;
 	if (nops < 2) {
-		fprintf(stderr, "wicket: cp needs a source and a destination\n%s\n", cp_usage);
+		fprintf(stderr, "wicket: cp needs a source and a destination\nusage: wicket %s\n",
+			help_synopsis("cp"));
 		return WICKET_EXIT_FAILURE;
 	}
 	char **ops = argv + i;
