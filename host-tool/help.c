@@ -65,7 +65,11 @@ static const struct cmd_help cmds[] = {
 	  "                SRC counts as done; failed copies keep .NAME.wicket-part\n"
 	  "  --requests N  READ/WRITE requests in flight (default 64, at most 1024)\n"
 	  "  --buffer-size BYTES\n"
-	  "                bytes per READ/WRITE (default 252K, at most 255K)\n" },
+	  "                bytes per READ/WRITE (default 252K, at most 255K)\n"
+	  "  --complete TARGET:PREFIX\n"
+	  "                copy nothing: print the remote names starting with PREFIX,\n"
+	  "                one a line, directories with a trailing '/' (for shell\n"
+	  "                completion; exit 1 when the directory cannot be read)\n" },
 	{ "forward", "forward TARGET -L [BIND:]PORT:HOST:HOSTPORT [-L ...]",
 	  "forward local TCP ports into the guest, without ssh",
 	  "Listen on BIND:PORT (default bind 127.0.0.1; PORT 0 picks one) and connect\n"
