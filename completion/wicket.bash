@@ -134,6 +134,23 @@ _wicket_cp_operand()
 	esac
 }
 
+# A word as the shell will pass it, for the simple quoting people type:
+# 'x', "x", and backslash escapes.
+_wicket_dequote()
+{
+	local w=$1
+	if [[ $w == \'*\' && ${#w} -ge 2 ]]; then
+		w=${w:1:${#w}-2}
+	elif [[ $w == \"*\" && ${#w} -ge 2 ]]; then
+		w=${w:1:${#w}-2}
+	elif [[ $w == \'* || $w == \"* ]]; then
+		w=${w:1}
+	else
+		w=$(printf '%s' "$w" | sed 's/\\\(.\)/\1/g')
+	fi
+	printf '%s' "$w"
+}
+
 _wicket()
 {
 	COMPREPLY=()
@@ -145,6 +162,11 @@ _wicket()
 		cur=${words[-1]}
 		unset 'words[-1]'
 	fi
+	local raw=$cur k
+	cur=$(_wicket_dequote "$cur")
+	for k in "${!words[@]}"; do
+		[[ ${words[k]} == *[\'\"\\]* ]] && words[k]=$(_wicket_dequote "${words[k]}")
+	done
 	local _wicket_bin=${words[0]:-wicket}
 	_wicket_bin=${_wicket_bin/#\~/$HOME}
 	local -A gopt=() copt=()
@@ -241,11 +263,11 @@ _wicket()
 	fi
 	# bash replaces only the part of the word after the last break character
 	# (':' and '=' by default): drop what comes before it.
-	local breaks=${COMP_WORDBREAKS-:=} pre="" c k
-	for ((k = ${#cur} - 1; k >= 0; k--)); do
-		c=${cur:k:1}
+	local breaks=${COMP_WORDBREAKS-:=} pre="" c
+	for ((k = ${#raw} - 1; k >= 0; k--)); do
+		c=${raw:k:1}
 		if [[ $breaks == *"$c"* ]]; then
-			pre=${cur:0:k+1}
+			pre=${raw:0:k+1}
 			break
 		fi
 	done
