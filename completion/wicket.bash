@@ -51,7 +51,8 @@ _wicket_add()
 {
 	local w q
 	for w; do
-		printf -v q '%q' "$w"
+		# Raw words for completion/wicket.fish, which quotes them itself.
+		if [[ ${WICKET_COMPLETE_RAW-} ]]; then q=$w; else printf -v q '%q' "$w"; fi
 		COMPREPLY+=("$q")
 		[[ $w == */ || $w == *: ]] && compopt -o nospace 2>/dev/null
 	done

@@ -25,8 +25,9 @@ PACKAGES=(
 	openssh-server python3-asyncssh rsync
 	# fuzzing (scripts/fuzz.sh: clang + libFuzzer) and the SELinux module build
 	clang libclang-rt-14-dev selinux-policy-dev
-	# man pages: tests/integration/test_docs.py lints them (mandoc -T lint)
-	mandoc
+	# man pages: tests/integration/test_docs.py lints them (mandoc -T lint);
+	# and drives the fish completion
+	mandoc fish
 )
 
 SUDO=

@@ -17,7 +17,9 @@
   COMP_WORDS split at ':'): commands, options per command, targets, pid/
   and unix/ paths, remote paths of `wicket cp TARGET:PATH` from a real
   wicketd on a Unix socket (hostile names left out), and vm/ names from a
-  real libvirtd of this test's own (tests/integration/test_libvirt.py's)."""
+  real libvirtd of this test's own (tests/integration/test_libvirt.py's).
+- completion/wicket.fish (which asks the bash one) through fish's own
+  `complete -C` (skips when fish is missing)."""
 
 import os
 import re
@@ -462,6 +464,32 @@ def _():
     # Without -c: $LIBVIRT_DEFAULT_URI, as wicket itself.
     got = complete(W + " shell vm/", env={"LIBVIRT_DEFAULT_URI": uri})
     expect_eq(sorted(got), sorted("vm/" + n for n in names), "vm/ names by LIBVIRT_DEFAULT_URI")
+
+
+@tap.check("fish completion (asks the bash one): commands, options, remote cp paths")
+def _():
+    fish = shutil.which("fish")
+    if not fish:
+        raise Skip("fish is not installed (Debian package fish)")
+    script = os.path.join(BUILDDIR, "completion", "wicket.fish")
+    env = dict(os.environ, WICKET_BASH_COMPLETION=COMPLETION,
+               PATH=os.path.dirname(WICKET) + ":" + os.environ.get("PATH", ""))
+
+    def fcomplete(line):
+        r = run([fish, "--no-config", "-c", "source %s; complete -C %s"
+                 % (shlex.quote(script), shlex.quote(line))], timeout=30, env=env)
+        expect(r.rc == 0 and not r.err, "fish completion of %r\n%s" % (line, r.describe()))
+        return sorted(l.split("\t")[0] for l in r.out.decode().split("\n") if l)
+    expect_eq(fcomplete("wicket sh"), ["shell"], "'wicket sh'")
+    got = fcomplete("wicket cp -")
+    for o in ("--resume", "--complete", "-r", "--share"):
+        expect(o in got, "%s missing from %r" % (o, got))
+    tgt = S["agent"].target
+    d = S["remote"]
+    # fish keeps the whole token (no ':' break) and quotes names itself.
+    expect_eq(fcomplete("wicket cp %s:%s/" % (tgt, d)),
+              sorted("%s:%s/%s" % (tgt, d, n) for n in ("file-one", "file-two", "with space",
+                                                         "sub/")), "remote names")
 
 
 def setup():
