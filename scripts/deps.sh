@@ -26,8 +26,8 @@ PACKAGES=(
 	# fuzzing (scripts/fuzz.sh: clang + libFuzzer) and the SELinux module build
 	clang libclang-rt-14-dev selinux-policy-dev
 	# man pages: tests/integration/test_docs.py lints them (mandoc -T lint);
-	# and drives the fish completion
-	mandoc fish
+	# and drives the fish and zsh completions
+	mandoc fish zsh
 )
 
 SUDO=

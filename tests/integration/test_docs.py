@@ -19,7 +19,9 @@
   wicketd on a Unix socket (hostile names left out), and vm/ names from a
   real libvirtd of this test's own (tests/integration/test_libvirt.py's).
 - completion/wicket.fish (which asks the bash one) through fish's own
-  `complete -C` (skips when fish is missing)."""
+  `complete -C`, and completion/_wicket (zsh; also asks the bash one) in an
+  interactive zsh under compinit on a zpty (each skips when its shell is
+  missing)."""
 
 import os
 import re
@@ -490,6 +492,55 @@ def _():
     expect_eq(fcomplete("wicket cp %s:%s/" % (tgt, d)),
               sorted("%s:%s/%s" % (tgt, d, n) for n in ("file-one", "file-two", "with space",
                                                          "sub/")), "remote names")
+
+
+# An interactive zsh on a pty (zpty) with compinit and our _wicket on fpath:
+# the line is typed, then Tab; compadd is replaced by one that writes down
+# the words it is given.
+ZSH_DRIVER = r"""
+zmodload zsh/zpty
+out=$1 line=$2 dir=$3
+zpty z 'zsh -f -i'
+zpty -w z "fpath=($dir \$fpath); autoload -Uz compinit; compinit -u -D"
+zpty -w z "compadd() { while (( \$# )); do case \$1 in (-S|-P|-J|-V|-X|-x) shift 2;; (--) shift; break;; (-*) shift;; (*) break;; esac; done; print -rl -- \"\$@\" >> $out; }"
+zpty -w z "print READY"
+zpty -r z l '*READY*'
+zpty -r z l '*READY*'
+zpty -w -n z "$line"$'\t'
+for i in {1..100}; do [[ -s $out ]] && break; sleep 0.1; done
+sleep 0.3
+zpty -d z
+"""
+
+
+@tap.check("zsh completion (asks the bash one) under compinit: commands, options, remote paths")
+def _():
+    zsh = shutil.which("zsh")
+    if not zsh:
+        raise Skip("zsh is not installed (Debian package zsh)")
+    driver = os.path.join(S["tmp"], "driver.zsh")
+    with open(driver, "w") as f:
+        f.write(ZSH_DRIVER)
+    env = dict(os.environ, WICKET_BASH_COMPLETION=COMPLETION,
+               PATH=os.path.dirname(WICKET) + ":" + os.environ.get("PATH", ""))
+    n = [0]
+
+    def zcomplete(line):
+        n[0] += 1
+        out = os.path.join(S["tmp"], "zsh-out-%d" % n[0])
+        r = run([zsh, "-f", driver, out, line, os.path.join(BUILDDIR, "completion")],
+                timeout=30, env=env)
+        expect(r.rc == 0, "zsh driver for %r\n%s" % (line, r.describe()))
+        try:
+            return sorted(l for l in read(out).split("\n") if l)
+        except FileNotFoundError:
+            return []
+    expect_eq(zcomplete("wicket sh"), ["shell"], "'wicket sh'")
+    expect_eq(zcomplete("wicket cp --re"), ["--recursive", "--requests", "--resume"], "cp --re")
+    tgt = S["agent"].target
+    d = S["remote"]
+    expect_eq(zcomplete("wicket cp %s:%s/file" % (tgt, d)),
+              sorted("%s:%s/%s" % (tgt, d, n) for n in ("file-one", "file-two")), "remote names")
 
 
 def setup():
