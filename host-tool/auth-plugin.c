@@ -393,13 +393,18 @@ static void init(struct plugin *p)
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: %s [--token-file FILE] [--user NAME]\n"
+		"Usage: %s [--token-file FILE] [--user NAME]\n"
+		"\n"
 		"PuTTY authentication plugin (protocol 2): answers `wicket serve`'s\n"
-		"keyboard-interactive one-time token prompt with the first line of FILE\n"
-		"(default: $WICKET_TOKEN_FILE); other prompts go to the user.\n"
-		"Configure it as a PuTTY saved session's AuthPlugin setting, e.g. the line\n"
+		"keyboard-interactive one-time token prompt with the first line of FILE;\n"
+		"other prompts go to the user.  Configure it as a PuTTY saved session's\n"
+		"AuthPlugin setting, e.g. the line\n"
 		"  AuthPlugin=%s --token-file F\n"
-		"in ~/.putty/sessions/NAME, then plink -load NAME ...\n",
+		"in ~/.putty/sessions/NAME, then plink -load NAME ...\n"
+		"\n"
+		"  --token-file FILE  the token's file (default: $WICKET_TOKEN_FILE)\n"
+		"  --user NAME        the login name to suggest to the client\n"
+		"  -h, --help         this text\n",
 		prog, prog);
 }
 

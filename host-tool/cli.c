@@ -14,6 +14,7 @@
 
 #include "client.h"
 #include "config.h"
+#include "help.h"
 #include "log.h"
 #include "mux/mux.h"
 #include "target.h"
@@ -44,6 +45,13 @@ int cli_one_target(int argc, char **argv, int i, struct globals *g, const char *
 	return 0;
 }
 
+static const char *cli_cmd; /* the command word, for the hint */
+
+void cli_set_command(const char *cmd)
+{
+	cli_cmd = cmd;
+}
+
 int usage_error(const char *fmt, const char *arg)
 {
 	fputs("wicket: ", stderr);
@@ -51,7 +59,10 @@ int usage_error(const char *fmt, const char *arg)
 #pragma GCC diagnostic ignored "-Wformat-nonliteral"
 	fprintf(stderr, fmt, arg);
 #pragma GCC diagnostic pop
-	fputs(" (see 'wicket --help')\n", stderr);
+	if (cli_cmd)
+		fprintf(stderr, " (see 'wicket %s --help')\n", cli_cmd);
+	else
+		fputs(" (see 'wicket --help')\n", stderr);
 	return WICKET_EXIT_FAILURE;
 }
 
@@ -62,6 +73,14 @@ static int parse_ctr_global(struct globals *g, int argc, char **argv, int *i);
 int parse_global(struct globals *g, int argc, char **argv, int *i)
 {
 	const char *a = argv[*i];
+	if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+		help_print(stdout, g->cmd);
+		exit(fflush(stdout) == 0 ? 0 : WICKET_EXIT_FAILURE);
+	}
+	if (strcmp(a, "-V") == 0 || strcmp(a, "--version") == 0) {
+		printf("wicket %s\n", WICKET_VERSION);
+		exit(fflush(stdout) == 0 ? 0 : WICKET_EXIT_FAILURE);
+	}
 	if (strcmp(a, "--proxy-command") == 0 || strcmp(a, "--packet-log") == 0) {
 		if (*i + 1 >= argc) {
 			usage_error("%s needs an argument", a);

@@ -16,6 +16,7 @@ enum share_mode { SHARE_AUTO = 0, SHARE_NO, SHARE_ONLY };
 
 /* Options that may appear before or after the command word. */
 struct globals {
+	const char *cmd; /* the command word, for -h/--help after it (NULL before) */
 	const char *proxy_cmd;
 	const char *uri; /* -c/--connect: libvirt URI for vm/NAME and list */
 	FILE *pktlog;
@@ -40,8 +41,13 @@ extern bool wicket_compress;
 /* The defaults above, and $WICKET_SHARE. */
 void globals_init(struct globals *g);
 
-/* Global option at argv[*i]?  Consumes its argument; 1 yes, 0 no, -1 error. */
+/*
+ * Global option at argv[*i]?  Consumes its argument; 1 yes, 0 no, -1 error.
+ * -h/--help (g->cmd's help) and -V/--version print and exit 0.
+ */
 int parse_global(struct globals *g, int argc, char **argv, int *i);
+/* The command word usage_error's hint names. */
+void cli_set_command(const char *cmd);
 /* Print "wicket: <fmt>" and a hint; returns the failure exit code. */
 int usage_error(const char *fmt, const char *arg) __attribute__((format(printf, 1, 0)));
 /* A command's own option at argv[*i]: 1 consumed, 0 not ours, -1 error (reported). */

@@ -15,6 +15,7 @@
 
 #include "client.h"
 #include "cp_priv.h"
+#include "help.h"
 #include "target.h"
 
 /*
@@ -99,15 +100,32 @@ static void sig_ready(struct watch *w, short rev)
 
 static const struct watch_ops sig_ops = { sig_want, sig_ready };
 
-static const char cp_usage[] =
-	"usage: wicket cp [-r] [-p] [-q] [--resume] [--requests N] [--buffer-size BYTES] SRC... DST\n"
-	"       (SRC or DST as TARGET:PATH; details in 'wicket --help')";
+/* --complete TARGET:PREFIX (for shell completion). */
+static int cp_complete_cmd(int nops, char **ops, struct globals *g)
+{
+	if (nops != 1)
+		return usage_error("cp --complete takes one TARGET:PREFIX%s", "");
+	size_t tl = remote_target_len(ops[0], g->proxy_cmd != NULL);
+	if (!tl)
+		return usage_error("cp --complete: '%s' is not TARGET:PREFIX", ops[0]);
+	AUTOFREE char *target = strndup(ops[0], tl);
+	if (!target)
+		return WICKET_EXIT_FAILURE;
+	struct tp tp;
+	if (open_target(target, g, &tp) < 0)
+		return WICKET_EXIT_FAILURE;
+	signal(SIGPIPE, SIG_IGN);
+	int code = cp_complete(&tp, target, ops[0] + tl + 1, g->pktlog);
+	tp_close(&tp);
+	return code;
+}
 
 int cmd_cp(int argc, char **argv, int i, struct globals *g)
 {
 	static struct cp cp;
 	cp = (struct cp){ .sigfd = -1 };
 	struct sftp_opts so = { .pktlog = NULL };
+	bool complete = false;
 	for (; i < argc; i++) {
 		const char *a = argv[i];
 		int r = parse_global(g, argc, argv, &i);
@@ -121,11 +139,9 @@ int cmd_cp(int argc, char **argv, int i, struct globals *g)
 		}
 		if (a[0] != '-' || !a[1])
 			break;
-		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-			printf("%s\n", cp_usage);
-			return 0;
-		}
-		if (strcmp(a, "--resume") == 0) {
+		if (strcmp(a, "--complete") == 0) {
+			complete = true;
+		} else if (strcmp(a, "--resume") == 0) {
 			cp.resume = true;
 		} else if (strcmp(a, "--recursive") == 0) {
 			cp.recursive = true;
@@ -166,8 +182,11 @@ int cmd_cp(int argc, char **argv, int i, struct globals *g)
 		}
 	}
 	int nops = argc - i;
+	if (complete)
+		return cp_complete_cmd(argc - i, argv + i, g);
 	if (nops < 2) {
-		fprintf(stderr, "wicket: cp needs a source and a destination\n%s\n", cp_usage);
+		fprintf(stderr, "wicket: cp needs a source and a destination\nusage: wicket %s\n",
+			help_synopsis("cp"));
 		return WICKET_EXIT_FAILURE;
 	}
 	char **ops = argv + i;

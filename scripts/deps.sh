@@ -27,6 +27,9 @@ PACKAGES=(
 	python3-matplotlib
 	# fuzzing (scripts/fuzz.sh: clang + libFuzzer) and the SELinux module build
 	clang libclang-rt-14-dev selinux-policy-dev
+	# man pages: tests/integration/test_docs.py lints them (mandoc -T lint);
+	# and drives the fish and zsh completions
+	mandoc fish zsh
 )
 
 SUDO=

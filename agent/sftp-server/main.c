@@ -92,6 +92,8 @@ static const char usage[] =
 	"  -l LEVEL               log level on stderr: error, warn, info, debug\n"
 	"                         (OpenSSH's QUIET..DEBUG3 are accepted too)\n"
 	"  -e                     log to stderr (always; accepted for OpenSSH compatibility)\n"
+	"  -f FACILITY            syslog facility: accepted for OpenSSH compatibility,\n"
+	"                         ignored (the log goes to stderr)\n"
 	"  -h, --help             this text\n"
 	"  -V, --version          print the version\n";
 

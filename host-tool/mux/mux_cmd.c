@@ -15,23 +15,6 @@
 
 #define MUX_CMD_TIMEOUT_MS 10000
 
-static const char mux_usage[] =
-	"Usage: wicket mux status|stop|start [OPTION...] TARGET\n"
-	"  status    show the mux of TARGET: socket, clients, channels, bytes, uptime\n"
-	"            (exit 0 when one runs, 1 when none)\n"
-	"  stop      end the mux of TARGET; its clients fail with the reason (exit 255)\n"
-	"            (exit 0 when it stopped, 1 when none ran)\n"
-	"  start     start the mux of TARGET now, if none runs (exit 0), so later\n"
-	"            commands find the stream warm\n"
-	"Options (also global options, before the command):\n"
-	"  --persist SECONDS|forever  how long a mux started now lingers after its\n"
-	"                             last client (default 60)\n"
-	"  --keepalive SECONDS        probe the agent this often; after 3 silent\n"
-	"                             intervals the stream counts as lost (default 10,\n"
-	"                             0 off)\n"
-	"  -c URI, --proxy-command CMD: as for every command (they are part of the\n"
-	"                             target's identity)\n";
-
 /* One global request to the mux and its reply; 1 success, 0 failure, -1 error. */
 static int mux_request(const struct mux_key *k, const char *name, char *text, size_t textlen)
 {
@@ -117,21 +100,19 @@ static int no_mux(const char *target, int r)
 
 int mux_cmd(int argc, char **argv, int i, struct globals *g)
 {
-	if (i < argc && (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)) {
-		fputs(mux_usage, stdout);
-		return 0;
+	/* Global options (and --help) may come before the subcommand too. */
+	for (; i < argc && argv[i][0] == '-'; i++) {
+		int r = parse_global(g, argc, argv, &i);
+		if (r < 0)
+			return WICKET_EXIT_FAILURE;
+		if (!r)
+			return usage_error("unknown option '%s'", argv[i]);
 	}
 	if (i >= argc)
 		return usage_error("%s needs status, stop or start", "mux");
 	const char *sub = argv[i++];
 	if (strcmp(sub, "status") != 0 && strcmp(sub, "stop") != 0 && strcmp(sub, "start") != 0)
 		return usage_error("mux: unknown subcommand '%s' (status, stop, start)", sub);
-	for (int j = i; j < argc; j++) {
-		if (strcmp(argv[j], "--help") == 0 || strcmp(argv[j], "-h") == 0) {
-			fputs(mux_usage, stdout);
-			return 0;
-		}
-	}
 	char cmd[32];
 	snprintf(cmd, sizeof(cmd), "mux %s", sub);
 	int bad = cli_one_target(argc, argv, i, g, cmd, NULL, NULL, &i);

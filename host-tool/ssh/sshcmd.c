@@ -96,8 +96,19 @@ static int serve_opt(void *ctx, int argc, char **argv, int *i)
 
 static int proxy_opt(void *ctx, int argc, char **argv, int *i)
 {
-	if (strcmp(argv[*i], "--ssh") == 0)
+	static const char *const serve_only[] = { "--listen", "--login-grace-time", "--max-unauth",
+						  "--max-clients" };
+	const char *a = argv[*i];
+	if (strcmp(a, "--ssh") == 0)
 		return 1;
+	/* Accepted by serve alone: proxy --ssh has one client and no listener. */
+	for (size_t k = 0; k < sizeof(serve_only) / sizeof(serve_only[0]); k++) {
+		size_t n = strlen(serve_only[k]);
+		if (strncmp(a, serve_only[k], n) == 0 && (!a[n] || a[n] == '=')) {
+			usage_error("%s is for 'wicket serve'", serve_only[k]);
+			return -1;
+		}
+	}
 	return parse_ssh_opt(ctx, argc, argv, i);
 }
 
@@ -174,8 +185,6 @@ int ssh_cmd_proxy(int argc, char **argv, int i, struct globals *g)
 	int bad = cli_one_target(argc, argv, i, g, "proxy --ssh", proxy_opt, &o, &i);
 	if (bad)
 		return bad;
-	if (o.listen)
-		return usage_error("%s is for 'wicket serve'", "--listen");
 	/*
 	 * KIND%NAME is KIND/NAME: scp and rsync take "HOST:PATH" for a local
 	 * file name when a '/' comes before the ':' (as systemd-ssh-proxy's
