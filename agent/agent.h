@@ -84,6 +84,9 @@ int agent_root_groups(int root_fd, const char *name, gid_t gid, gid_t *groups, i
  * host does, and unparsed input is left in it for the next session.
  */
 int agent_serve(int rfd, int wfd, const struct agent_cfg *cfg, struct buf *carry);
+/* --use-installed: exec the container's own wicketd on @fd (as --stdio) if
+ * there is one; returns when there is none or it cannot run. */
+void agent_use_installed(int fd);
 /*
  * The same, but the protocol worker is forked and sandboxed while
  * @wait_peer(@rfd) waits for a peer (0, or -errno: returned as is), so a

@@ -38,6 +38,10 @@ static const char usage[] =
 	"  --stdio               serve one connection on stdin/stdout\n"
 	"  --fd N                serve one connection on inherited descriptor N (a\n"
 	"                        socket; e.g. from podman exec --preserve-fds)\n"
+	"  --use-installed       with --fd: if a wicketd other than this program is\n"
+	"                        in PATH, /usr/sbin or /usr/local/sbin, run it on the\n"
+	"                        stream (as --stdio) instead (wicket brings the static\n"
+	"                        agent into containers with this)\n"
 	"  --listen ADDR         serve ADDR (repeatable):\n"
 	"                          unix/PATH        Unix socket, one process per connection\n"
 	"                          vsock/PORT       AF_VSOCK (default port 9022); only the\n"
@@ -335,10 +339,12 @@ int main(int argc, char **argv)
 {
 	/* OPT_POLICY: agent/options.c applies it, as it does the config file's keys. */
 	enum { OPT_STDIO = 256, OPT_LISTEN, OPT_POLICY, OPT_PKTLOG, OPT_CONFIG, OPT_NO_SANDBOX,
-	       OPT_PRINT_SYSCALLS, OPT_TOOLBOX, OPT_SESSION_ROOT, OPT_GREET_AFTER, OPT_FD };
+	       OPT_PRINT_SYSCALLS, OPT_TOOLBOX, OPT_SESSION_ROOT, OPT_GREET_AFTER, OPT_FD,
+	       OPT_USE_INSTALLED };
 	static const struct option opts[] = {
 		{ "stdio", no_argument, NULL, OPT_STDIO },
 		{ "fd", required_argument, NULL, OPT_FD },
+		{ "use-installed", no_argument, NULL, OPT_USE_INSTALLED },
 		{ "listen", required_argument, NULL, OPT_LISTEN },
 		{ "accept-env", required_argument, NULL, OPT_POLICY },
 		{ "no-accept-env", no_argument, NULL, OPT_POLICY },
@@ -368,7 +374,7 @@ int main(int argc, char **argv)
 	agent_cfg_defaults(&cfg);
 	const char *listen[MAX_LISTEN];
 	int nlisten = 0;
-	bool use_stdio = false, print_syscalls = false;
+	bool use_stdio = false, print_syscalls = false, use_installed = false;
 	int stream_fd = -1; /* --fd N: the one connection, instead of stdin/stdout */
 	static char pktlog_buf[BUFSIZ];
 	log_set_ident("wicketd");
@@ -397,6 +403,9 @@ int main(int argc, char **argv)
 			use_stdio = true;
 			break;
 		}
+		case OPT_USE_INSTALLED:
+			use_installed = true;
+			break;
 		case OPT_LISTEN:
 			if (nlisten == MAX_LISTEN) {
 				fprintf(stderr, "wicketd: at most %d --listen addresses\n", MAX_LISTEN);
@@ -538,6 +547,13 @@ int main(int argc, char **argv)
 			usage);
 		return 2;
 	}
+	if (use_installed && stream_fd < 0) {
+		fprintf(stderr, "wicketd: --use-installed needs --fd N\n");
+		return 2;
+	}
+	/* A toolbox session wants this agent, whatever the container has. */
+	if (use_installed && cfg.toolbox_fd < 0)
+		agent_use_installed(stream_fd);
 	if (use_stdio && stream_fd >= 0)
 		return agent_serve(stream_fd, stream_fd, &cfg, NULL);
 	if (use_stdio)

@@ -5,6 +5,13 @@
  * for a user, root's for root, the service named by CONTAINER_HOST or
  * CONTAINER_CONNECTION when those are set.
  *
+ * 0. Locally, with the static agent at hand and no --tools: one `podman
+ *    exec` of the static agent (3. below) with --use-installed, nothing
+ *    before it: inside the container it hands its stream over to the
+ *    container's own wicketd if there is one (agent/installed.c), so the
+ *    inspect and the look below cost nothing on the way in.  Only when that
+ *    exec fails does an inspect say why (no such container, not running).
+ *    Otherwise (a remote service, no static agent, --tools):
  * 1. `podman container inspect` says whether NAME exists and runs, and
  *    gives its id, its init process and its PATH.
  * 2. Does the container have its own wicketd?  With a local podman we look
@@ -601,7 +608,7 @@ static int spawn_on_socket(const char *label, char **argv, const int *fds, int n
 }
 
 static int bring_in(const char *label, const struct pinfo *pi, const struct ctr_opts *o,
-		    struct tp *out, char *err, size_t errlen)
+		    bool use_installed, struct tp *out, char *err, size_t errlen)
 {
 	if (!o->agent) {
 		snprintf(err, errlen,
@@ -642,8 +649,18 @@ static int bring_in(const char *label, const struct pinfo *pi, const struct ctr_
 	snprintf(prog, sizeof(prog), "/proc/self/fd/%d", CTR_FD_AGENT);
 	snprintf(tfd, sizeof(tfd), "%d", CTR_FD_TOOLS);
 	snprintf(sfd, sizeof(sfd), "%d", 3 + nfds);
-	const char *argv[] = { podman_bin(), "exec", pres, "--", pi->id, prog, "--fd", sfd,
-			       o->tools ? "--toolbox-fd" : NULL, tfd, NULL };
+	/* Our log level for the agent's lines (podman relays its stderr to ours). */
+	const char *argv[12] = { podman_bin(), "exec", pres, "--", pi->id, prog, "--fd", sfd };
+	int a = 8;
+	if (o->tools) {
+		argv[a++] = "--toolbox-fd";
+		argv[a++] = tfd;
+	} else if (use_installed) {
+		argv[a++] = "--use-installed";
+	}
+	if (log_level >= LOG_INFO)
+		argv[a++] = log_level >= LOG_DEBUG ? "-vv" : "-v";
+	argv[a] = NULL;
 	int st;
 	int r = spawn_on_socket(label, (char **)argv, fds, nfds, out, &st, err, errlen);
 	for (int i = 0; i < nfds; i++)
@@ -657,8 +674,14 @@ static int bring_in(const char *label, const struct pinfo *pi, const struct ctr_
 				 label, st);
 		return r;
 	}
-	log_info("%s: container %.12s has no wicketd; brought in %s (sealed memfd, fd %d)%s",
-		 label, pi->id, o->agent, CTR_FD_AGENT, o->tools ? " with the toolbox at fd 4" : "");
+	if (use_installed)
+		log_info("%s: brought in %s (sealed memfd, fd %d); it hands over to the "
+			 "container's own wicketd if it has one",
+			 label, o->agent, CTR_FD_AGENT);
+	else
+		log_info("%s: container %.12s has no wicketd; brought in %s (sealed memfd, fd %d)%s",
+			 label, pi->id, o->agent, CTR_FD_AGENT,
+			 o->tools ? " with the toolbox at fd 4" : "");
 	return 0;
 }
 
@@ -693,6 +716,16 @@ static int own_agent(const char *label, const struct pinfo *pi, const char *path
 	return 0;
 }
 
+static int not_running(const char *label, const struct pinfo *pi, char *err, size_t errlen)
+{
+	if (strcmp(pi->state, "exited") == 0 || strcmp(pi->state, "stopped") == 0)
+		snprintf(err, errlen, "%s: the container is not running (%s, exit code %d)", label,
+			 pi->state, pi->exit_code);
+	else
+		snprintf(err, errlen, "%s: the container is not running (%s)", label, pi->state);
+	return -ESRCH;
+}
+
 int ctr_podman_open(const char *name, const struct ctr_opts *o, struct tp *out, char *err,
 		    size_t errlen)
 {
@@ -702,18 +735,34 @@ int ctr_podman_open(const char *name, const struct ctr_opts *o, struct tp *out, 
 		return -EINVAL;
 	}
 	struct pinfo pi;
-	int r = inspect_one(label, name, &pi, err, errlen);
+	int r;
+	if (o->agent && !o->tools && !podman_remote()) {
+		/*
+		 * One podman exec, no inspect first: the static agent comes in
+		 * and hands over to the container's own wicketd if there is one
+		 * (agent/installed.c).  Only when that fails does the
+		 * container's state say why.
+		 */
+		pi = (struct pinfo){ 0 };
+		snprintf(pi.id, sizeof(pi.id), "%s", name);
+		r = bring_in(label, &pi, o, true, out, err, errlen);
+		if (r == 0)
+			return 0;
+		char why[1024];
+		int ir = inspect_one(label, name, &pi, why, sizeof(why));
+		if (ir < 0) {
+			snprintf(err, errlen, "%s", why);
+			return ir;
+		}
+		if (strcmp(pi.state, "running") != 0)
+			return not_running(label, &pi, err, errlen);
+		return r;
+	}
+	r = inspect_one(label, name, &pi, err, errlen);
 	if (r < 0)
 		return r;
-	if (strcmp(pi.state, "running") != 0) {
-		if (strcmp(pi.state, "exited") == 0 || strcmp(pi.state, "stopped") == 0)
-			snprintf(err, errlen, "%s: the container is not running (%s, exit code %d)",
-				 label, pi.state, pi.exit_code);
-		else
-			snprintf(err, errlen, "%s: the container is not running (%s)", label,
-				 pi.state);
-		return -ESRCH;
-	}
+	if (strcmp(pi.state, "running") != 0)
+		return not_running(label, &pi, err, errlen);
 	/* --toolbox-fd is ours: with --tools the static agent, whatever the image has. */
 	char inside[PATH_MAX] = "";
 	int has = 0;
@@ -724,7 +773,7 @@ int ctr_podman_open(const char *name, const struct ctr_opts *o, struct tp *out, 
 	}
 	if (has > 0)
 		return own_agent(label, &pi, inside, out, err, errlen);
-	return bring_in(label, &pi, o, out, err, errlen);
+	return bring_in(label, &pi, o, false, out, err, errlen);
 }
 
 int ctr_podman_lost(const char *name, char *why, size_t len)

@@ -36,6 +36,8 @@ TAG = "wicket-it-%d" % os.getpid()
 IMG = "localhost/%s-prog:1" % TAG
 IMG_IN = "localhost/%s-own:1" % TAG
 RO = TAG + "-ro"       # the shell-less container, agent brought in
+# The static agent as podman top shows it (it hands over to an installed one).
+BROUGHT_IN = "/proc/self/fd/3 --fd 4 --use-installed"
 OWN = TAG + "-own"     # the same with its own wicketd
 USER = "wicket-podman-it"
 DATA = b"wicket podman data file\n" * 100
@@ -287,7 +289,7 @@ def _():
     need()
     T = "podman/" + RO
     p = held(T, "fds", "--share", "no")
-    hp = host_pid_of(RO, "/proc/self/fd/3 --fd 4")
+    hp = host_pid_of(RO, BROUGHT_IN)
     fd3 = os.readlink("/proc/%d/fd/3" % hp)
     expect(fd3.startswith("/memfd:wicketd"), "fd 3 of the agent: %r" % fd3)
     # The stream (fd 4) is parsed by the agent's protocol worker, its child.
@@ -401,9 +403,10 @@ def _():
     expect(b"has its own agent: /usr/sbin/wicketd" in r.err, "-v: %s" % show(r.err[-2000:]))
     r = wk("-v", "--share", "no", "exec", "podman/" + RO, "--", "/prog", "args", "in")
     ok(r, "exec with the agent brought in", b"in\n")
-    expect(b"has no wicketd; brought in" in r.err, "-v: %s" % show(r.err[-2000:]))
+    expect(b"brought in" in r.err and b"has no wicketd of its own" in r.err,
+           "-v: %s" % show(r.err[-2000:]))
     p = held("podman/" + OWN, "own", "--share", "no")
-    expect_eq(len(agent_pids(OWN, "/usr/sbin/wicketd --fd 3")), 1,
+    expect_eq(len(agent_pids(OWN, "/usr/sbin/wicketd --stdio")), 1,
               "its own agent in podman top %s: %r" % (OWN, top(OWN)))
     p.stdin.close()
     p.wait(timeout=60)
@@ -427,7 +430,7 @@ def _():
     ok(r, "mux status")
     busy = re.findall(rb"^client \d+: pid \d+, ([1-9]\d*) channels", r.out, re.M)
     expect_eq(len(busy), 2, "clients with a channel:\n" + r.out.decode())
-    expect_eq(len(agent_pids(RO, "/proc/self/fd/3 --fd 4")), 1,
+    expect_eq(len(agent_pids(RO, BROUGHT_IN)), 1,
               "agents in the container: %r" % top(RO))
     for p in (a, b):
         p.stdin.close()
