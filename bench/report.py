@@ -87,9 +87,8 @@ def machine():
             distro = m.group(1) if m else ""
     except OSError:
         pass
-    kvm = os.access("/dev/kvm", os.R_OK | os.W_OK)
     return {"cpu": cpu, "cores": os.cpu_count(), "memory": mem, "kernel": platform.release(),
-            "distribution": distro, "kvm": kvm,
+            "distribution": distro,
             "revision": sh(["git", "-C", SRCDIR, "describe", "--always", "--dirty"])}
 
 
@@ -155,9 +154,11 @@ def groups_of(name, d):
     """Plot groups: [(title, unit, {contender: value})]."""
     g = []
 
-    def flat(title, dd, unit="s", scale=1.0):
+    def flat(title, dd, unit="s", scale=1.0, samples_only=False):
         vals = {}
         for k, v in (dd or {}).items():
+            if samples_only and not isinstance(v, (dict, list)):
+                continue  # a setting of the run (boot time, memory), not a contender
             m = median_of(v)
             if m is not None:
                 vals[k] = m * scale
@@ -186,7 +187,7 @@ def groups_of(name, d):
         flat("bulk (%s MiB), time" % d.get("size_mib"), d.get("bulk"))
         vm = d.get("vm")
         if isinstance(vm, dict):
-            flat("TCG guest exec -- true", vm.get("roundtrip") or vm, "ms", 1e3)
+            flat("TCG guest exec -- true", vm.get("roundtrip") or vm, "ms", 1e3, True)
     return g
 
 
@@ -251,6 +252,8 @@ def main(argv):
     p.add_argument("--builddir", default=os.path.join(SRCDIR, "build"))
     p.add_argument("--out", default=os.path.join(HERE, "REPORT.md"))
     p.add_argument("--timeout", type=float, default=3600, help="per bench (default 3600 s)")
+    p.add_argument("--render-only", action="store_true",
+                   help="run nothing: write the report again from bench/report/results.json")
     a = p.parse_args(argv)
     only = set(x for x in a.only.split(",") if x)
     unknown = only - set(b[0] for b in BENCHES)
@@ -265,15 +268,25 @@ def main(argv):
         print("report: needs Debian's python3-matplotlib (apt-get install python3-matplotlib)",
               file=sys.stderr)
         return 1
+    outdir = os.path.dirname(os.path.abspath(a.out))
+    plotdir = os.path.join(outdir, "report")
+    os.makedirs(plotdir, exist_ok=True)
+    saved = os.path.join(plotdir, "results.json")
+    if a.render_only:
+        try:
+            with open(saved) as f:
+                run = json.load(f)
+        except (OSError, ValueError) as e:
+            print("report: cannot read %s: %s" % (saved, e), file=sys.stderr)
+            return 1
+        return render(plt, a, run["started"], run["quick"], run["machine"], run["results"],
+                      plotdir)
     wicket = os.path.join(a.builddir, "host-tool", "wicket")
     if not os.access(wicket, os.X_OK):
         print("report: no %s: build first (ninja -C %s)" % (wicket, a.builddir), file=sys.stderr)
         return 1
     env = dict(os.environ, WICKET=wicket, WICKETD=os.path.join(a.builddir, "agent", "wicketd"))
-    outdir = os.path.dirname(os.path.abspath(a.out))
-    plotdir = os.path.join(outdir, "report")
-    os.makedirs(plotdir, exist_ok=True)
-    started = datetime.datetime.now(datetime.timezone.utc)
+    started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")
     results = []
     for name, script, title, peer, full, quick in BENCHES:
         if only and name not in only:
@@ -300,17 +313,24 @@ def main(argv):
                         "load": (l0, load()),
                         "tail": "\n".join((out + "\n" + err).strip().splitlines()[-12:])})
     mach = machine()
+    with open(saved, "w") as f:
+        json.dump({"started": started, "quick": a.quick, "machine": mach, "results": results},
+                  f, indent=1, sort_keys=True)
+    return render(plt, a, started, a.quick, mach, results, plotdir)
+
+
+def render(plt, a, started, quick, mach, results, plotdir):
     lines = ["# wicket benchmark report", "",
              "Written by `bench/report.py%s` on %s UTC, all figures from that one run. "
              "Every bench alternates its contenders round by round and reports medians; "
              "see [README.md](README.md) for what each one measures and how." % (
-                 " --quick" if a.quick else "", started.strftime("%Y-%m-%d %H:%M")), "",
-             "Machine: %s, %s cores, %s, kernel %s, %s, %s; wicket %s. This machine is shared "
-             "(other jobs build and test beside it): the load average before and after each "
-             "bench is given, and only ratios between contenders of the same run mean much." % (
+                 " --quick" if quick else "", started), "",
+             "Machine: %s, %s cores, %s, kernel %s, %s; guests run under TCG (the benches' "
+             "default); wicket %s. This machine is shared (other jobs build and test beside "
+             "it): the load average before and after each bench is given, and only ratios "
+             "between contenders of the same run mean much." % (
                  mach["cpu"] or "unknown CPU", mach["cores"], mach["memory"], mach["kernel"],
-                 mach["distribution"], "KVM" if mach["kvm"] else "no KVM (QEMU under TCG)",
-                 mach["revision"]), ""]
+                 mach["distribution"], mach["revision"]), ""]
     rows = []
     lines += ["| bench | what | against | state | time | load before / after |",
               "|---|---|---|---|---|---|"]
