@@ -25,6 +25,9 @@ PACKAGES=(
 	openssh-server python3-asyncssh rsync
 	# fuzzing (scripts/fuzz.sh: clang + libFuzzer) and the SELinux module build
 	clang libclang-rt-14-dev selinux-policy-dev
+	# packaging (scripts/build-deb.sh, build-rpm.sh, the packaging test):
+	# debhelper for dpkg-buildpackage, lintian, rpmbuild from Debian's rpm
+	debhelper lintian rpm
 )
 
 SUDO=
