@@ -28,6 +28,8 @@ PACKAGES=(
 	# packaging (scripts/build-deb.sh, build-rpm.sh, the packaging test):
 	# debhelper for dpkg-buildpackage, lintian, rpmbuild from Debian's rpm
 	debhelper lintian rpm
+	# the pkg-guest test: a systemd Debian guest root from Debian's archive
+	mmdebstrap
 )
 
 SUDO=
