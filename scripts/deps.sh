@@ -30,6 +30,11 @@ PACKAGES=(
 	# man pages: tests/integration/test_docs.py lints them (mandoc -T lint);
 	# and drives the fish and zsh completions
 	mandoc fish zsh
+	# packaging (scripts/build-deb.sh, build-rpm.sh, the packaging test):
+	# debhelper for dpkg-buildpackage, lintian, rpmbuild from Debian's rpm
+	debhelper lintian rpm
+	# the pkg-guest test: a systemd Debian guest root from Debian's archive
+	mmdebstrap
 )
 
 SUDO=
