@@ -148,7 +148,7 @@ def contents(deb):
 def check_contents():
     want = {
         "wicket": ["/usr/bin/wicket", "/usr/bin/wicket-auth-plugin", "/usr/libexec/wicket-libvirt",
-                   "/usr/share/wicket/ssh_config.d/20-wicket.conf"],
+                   "/usr/libexec/wicket-ssh", "/usr/share/wicket/ssh_config.d/20-wicket.conf"],
         "wicketd": ["/usr/sbin/wicketd", "/usr/libexec/wicket-sftp-server",
                     "/lib/systemd/system/wicketd@.service",
                     "/lib/systemd/system/wicketd-vsock.service",
@@ -221,6 +221,17 @@ def check_cp():
     expect(r.rc == 0, r.describe())
     with open(dst, "rb") as f:
         expect(f.read() == b"packaged\n" * 1000, "copied file differs")
+
+
+@tap.check("installed wicket runs its SSH server from libexec (wicket-ssh): proxy --ssh answers "
+           "an SSH client's version line")
+def check_ssh_helper():
+    ours_installed()
+    env = dict(os.environ, PATH="/usr/bin:/bin:/usr/sbin:/sbin")
+    r = run(["/usr/bin/wicket", "--share", "no", "--proxy-command", "/usr/sbin/wicketd --stdio",
+             "proxy", "--ssh", "x"], input=b"SSH-2.0-pkgtest\r\n", timeout=60, env=env)
+    expect(r.out.startswith(b"SSH-2.0-"), "no SSH banner from the installed proxy --ssh\n"
+           + r.describe())
 
 
 @tap.check("man -w wicket finds the installed man page")
