@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Key exchange, server side: KEXINIT negotiation (RFC 4253 7.1), strict kex
- * and ext-info (OpenSSH PROTOCOL, RFC 8308), curve25519-sha256 (RFC 8731)
+ * and ext-info (OpenSSH PROTOCOL, RFC 8308), cipher and MAC choice per
+ * direction (a MAC only for a cipher without its own integrity), curve25519-sha256 (RFC 8731)
  * with an ssh-ed25519 host key (RFC 8709), exchange hash and key
  * derivation (RFC 4253 7.2, 8).
  */
@@ -21,8 +22,6 @@ static const char comp_names[] = "none,zlib@openssh.com";
 #else
 static const char comp_names[] = "none";
 #endif
-/* Never used (every cipher we offer is AEAD) but offered for strict peers. */
-static const char mac_names[] = "hmac-sha2-256-etm@openssh.com,hmac-sha2-256";
 
 /* Is @name an element of the comma-separated @list? */
 static bool list_has(struct sv list, const char *name)
@@ -111,8 +110,8 @@ int kex_on_kexinit(struct sshs *s, struct sv pl)
 	struct sv hk = rd_str(&r);		/* server_host_key_algorithms */
 	struct sv enc_cs = rd_str(&r);		/* encryption client to server */
 	struct sv enc_sc = rd_str(&r);		/* encryption server to client */
-	rd_str(&r);				/* mac client to server */
-	rd_str(&r);				/* mac server to client */
+	struct sv mac_cs = rd_str(&r);		/* mac client to server */
+	struct sv mac_sc = rd_str(&r);		/* mac server to client */
 	struct sv comp_cs = rd_str(&r);		/* compression client to server */
 	struct sv comp_sc = rd_str(&r);		/* compression server to client */
 	rd_str(&r);				/* languages client to server */
@@ -155,6 +154,22 @@ int kex_on_kexinit(struct sshs *s, struct sv pl)
 	}
 	s->nk_rx.enc = cipher_find((const char *)ecs.p, ecs.n);
 	s->nk_tx.enc = cipher_find((const char *)esc.p, esc.n);
+	/* RFC 4253 7.1: a MAC only where the cipher has no integrity of its own. */
+	s->nk_rx.mac = s->nk_tx.mac = NULL;
+	if (cipher_needs_mac(s->nk_rx.enc)) {
+		struct sv m = choose(mac_cs, mac_names);
+		s->nk_rx.mac = m.n ? mac_find((const char *)m.p, m.n) : NULL;
+	}
+	if (cipher_needs_mac(s->nk_tx.enc)) {
+		struct sv m = choose(mac_sc, mac_names);
+		s->nk_tx.mac = m.n ? mac_find((const char *)m.p, m.n) : NULL;
+	}
+	if ((cipher_needs_mac(s->nk_rx.enc) && !s->nk_rx.mac) ||
+	    (cipher_needs_mac(s->nk_tx.enc) && !s->nk_tx.mac)) {
+		ssh_disconnect(s, SSH_DISC_KEY_EXCHANGE_FAILED, "no common MAC (we have %s)",
+			       mac_names);
+		return -1;
+	}
 	s->nk_rx.zlib = sv_eq(ccs, "zlib@openssh.com");
 	s->nk_tx.zlib = sv_eq(csc, "zlib@openssh.com");
 	if (follows && !(first_is(kex, k) && first_is(hk, sv_from_cstr("ssh-ed25519"))))
@@ -292,7 +307,9 @@ int kex_on_ecdh_init(struct sshs *s, struct rd *r)
 	if (derive(s, kv, h, 'A', s->nk_rx.iv, rx->ivlen) < 0 ||
 	    derive(s, kv, h, 'B', s->nk_tx.iv, tx->ivlen) < 0 ||
 	    derive(s, kv, h, 'C', s->nk_rx.key, rx->keylen) < 0 ||
-	    derive(s, kv, h, 'D', s->nk_tx.key, tx->keylen) < 0)
+	    derive(s, kv, h, 'D', s->nk_tx.key, tx->keylen) < 0 ||
+	    (s->nk_rx.mac && derive(s, kv, h, 'E', s->nk_rx.mackey, s->nk_rx.mac->keylen) < 0) ||
+	    (s->nk_tx.mac && derive(s, kv, h, 'F', s->nk_tx.mackey, s->nk_tx.mac->keylen) < 0))
 		goto fail;
 
 	struct buf b;
@@ -304,10 +321,12 @@ int kex_on_ecdh_init(struct sshs *s, struct rd *r)
 	uint8_t nk = SSH_MSG_NEWKEYS;
 	ssh_send(s, &nk, 1);
 	cipher_free(&s->tx.c);
-	if (cipher_init(&s->tx.c, tx, s->nk_tx.key, s->nk_tx.iv, true) < 0)
+	if (cipher_init(&s->tx.c, tx, s->nk_tx.key, s->nk_tx.iv, s->nk_tx.mac, s->nk_tx.mackey,
+			true) < 0)
 		goto fail;
 	OPENSSL_cleanse(s->nk_tx.key, sizeof(s->nk_tx.key));
 	OPENSSL_cleanse(s->nk_tx.iv, sizeof(s->nk_tx.iv));
+	OPENSSL_cleanse(s->nk_tx.mackey, sizeof(s->nk_tx.mackey));
 	if (s->strict)
 		s->tx.seq = 0;
 	s->tx.bytes = 0;
@@ -338,12 +357,14 @@ fail:
 int kex_on_newkeys(struct sshs *s)
 {
 	cipher_free(&s->rx.c);
-	if (cipher_init(&s->rx.c, s->nk_rx.enc, s->nk_rx.key, s->nk_rx.iv, false) < 0) {
+	if (cipher_init(&s->rx.c, s->nk_rx.enc, s->nk_rx.key, s->nk_rx.iv, s->nk_rx.mac,
+			s->nk_rx.mackey, false) < 0) {
 		ssh_disconnect(s, SSH_DISC_KEY_EXCHANGE_FAILED, "cipher setup failed");
 		return -1;
 	}
 	OPENSSL_cleanse(s->nk_rx.key, sizeof(s->nk_rx.key));
 	OPENSSL_cleanse(s->nk_rx.iv, sizeof(s->nk_rx.iv));
+	OPENSSL_cleanse(s->nk_rx.mackey, sizeof(s->nk_rx.mackey));
 	if (s->strict)
 		s->rx.seq = 0;
 	s->rx.bytes = 0;
@@ -358,7 +379,8 @@ int kex_on_newkeys(struct sshs *s)
 	s->kex_time = time(NULL);
 	buf_reset(&s->ic);
 	buf_reset(&s->is);
-	log_debug("ssh: key exchange %u done (%s)", s->kex_count, s->rx.c.info->name);
+	log_debug("ssh: key exchange %u done (%s%s%s)", s->kex_count, s->rx.c.info->name,
+		  s->rx.c.mac ? " " : "", s->rx.c.mac ? s->rx.c.mac->name : "");
 	return 0;
 }
 

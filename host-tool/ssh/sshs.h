@@ -124,8 +124,10 @@ struct ssh_dir {
 /* Keys negotiated but not yet in use (waiting for NEWKEYS). */
 struct ssh_newkeys {
 	const struct cipher_info *enc;
+	const struct mac_info *mac; /* NULL with an AEAD cipher */
 	uint8_t key[64];
-	uint8_t iv[12];
+	uint8_t iv[CIPHER_IV_MAX];
+	uint8_t mackey[MAC_KEY_MAX];
 	bool zlib;
 };
 

@@ -72,13 +72,13 @@ static void send_now(struct sshs *s, const uint8_t *p, size_t n)
 	}
 #endif
 	size_t bs = ci->blocksize;
-	/* With an AEAD cipher the length field is outside the aligned part. */
-	size_t base = ci->taglen ? 1 + n : 4 + 1 + n;
+	/* With an AEAD cipher or etm the length field is outside the aligned part. */
+	size_t base = d->c.len_clear ? 1 + n : 4 + 1 + n;
 	size_t pad = bs - base % bs;
 	if (pad < 4)
 		pad += bs;
 	size_t plen = 1 + n + pad;
-	size_t total = 4 + plen + ci->taglen;
+	size_t total = 4 + plen + d->c.taglen;
 	if (plen > SSH_MAX_PACKET) {
 		log_err("ssh: refusing to send a %zu-byte packet", plen);
 		s->closing = true;
@@ -348,21 +348,21 @@ static int rx_packets(struct sshs *s)
 		const struct cipher_info *ci = d->c.info;
 		size_t avail = buf_used(&s->cin);
 		if (!s->rx_need) {
-			if (avail < 4)
+			if (avail < cipher_peek_need(&d->c))
 				return 0;
 			uint32_t len = cipher_peek_len(&d->c, d->seq, buf_data(&s->cin));
-			size_t aligned = ci->taglen ? len : (size_t)len + 4;
+			size_t aligned = d->c.len_clear ? len : (size_t)len + 4;
 			if (len > SSH_MAX_PACKET || len < 5 || aligned % ci->blocksize) {
 				ssh_disconnect(s, SSH_DISC_PROTOCOL_ERROR, "bad packet length %u", len);
 				return -1;
 			}
-			s->rx_need = 4 + (size_t)len + ci->taglen;
+			s->rx_need = 4 + (size_t)len + d->c.taglen;
 		}
 		if (avail < s->rx_need)
 			return 0;
 		uint8_t *p = buf_data(&s->cin);
 		size_t need = s->rx_need;
-		if (cipher_open(&d->c, d->seq, p, need - ci->taglen) < 0) {
+		if (cipher_open(&d->c, d->seq, p, need - d->c.taglen) < 0) {
 			ssh_disconnect(s, SSH_DISC_MAC_ERROR, "message authentication failed");
 			return -1;
 		}
@@ -476,8 +476,8 @@ struct sshs *sshs_new(const struct ssh_server_cfg *cfg, int rfd, int wfd)
 	buf_init(&s->pending, QUEUE_MAX);
 	buf_init(&s->scratch, 2 * SSH_MAX_PACKET);
 	buf_init(&s->rxz, SSH_MAX_PACKET);
-	cipher_init(&s->rx.c, cipher_none(), NULL, NULL, false);
-	cipher_init(&s->tx.c, cipher_none(), NULL, NULL, true);
+	cipher_init(&s->rx.c, cipher_none(), NULL, NULL, NULL, NULL, false);
+	cipher_init(&s->tx.c, cipher_none(), NULL, NULL, NULL, NULL, true);
 	if (RAND_bytes(s->padpool, sizeof(s->padpool)) != 1) {
 		log_err("ssh: no randomness");
 		sshs_free(s);
