@@ -3,7 +3,8 @@
  * Key exchange, server side: KEXINIT negotiation (RFC 4253 7.1), strict kex
  * and ext-info (OpenSSH PROTOCOL, RFC 8308), cipher and MAC choice per
  * direction (a MAC only for a cipher without its own integrity), curve25519-sha256 (RFC 8731)
- * with an ssh-ed25519 host key (RFC 8709), exchange hash and key
+ * with an ssh-ed25519 (RFC 8709), ecdsa-sha2-nistp256 (RFC 5656) or
+ * rsa-sha2-512/256 (RFC 8332) host key, exchange hash and key
  * derivation (RFC 4253 7.2, 8).
  */
 #include "sshs.h"
@@ -22,6 +23,32 @@ static const char comp_names[] = "none,zlib@openssh.com";
 #else
 static const char comp_names[] = "none";
 #endif
+
+/* Host key algorithms in our order of preference, and the key each needs. */
+static const struct {
+	const char *name;
+	enum sshkey_type key;
+} hostalgs[] = {
+	{ "ssh-ed25519", SSHKEY_ED25519 },
+	{ "ecdsa-sha2-nistp256", SSHKEY_ECDSA_P256 },
+	{ "rsa-sha2-512", SSHKEY_RSA },
+	{ "rsa-sha2-256", SSHKEY_RSA }, /* never ssh-rsa: SHA-1 */
+};
+
+/* The host key algorithms we have keys for, comma-separated, into s->hostalgs. */
+static void hostalg_list(struct sshs *s)
+{
+	size_t n = 0;
+	s->hostalgs[0] = 0;
+	for (size_t i = 0; i < sizeof(hostalgs) / sizeof(hostalgs[0]); i++) {
+		if (!s->cfg->host_blob[hostalgs[i].key].n)
+			continue;
+		int w = snprintf(s->hostalgs + n, sizeof(s->hostalgs) - n, "%s%s", n ? "," : "",
+				 hostalgs[i].name);
+		if (w > 0 && (size_t)w < sizeof(s->hostalgs) - n)
+			n += (size_t)w;
+	}
+}
 
 /* Is @name an element of the comma-separated @list? */
 static bool list_has(struct sv list, const char *name)
@@ -79,7 +106,8 @@ void kex_send_init(struct sshs *s)
 			     "kex-strict-s-v00@openssh.com");
 	else
 		buf_cstr(&b, kex_names);
-	buf_cstr(&b, "ssh-ed25519");
+	hostalg_list(s);
+	buf_cstr(&b, s->hostalgs);
 	buf_cstr(&b, cipher_names);
 	buf_cstr(&b, cipher_names);
 	buf_cstr(&b, mac_names);
@@ -136,9 +164,14 @@ int kex_on_kexinit(struct sshs *s, struct sv pl)
 		ssh_disconnect(s, SSH_DISC_KEY_EXCHANGE_FAILED, "no common key exchange method");
 		return -1;
 	}
-	if (!list_has(hk, "ssh-ed25519")) {
+	struct sv hka = choose(hk, s->hostalgs);
+	s->hostalg = -1;
+	for (size_t i = 0; hka.n && i < sizeof(hostalgs) / sizeof(hostalgs[0]); i++)
+		if (sv_eq(hka, hostalgs[i].name))
+			s->hostalg = (int)i;
+	if (s->hostalg < 0) {
 		ssh_disconnect(s, SSH_DISC_KEY_EXCHANGE_FAILED,
-			       "no common host key algorithm (we have ssh-ed25519)");
+			       "no common host key algorithm (we have %s)", s->hostalgs);
 		return -1;
 	}
 	struct sv ecs = choose(enc_cs, cipher_names), esc = choose(enc_sc, cipher_names);
@@ -172,7 +205,7 @@ int kex_on_kexinit(struct sshs *s, struct sv pl)
 	}
 	s->nk_rx.zlib = sv_eq(ccs, "zlib@openssh.com");
 	s->nk_tx.zlib = sv_eq(csc, "zlib@openssh.com");
-	if (follows && !(first_is(kex, k) && first_is(hk, sv_from_cstr("ssh-ed25519"))))
+	if (follows && !(first_is(kex, k) && first_is(hk, hka)))
 		s->skip_guess = true;
 	return 0;
 }
@@ -280,7 +313,9 @@ int kex_on_ecdh_init(struct sshs *s, struct rd *r)
 	buf_init(&hb, 2 * SSH_MAX_PACKET);
 	buf_init(&kmp, 64);
 	buf_init(&sig, 4096);
-	buf_put(&ks, s->cfg->host_blob.p, s->cfg->host_blob.n);
+	const char *hname = hostalgs[s->hostalg].name;
+	struct sv blob = s->cfg->host_blob[hostalgs[s->hostalg].key];
+	buf_put(&ks, blob.p, blob.n);
 	put_mpint(&kmp, k, 32);
 	buf_cstr(&hb, s->peer_version);
 	static const char sv_[] = "SSH-2.0-wicket_" WICKET_VERSION;
@@ -300,7 +335,7 @@ int kex_on_ecdh_init(struct sshs *s, struct rd *r)
 		s->have_session_id = true;
 	}
 	/* Only the authority holds the host key (privsep.h). */
-	if (s->cfg->priv->sign(s->cfg->priv_ctx, h, &sig) < 0)
+	if (s->cfg->priv->sign(s->cfg->priv_ctx, sv_from_cstr(hname), h, &sig) < 0)
 		goto fail;
 	struct sv kv = { buf_data(&kmp), buf_used(&kmp) };
 	const struct cipher_info *rx = s->nk_rx.enc, *tx = s->nk_tx.enc;

@@ -156,12 +156,13 @@ static void run_probe(struct net *n)
 	}
 }
 
-static int net_sign(void *ctx, const uint8_t h[32], struct buf *sig)
+static int net_sign(void *ctx, struct sv algo, const uint8_t h[32], struct buf *sig)
 {
 	struct net *n = ctx;
 	struct buf req;
-	buf_init(&req, 64);
+	buf_init(&req, 128);
 	buf_u8(&req, PRIV_SIGN);
+	buf_sv(&req, algo);
 	buf_put(&req, h, 32);
 	uint8_t reply[4096];
 	struct rd body;
