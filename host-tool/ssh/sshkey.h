@@ -52,16 +52,16 @@ int sshkey_verify(const struct sshkey *k, struct sv algo, struct sv sigblob,
 /*
  * Host key: load an unencrypted OpenSSH-format private key file (ed25519,
  * ecdsa-sha2-nistp256 or ssh-rsa)
- * ("-----BEGIN OPENSSH PRIVATE KEY-----"), or generate one and write it in the
- * same format (mode 0600, O_EXCL, parent dirs created 0700) when the file does
+ * ("-----BEGIN OPENSSH PRIVATE KEY-----"), or generate an ed25519 one and
+ * write it in the same format (mode 0600, O_EXCL, parent dirs created 0700) when the file does
  * not exist and @create is true.  A file readable by group or others is
  * refused, as ssh does.  NULL + message in err on failure.
  */
 struct sshkey *sshkey_load_host_key(const char *path, bool create, char *err, size_t errlen);
 /*
- * Sign data with the private host key: appends the signature blob
+ * Sign data with a private ed25519 key: appends the signature blob
  * (string "ssh-ed25519" + string sig64). 0 ok, -1 (no private ed25519 key,
- * libcrypto failure, or @out overflowed).
+ * libcrypto failure, or @out overflowed).  Other types: sshkey_sign_alg().
  */
 int sshkey_sign(const struct sshkey *k, const uint8_t *data, size_t len, struct buf *out);
 /*
