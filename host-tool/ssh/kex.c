@@ -75,7 +75,9 @@ static struct sv choose(struct sv list, const char *ours)
 			j++;
 		struct sv cand = { list.p + i, j - i };
 		char tmp[128];
-		if (cand.n && cand.n < sizeof(tmp)) {
+		/* A NUL inside a name would let "aes128-ctr\0x" match "aes128-ctr"
+		 * here and then be found by no table: such a name matches nothing. */
+		if (cand.n && cand.n < sizeof(tmp) && !memchr(cand.p, 0, cand.n)) {
 			memcpy(tmp, cand.p, cand.n);
 			tmp[cand.n] = 0;
 			if (list_has(sv_from_cstr(ours), tmp))
