@@ -154,6 +154,18 @@ def _():
                and b"kex-strict-s-v00@openssh.com" in props[1], "strict kex: %r" % props[:2])
 
 
+@tap.check("a bit flipped after kex fails the MAC check with aes-ctr, etm and not")
+def _():
+    flip = os.path.join(HERE, "ssh_flip.py")
+    for c in CTR:
+        for m in MACS:
+            pc = "ProxyCommand=%s %s 200000 %s" % (sys.executable, flip, proxy_cmd())
+            r = runp(ssh_base("-c", c, "-m", m, "-o", pc, "x", "cat >/dev/null"),
+                     input=os.urandom(1 << 20), timeout=60)
+            expect(r.rc == 255 and b"message authentication failed" in r.err,
+                   "%s %s\n%s" % (c, m, r.describe()))
+
+
 def need_paramiko():
     if not os.access(SYS_PY, os.X_OK):
         raise Skip("no " + SYS_PY)
