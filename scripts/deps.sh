@@ -21,7 +21,9 @@ PACKAGES=(
 	podman runc uidmap
 	# tests and benchmarks: real peers and a real terminal
 	putty-tools tmux python3 openssh-client openssh-sftp-server
-	# the SSH wrapper: sshd -i in bench_ssh.py, a third client, rsync -e ssh
+	# the SSH wrapper: sshd -i in bench_ssh.py, a third client, rsync -e ssh;
+	# paramiko (no AEAD ciphers: aes*-ctr + hmac) and curl sftp:// (libssh2)
+	python3-paramiko curl
 	openssh-server python3-asyncssh rsync
 	# bench/report.py: plots of every benchmark
 	python3-matplotlib

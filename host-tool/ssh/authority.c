@@ -34,14 +34,20 @@ static int fatal(struct ssh_authority *a, const char *why)
 	return SSH_PRIV_FATAL;
 }
 
-int authority_sign(struct ssh_authority *a, const uint8_t h[32], struct buf *sig)
+int authority_sign(struct ssh_authority *a, struct sv algo, const uint8_t h[32], struct buf *sig)
 {
+	const struct sshkey *k = NULL;
+	for (int t = 0; t < SSHKEY_NTYPES && !k; t++)
+		if (a->host_keys[t] && sshkey_algo_allowed(a->host_keys[t], algo))
+			k = a->host_keys[t];
+	if (!k)
+		return fatal(a, "a signature with a host key algorithm we do not have");
 	/* RFC 4253 7.2: the first exchange hash is the session id for good. */
 	if (!a->have_session_id) {
 		memcpy(a->session_id, h, 32);
 		a->have_session_id = true;
 	}
-	if (sshkey_sign(a->host_key, h, 32, sig) < 0)
+	if (sshkey_sign_alg(k, algo, h, 32, sig) < 0)
 		return fatal(a, "signing the exchange hash failed");
 	return 0;
 }
@@ -243,9 +249,9 @@ int authority_open_guest(struct ssh_authority *a, struct tp *out, bool *greeted)
 
 /* ---- in process (the fuzzer) ---- */
 
-static int ops_sign(void *ctx, const uint8_t h[32], struct buf *sig)
+static int ops_sign(void *ctx, struct sv algo, const uint8_t h[32], struct buf *sig)
 {
-	return authority_sign(ctx, h, sig);
+	return authority_sign(ctx, algo, h, sig);
 }
 
 static int ops_pubkey(void *ctx, const struct ssh_pubkey_req *rq, struct authkeys_opts *opts)

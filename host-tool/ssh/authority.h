@@ -25,7 +25,7 @@
 
 struct ssh_authority {
 	/* configuration (not owned) */
-	const struct sshkey *host_key;
+	const struct sshkey *host_keys[SSHKEY_NTYPES]; /* by type; NULL: none */
 	const struct authkeys *authkeys; /* parsed once (the fuzzer), or NULL */
 	const char *authkeys_file;	 /* or read afresh at every publickey attempt,
 					  * as sshd does: a key removed from the file
@@ -55,7 +55,8 @@ struct ssh_authority {
 /* Reset the state (the configuration fields are the caller's). */
 void authority_init(struct ssh_authority *a);
 
-int authority_sign(struct ssh_authority *a, const uint8_t h[32], struct buf *sig);
+/* Sign H as host key algorithm @algo with the host key that has it. */
+int authority_sign(struct ssh_authority *a, struct sv algo, const uint8_t h[32], struct buf *sig);
 int authority_pubkey(struct ssh_authority *a, const struct ssh_pubkey_req *rq,
 		     struct authkeys_opts *opts);
 int authority_token(struct ssh_authority *a, struct sv user, struct sv response);

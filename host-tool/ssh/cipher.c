@@ -7,12 +7,21 @@
  * the tag covers the encrypted length and payload.  aes*-gcm@openssh.com:
  * the length is additional authenticated data, the 12-byte nonce is a
  * 4-byte fixed part and an 8-byte invocation counter incremented per packet.
+ * aes*-ctr (RFC 4344): one AES-CTR stream per direction whose 128-bit
+ * counter, the IV, runs on across packets.  Its MAC (RFC 4253 6.4, RFC
+ * 6668) is HMAC(key, uint32 seq || packet): over the plaintext packet for
+ * hmac-sha2-*, where the length is encrypted with the rest; over the
+ * length in clear and the ciphertext for *-etm@openssh.com (OpenSSH
+ * PROTOCOL 1.7), so a packet is authenticated before anything in it but
+ * its length is decrypted.
  */
 #include "cipher.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
+#include <openssl/core_names.h>
 #include <openssl/evp.h>
 
 #include "buf.h"
@@ -21,11 +30,38 @@ static const struct cipher_info ciphers[] = {
 	{ "chacha20-poly1305@openssh.com", CIPHER_CHACHA, 64, 0, 8, 16 },
 	{ "aes256-gcm@openssh.com", CIPHER_AES_GCM, 32, 12, 16, 16 },
 	{ "aes128-gcm@openssh.com", CIPHER_AES_GCM, 16, 12, 16, 16 },
+	{ "aes256-ctr", CIPHER_AES_CTR, 32, 16, 16, 0 },
+	{ "aes128-ctr", CIPHER_AES_CTR, 16, 16, 16, 0 },
 };
 static const struct cipher_info none_info = { "none", CIPHER_NONE, 0, 0, 8, 0 };
 
-const char cipher_names[] =
-	"chacha20-poly1305@openssh.com,aes256-gcm@openssh.com,aes128-gcm@openssh.com";
+/* The AEAD ciphers first: a client that has them takes one. */
+const char cipher_names[] = "chacha20-poly1305@openssh.com,aes256-gcm@openssh.com,"
+			    "aes128-gcm@openssh.com,aes256-ctr,aes128-ctr";
+
+static const struct mac_info macs[] = {
+	{ "hmac-sha2-256-etm@openssh.com", "SHA256", 32, 32, true },
+	{ "hmac-sha2-512-etm@openssh.com", "SHA512", 64, 64, true },
+	{ "hmac-sha2-256", "SHA256", 32, 32, false },
+	{ "hmac-sha2-512", "SHA512", 64, 64, false },
+};
+
+/* Encrypt-then-MAC first: it authenticates before it decrypts. */
+const char mac_names[] = "hmac-sha2-256-etm@openssh.com,hmac-sha2-512-etm@openssh.com,"
+			 "hmac-sha2-256,hmac-sha2-512";
+
+const struct mac_info *mac_find(const char *name, size_t n)
+{
+	for (size_t i = 0; i < sizeof(macs) / sizeof(macs[0]); i++)
+		if (strlen(macs[i].name) == n && memcmp(macs[i].name, name, n) == 0)
+			return &macs[i];
+	return NULL;
+}
+
+bool cipher_needs_mac(const struct cipher_info *info)
+{
+	return info->kind == CIPHER_AES_CTR;
+}
 
 const struct cipher_info *cipher_find(const char *name, size_t n)
 {
@@ -48,27 +84,74 @@ static EVP_MAC *poly1305(void)
 	return mac;
 }
 
+static EVP_MAC *hmac(void)
+{
+	static EVP_MAC *mac;
+	if (!mac)
+		mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+	return mac;
+}
+
+int cipher_prewarm(void)
+{
+	return poly1305() && hmac() ? 0 : -1;
+}
+
 void cipher_free(struct ssh_cipher *c)
 {
 	EVP_CIPHER_CTX_free(c->main_ctx);
 	EVP_CIPHER_CTX_free(c->hdr_ctx);
 	EVP_MAC_CTX_free(c->mac_ctx);
+	EVP_MAC_CTX_free(c->hmac_ctx);
 	OPENSSL_cleanse(c->iv, sizeof(c->iv));
-	c->main_ctx = c->hdr_ctx = c->mac_ctx = NULL;
+	c->main_ctx = c->hdr_ctx = c->mac_ctx = c->hmac_ctx = NULL;
 	c->info = &none_info;
+	c->mac = NULL;
+	c->taglen = 0;
+	c->len_clear = c->peeked = false;
+}
+
+static int mac_init(struct ssh_cipher *c, const struct mac_info *mac, const uint8_t *key)
+{
+	EVP_MAC *m = hmac();
+	c->hmac_ctx = m ? EVP_MAC_CTX_new(m) : NULL;
+	if (!c->hmac_ctx)
+		return -1;
+	char digest[16];
+	snprintf(digest, sizeof(digest), "%s", mac->digest);
+	OSSL_PARAM params[] = {
+		OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
+		OSSL_PARAM_construct_end(),
+	};
+	/* Keyed once; EVP_MAC_init() with no key starts over with this one. */
+	if (EVP_MAC_init(c->hmac_ctx, key, mac->keylen, params) != 1)
+		return -1;
+	c->mac = mac;
+	c->taglen = mac->len;
+	c->len_clear = mac->etm;
+	return 0;
 }
 
 int cipher_init(struct ssh_cipher *c, const struct cipher_info *info, const uint8_t *key,
-		const uint8_t *iv, bool enc)
+		const uint8_t *iv, const struct mac_info *mac, const uint8_t *mackey, bool enc)
 {
 	memset(c, 0, sizeof(*c));
 	c->info = info;
 	c->enc = enc;
 	if (info->kind == CIPHER_NONE)
 		return 0;
+	c->taglen = info->taglen;
+	c->len_clear = true; /* AEAD */
 	c->main_ctx = EVP_CIPHER_CTX_new();
 	if (!c->main_ctx)
 		goto fail;
+	if (info->kind == CIPHER_AES_CTR) {
+		const EVP_CIPHER *alg = info->keylen == 32 ? EVP_aes_256_ctr() : EVP_aes_128_ctr();
+		if (!mac || mac_init(c, mac, mackey) < 0 ||
+		    EVP_EncryptInit_ex(c->main_ctx, alg, NULL, key, iv) != 1)
+			goto fail;
+		return 0;
+	}
 	if (info->kind == CIPHER_CHACHA) {
 		static const uint8_t zero_iv[16];
 		c->hdr_ctx = EVP_CIPHER_CTX_new();
@@ -103,8 +186,28 @@ static void chacha_iv(uint8_t iv[16], uint32_t seq)
 	put_be32(iv + 12, seq);
 }
 
-uint32_t cipher_peek_len(struct ssh_cipher *c, uint32_t seq, const uint8_t *p)
+size_t cipher_peek_need(const struct ssh_cipher *c)
 {
+	return c->info->kind == CIPHER_AES_CTR && !c->len_clear ? c->info->blocksize : 4;
+}
+
+/* Run the CTR stream over @n bytes in place (encryption and decryption alike). */
+static int ctr_crypt(struct ssh_cipher *c, uint8_t *p, size_t n)
+{
+	int outl;
+	return n == 0 || EVP_EncryptUpdate(c->main_ctx, p, &outl, p, (int)n) == 1 ? 0 : -1;
+}
+
+uint32_t cipher_peek_len(struct ssh_cipher *c, uint32_t seq, uint8_t *p)
+{
+	if (c->info->kind == CIPHER_AES_CTR && !c->len_clear) {
+		if (!c->peeked) {
+			if (ctr_crypt(c, p, 16) < 0)
+				return UINT32_MAX;
+			c->peeked = true;
+		}
+		return get_be32(p);
+	}
 	if (c->info->kind != CIPHER_CHACHA)
 		return get_be32(p);
 	uint8_t iv[16], out[4];
@@ -147,6 +250,44 @@ static void gcm_next_iv(struct ssh_cipher *c)
 			break;
 }
 
+/* HMAC(key, uint32 seq || p[0..n)) into @out (c->taglen bytes). */
+static int mac_compute(struct ssh_cipher *c, uint32_t seq, const uint8_t *p, size_t n,
+		       uint8_t *out)
+{
+	uint8_t sq[4];
+	size_t outl;
+	put_be32(sq, seq);
+	if (EVP_MAC_init(c->hmac_ctx, NULL, 0, NULL) != 1 || EVP_MAC_update(c->hmac_ctx, sq, 4) != 1 ||
+	    EVP_MAC_update(c->hmac_ctx, p, n) != 1 ||
+	    EVP_MAC_final(c->hmac_ctx, out, &outl, c->taglen) != 1 || outl != c->taglen)
+		return -1;
+	return 0;
+}
+
+static int ctr_seal(struct ssh_cipher *c, uint32_t seq, uint8_t *p, size_t n)
+{
+	if (c->len_clear) /* etm: encrypt all but the length, then MAC that */
+		return ctr_crypt(c, p + 4, n - 4) == 0 && mac_compute(c, seq, p, n, p + n) == 0 ? 0
+											    : -1;
+	return mac_compute(c, seq, p, n, p + n) == 0 && ctr_crypt(c, p, n) == 0 ? 0 : -1;
+}
+
+static int ctr_open(struct ssh_cipher *c, uint32_t seq, uint8_t *p, size_t n)
+{
+	uint8_t tag[64];
+	if (c->len_clear) {
+		if (mac_compute(c, seq, p, n, tag) < 0 || CRYPTO_memcmp(tag, p + n, c->taglen) != 0)
+			return -1;
+		return ctr_crypt(c, p + 4, n - 4);
+	}
+	/* The first block was decrypted by cipher_peek_len(); the rest now. */
+	size_t done = c->peeked ? 16 : 0;
+	c->peeked = false;
+	if (n < done || ctr_crypt(c, p + done, n - done) < 0 || mac_compute(c, seq, p, n, tag) < 0)
+		return -1;
+	return CRYPTO_memcmp(tag, p + n, c->taglen) == 0 ? 0 : -1;
+}
+
 int cipher_seal(struct ssh_cipher *c, uint32_t seq, uint8_t *p, size_t n)
 {
 	int outl, rc = -1;
@@ -154,6 +295,8 @@ int cipher_seal(struct ssh_cipher *c, uint32_t seq, uint8_t *p, size_t n)
 		return 0;
 	if (n > INT32_MAX)
 		return -1;
+	if (c->info->kind == CIPHER_AES_CTR)
+		return ctr_seal(c, seq, p, n);
 	if (c->info->kind == CIPHER_CHACHA) {
 		uint8_t key[64], iv[16];
 		chacha_iv(iv, seq);
@@ -183,6 +326,8 @@ int cipher_open(struct ssh_cipher *c, uint32_t seq, uint8_t *p, size_t n)
 		return 0;
 	if (n > INT32_MAX)
 		return -1;
+	if (c->info->kind == CIPHER_AES_CTR)
+		return ctr_open(c, seq, p, n);
 	if (c->info->kind == CIPHER_CHACHA) {
 		uint8_t key[64], tag[16];
 		uint32_t len = cipher_peek_len(c, seq, p);

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Key exchange, server side: KEXINIT negotiation (RFC 4253 7.1), strict kex
- * and ext-info (OpenSSH PROTOCOL, RFC 8308), curve25519-sha256 (RFC 8731)
- * with an ssh-ed25519 host key (RFC 8709), exchange hash and key
+ * and ext-info (OpenSSH PROTOCOL, RFC 8308), cipher and MAC choice per
+ * direction (a MAC only for a cipher without its own integrity), curve25519-sha256 (RFC 8731)
+ * with an ssh-ed25519 (RFC 8709), ecdsa-sha2-nistp256 (RFC 5656) or
+ * rsa-sha2-512/256 (RFC 8332) host key, exchange hash and key
  * derivation (RFC 4253 7.2, 8).
  */
 #include "sshs.h"
@@ -21,8 +23,32 @@ static const char comp_names[] = "none,zlib@openssh.com";
 #else
 static const char comp_names[] = "none";
 #endif
-/* Never used (every cipher we offer is AEAD) but offered for strict peers. */
-static const char mac_names[] = "hmac-sha2-256-etm@openssh.com,hmac-sha2-256";
+
+/* Host key algorithms in our order of preference, and the key each needs. */
+static const struct {
+	const char *name;
+	enum sshkey_type key;
+} hostalgs[] = {
+	{ "ssh-ed25519", SSHKEY_ED25519 },
+	{ "ecdsa-sha2-nistp256", SSHKEY_ECDSA_P256 },
+	{ "rsa-sha2-512", SSHKEY_RSA },
+	{ "rsa-sha2-256", SSHKEY_RSA }, /* never ssh-rsa: SHA-1 */
+};
+
+/* The host key algorithms we have keys for, comma-separated, into s->hostalgs. */
+static void hostalg_list(struct sshs *s)
+{
+	size_t n = 0;
+	s->hostalgs[0] = 0;
+	for (size_t i = 0; i < sizeof(hostalgs) / sizeof(hostalgs[0]); i++) {
+		if (!s->cfg->host_blob[hostalgs[i].key].n)
+			continue;
+		int w = snprintf(s->hostalgs + n, sizeof(s->hostalgs) - n, "%s%s", n ? "," : "",
+				 hostalgs[i].name);
+		if (w > 0 && (size_t)w < sizeof(s->hostalgs) - n)
+			n += (size_t)w;
+	}
+}
 
 /* Is @name an element of the comma-separated @list? */
 static bool list_has(struct sv list, const char *name)
@@ -49,7 +75,9 @@ static struct sv choose(struct sv list, const char *ours)
 			j++;
 		struct sv cand = { list.p + i, j - i };
 		char tmp[128];
-		if (cand.n && cand.n < sizeof(tmp)) {
+		/* A NUL inside a name would let "aes128-ctr\0x" match "aes128-ctr"
+		 * here and then be found by no table: such a name matches nothing. */
+		if (cand.n && cand.n < sizeof(tmp) && !memchr(cand.p, 0, cand.n)) {
 			memcpy(tmp, cand.p, cand.n);
 			tmp[cand.n] = 0;
 			if (list_has(sv_from_cstr(ours), tmp))
@@ -80,7 +108,8 @@ void kex_send_init(struct sshs *s)
 			     "kex-strict-s-v00@openssh.com");
 	else
 		buf_cstr(&b, kex_names);
-	buf_cstr(&b, "ssh-ed25519");
+	hostalg_list(s);
+	buf_cstr(&b, s->hostalgs);
 	buf_cstr(&b, cipher_names);
 	buf_cstr(&b, cipher_names);
 	buf_cstr(&b, mac_names);
@@ -111,8 +140,8 @@ int kex_on_kexinit(struct sshs *s, struct sv pl)
 	struct sv hk = rd_str(&r);		/* server_host_key_algorithms */
 	struct sv enc_cs = rd_str(&r);		/* encryption client to server */
 	struct sv enc_sc = rd_str(&r);		/* encryption server to client */
-	rd_str(&r);				/* mac client to server */
-	rd_str(&r);				/* mac server to client */
+	struct sv mac_cs = rd_str(&r);		/* mac client to server */
+	struct sv mac_sc = rd_str(&r);		/* mac server to client */
 	struct sv comp_cs = rd_str(&r);		/* compression client to server */
 	struct sv comp_sc = rd_str(&r);		/* compression server to client */
 	rd_str(&r);				/* languages client to server */
@@ -137,9 +166,14 @@ int kex_on_kexinit(struct sshs *s, struct sv pl)
 		ssh_disconnect(s, SSH_DISC_KEY_EXCHANGE_FAILED, "no common key exchange method");
 		return -1;
 	}
-	if (!list_has(hk, "ssh-ed25519")) {
+	struct sv hka = choose(hk, s->hostalgs);
+	s->hostalg = -1;
+	for (size_t i = 0; hka.n && i < sizeof(hostalgs) / sizeof(hostalgs[0]); i++)
+		if (sv_eq(hka, hostalgs[i].name))
+			s->hostalg = (int)i;
+	if (s->hostalg < 0) {
 		ssh_disconnect(s, SSH_DISC_KEY_EXCHANGE_FAILED,
-			       "no common host key algorithm (we have ssh-ed25519)");
+			       "no common host key algorithm (we have %s)", s->hostalgs);
 		return -1;
 	}
 	struct sv ecs = choose(enc_cs, cipher_names), esc = choose(enc_sc, cipher_names);
@@ -155,9 +189,25 @@ int kex_on_kexinit(struct sshs *s, struct sv pl)
 	}
 	s->nk_rx.enc = cipher_find((const char *)ecs.p, ecs.n);
 	s->nk_tx.enc = cipher_find((const char *)esc.p, esc.n);
+	/* RFC 4253 7.1: a MAC only where the cipher has no integrity of its own. */
+	s->nk_rx.mac = s->nk_tx.mac = NULL;
+	if (cipher_needs_mac(s->nk_rx.enc)) {
+		struct sv m = choose(mac_cs, mac_names);
+		s->nk_rx.mac = m.n ? mac_find((const char *)m.p, m.n) : NULL;
+	}
+	if (cipher_needs_mac(s->nk_tx.enc)) {
+		struct sv m = choose(mac_sc, mac_names);
+		s->nk_tx.mac = m.n ? mac_find((const char *)m.p, m.n) : NULL;
+	}
+	if ((cipher_needs_mac(s->nk_rx.enc) && !s->nk_rx.mac) ||
+	    (cipher_needs_mac(s->nk_tx.enc) && !s->nk_tx.mac)) {
+		ssh_disconnect(s, SSH_DISC_KEY_EXCHANGE_FAILED, "no common MAC (we have %s)",
+			       mac_names);
+		return -1;
+	}
 	s->nk_rx.zlib = sv_eq(ccs, "zlib@openssh.com");
 	s->nk_tx.zlib = sv_eq(csc, "zlib@openssh.com");
-	if (follows && !(first_is(kex, k) && first_is(hk, sv_from_cstr("ssh-ed25519"))))
+	if (follows && !(first_is(kex, k) && first_is(hk, hka)))
 		s->skip_guess = true;
 	return 0;
 }
@@ -265,7 +315,9 @@ int kex_on_ecdh_init(struct sshs *s, struct rd *r)
 	buf_init(&hb, 2 * SSH_MAX_PACKET);
 	buf_init(&kmp, 64);
 	buf_init(&sig, 4096);
-	buf_put(&ks, s->cfg->host_blob.p, s->cfg->host_blob.n);
+	const char *hname = hostalgs[s->hostalg].name;
+	struct sv blob = s->cfg->host_blob[hostalgs[s->hostalg].key];
+	buf_put(&ks, blob.p, blob.n);
 	put_mpint(&kmp, k, 32);
 	buf_cstr(&hb, s->peer_version);
 	static const char sv_[] = "SSH-2.0-wicket_" WICKET_VERSION;
@@ -285,14 +337,16 @@ int kex_on_ecdh_init(struct sshs *s, struct rd *r)
 		s->have_session_id = true;
 	}
 	/* Only the authority holds the host key (privsep.h). */
-	if (s->cfg->priv->sign(s->cfg->priv_ctx, h, &sig) < 0)
+	if (s->cfg->priv->sign(s->cfg->priv_ctx, sv_from_cstr(hname), h, &sig) < 0)
 		goto fail;
 	struct sv kv = { buf_data(&kmp), buf_used(&kmp) };
 	const struct cipher_info *rx = s->nk_rx.enc, *tx = s->nk_tx.enc;
 	if (derive(s, kv, h, 'A', s->nk_rx.iv, rx->ivlen) < 0 ||
 	    derive(s, kv, h, 'B', s->nk_tx.iv, tx->ivlen) < 0 ||
 	    derive(s, kv, h, 'C', s->nk_rx.key, rx->keylen) < 0 ||
-	    derive(s, kv, h, 'D', s->nk_tx.key, tx->keylen) < 0)
+	    derive(s, kv, h, 'D', s->nk_tx.key, tx->keylen) < 0 ||
+	    (s->nk_rx.mac && derive(s, kv, h, 'E', s->nk_rx.mackey, s->nk_rx.mac->keylen) < 0) ||
+	    (s->nk_tx.mac && derive(s, kv, h, 'F', s->nk_tx.mackey, s->nk_tx.mac->keylen) < 0))
 		goto fail;
 
 	struct buf b;
@@ -304,10 +358,12 @@ int kex_on_ecdh_init(struct sshs *s, struct rd *r)
 	uint8_t nk = SSH_MSG_NEWKEYS;
 	ssh_send(s, &nk, 1);
 	cipher_free(&s->tx.c);
-	if (cipher_init(&s->tx.c, tx, s->nk_tx.key, s->nk_tx.iv, true) < 0)
+	if (cipher_init(&s->tx.c, tx, s->nk_tx.key, s->nk_tx.iv, s->nk_tx.mac, s->nk_tx.mackey,
+			true) < 0)
 		goto fail;
 	OPENSSL_cleanse(s->nk_tx.key, sizeof(s->nk_tx.key));
 	OPENSSL_cleanse(s->nk_tx.iv, sizeof(s->nk_tx.iv));
+	OPENSSL_cleanse(s->nk_tx.mackey, sizeof(s->nk_tx.mackey));
 	if (s->strict)
 		s->tx.seq = 0;
 	s->tx.bytes = 0;
@@ -338,12 +394,14 @@ fail:
 int kex_on_newkeys(struct sshs *s)
 {
 	cipher_free(&s->rx.c);
-	if (cipher_init(&s->rx.c, s->nk_rx.enc, s->nk_rx.key, s->nk_rx.iv, false) < 0) {
+	if (cipher_init(&s->rx.c, s->nk_rx.enc, s->nk_rx.key, s->nk_rx.iv, s->nk_rx.mac,
+			s->nk_rx.mackey, false) < 0) {
 		ssh_disconnect(s, SSH_DISC_KEY_EXCHANGE_FAILED, "cipher setup failed");
 		return -1;
 	}
 	OPENSSL_cleanse(s->nk_rx.key, sizeof(s->nk_rx.key));
 	OPENSSL_cleanse(s->nk_rx.iv, sizeof(s->nk_rx.iv));
+	OPENSSL_cleanse(s->nk_rx.mackey, sizeof(s->nk_rx.mackey));
 	if (s->strict)
 		s->rx.seq = 0;
 	s->rx.bytes = 0;
@@ -358,7 +416,8 @@ int kex_on_newkeys(struct sshs *s)
 	s->kex_time = time(NULL);
 	buf_reset(&s->ic);
 	buf_reset(&s->is);
-	log_debug("ssh: key exchange %u done (%s)", s->kex_count, s->rx.c.info->name);
+	log_debug("ssh: key exchange %u done (%s%s%s)", s->kex_count, s->rx.c.info->name,
+		  s->rx.c.mac ? " " : "", s->rx.c.mac ? s->rx.c.mac->name : "");
 	return 0;
 }
 

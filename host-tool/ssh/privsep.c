@@ -54,12 +54,13 @@ static int from_authority(struct mon *m, int r)
 
 static int on_sign(struct mon *m, struct rd *r, struct buf *out, int *fds, int *nfds)
 {
+	struct sv algo = rd_str(r);    /* host key algorithm */
 	struct sv h = rd_bytes(r, 32); /* the exchange hash */
 	if (!rd_end(r))
 		return violation(m, "malformed SIGN");
 	struct buf sig;
 	buf_init(&sig, 4096);
-	int v = authority_sign(m->a, h.p, &sig);
+	int v = authority_sign(m->a, algo, h.p, &sig);
 	if (v == 0)
 		buf_str(out, buf_data(&sig), buf_used(&sig));
 	buf_free(&sig);
@@ -139,7 +140,7 @@ static const struct priv_entry {
 	size_t min, max; /* datagram length, type byte included */
 	priv_fn fn;
 } priv_table[] = {
-	{ PRIV_SIGN, 1 + 32, 1 + 32, on_sign },
+	{ PRIV_SIGN, 1 + 4 + 32, 1 + 4 + 64 + 32, on_sign },
 	{ PRIV_PUBKEY, 1 + 4 * 4 + 1, PRIV_MSG_MAX, on_pubkey },
 	{ PRIV_TOKEN, 1 + 2 * 4, PRIV_MSG_MAX, on_token },
 	{ PRIV_NONE, 1 + 4, 1 + 4 + 1024, on_none },

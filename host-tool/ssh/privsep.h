@@ -16,7 +16,9 @@
  * keeps the host key, authorized_keys, the token file and the target, and
  * answers a fixed table of requests (struct ssh_authority decides):
  *
- *   SIGN    u8 type, 32 bytes H            -> string signature
+ *   SIGN    string host key algorithm, 32 bytes H
+ *                                          -> string signature, made with the
+ *                                             host key that has that algorithm
  *   PUBKEY  string user, service, algo, blob, bool has_sig [, string sig]
  *                                          -> result; on success the options
  *                                             of the authorized_keys line
@@ -113,7 +115,8 @@ enum { PRIVSEP_FD_IN = 0, PRIVSEP_FD_OUT = 1, PRIVSEP_FD_MONITOR = 3, PRIVSEP_FD
 /*
  * PRIV_CONFIG on @sock: flags (authkeys, token, none, packet log), log level,
  * grace seconds, rekey bytes (two u32), rekey seconds, uid, gid (@ids),
- * string host key blob, string peer address.  0, or -1.
+ * string host key blob for each enum sshkey_type (empty: none), string
+ * peer address.  0, or -1.
  */
 int privsep_send_config(int sock, const struct ssh_server_cfg *cfg, struct privsep_ids ids);
 /* In the forked child: lay out the descriptors and execute the network process. */

@@ -42,7 +42,8 @@ int privsep_send_config(int sock, const struct ssh_server_cfg *cfg, struct privs
 	buf_u32(&b, cfg->rekey_seconds);
 	buf_u32(&b, (uint32_t)ids.uid);
 	buf_u32(&b, (uint32_t)ids.gid);
-	buf_sv(&b, cfg->host_blob);
+	for (int t = 0; t < SSHKEY_NTYPES; t++)
+		buf_sv(&b, cfg->host_blob[t]);
 	buf_cstr(&b, cfg->peer_addr ? cfg->peer_addr : "UNKNOWN");
 	ssize_t n = -1;
 	if (!b.err) {
@@ -103,7 +104,9 @@ int privsep_net_child(int argc, char **argv)
 	rekey_bytes |= rd_u32(&r);
 	uint32_t rekey_seconds = rd_u32(&r);
 	struct privsep_ids ids = { (uid_t)rd_u32(&r), (gid_t)rd_u32(&r) };
-	struct sv blob = rd_str(&r);
+	struct sv blob[SSHKEY_NTYPES];
+	for (int t = 0; t < SSHKEY_NTYPES; t++)
+		blob[t] = rd_str(&r);
 	char peer[256];
 	struct sv pv = rd_str(&r);
 	if (n <= 0 || type != PRIV_CONFIG || !rd_end(&r) || pv.n >= sizeof(peer) ||
@@ -115,7 +118,7 @@ int privsep_net_child(int argc, char **argv)
 	peer[pv.n] = 0;
 	log_level = (int)level;
 	struct ssh_server_cfg cfg = {
-		.host_blob = blob,
+		.host_blob = { blob[0], blob[1], blob[2] },
 		.has_authkeys = flags & CFG_AUTHKEYS,
 		.has_token = flags & CFG_TOKEN,
 		.allow_none = flags & CFG_NONE,

@@ -156,12 +156,13 @@ static void run_probe(struct net *n)
 	}
 }
 
-static int net_sign(void *ctx, const uint8_t h[32], struct buf *sig)
+static int net_sign(void *ctx, struct sv algo, const uint8_t h[32], struct buf *sig)
 {
 	struct net *n = ctx;
 	struct buf req;
-	buf_init(&req, 64);
+	buf_init(&req, 128);
 	buf_u8(&req, PRIV_SIGN);
+	buf_sv(&req, algo);
 	buf_put(&req, h, 32);
 	uint8_t reply[4096];
 	struct rd body;
@@ -348,28 +349,43 @@ static bool is_regular(int fd)
 	return fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
 }
 
+/* One packet each way with @ci (and @mac). */
+static int prewarm_one(const struct cipher_info *ci, const struct mac_info *mac)
+{
+	uint8_t key[64] = { 0 }, iv[16] = { 0 }, pkt[64 + 64] = { 0 };
+	for (int enc = 0; enc < 2; enc++) {
+		struct ssh_cipher c;
+		memset(&c, 0, sizeof(c));
+		if (cipher_init(&c, ci, key, iv, mac, key, enc) < 0)
+			return -1;
+		put_be32(pkt, 60);
+		if (enc)
+			cipher_seal(&c, 0, pkt, 64);
+		else
+			cipher_open(&c, 0, pkt, 64);
+		cipher_free(&c);
+	}
+	return 0;
+}
+
 /* Make libcrypto and zlib load and allocate what they need, before the filter. */
 static int prewarm(void)
 {
-	uint8_t key[64] = { 0 }, iv[16] = { 0 }, pkt[64 + 16] = { 0 };
-	if (kex_prewarm() < 0)
+	uint8_t key[64];
+	if (kex_prewarm() < 0 || cipher_prewarm() < 0)
 		return -1;
-	const char *p = cipher_names;
-	while (*p) {
+	for (const char *p = cipher_names; *p;) {
 		size_t l = strcspn(p, ",");
 		const struct cipher_info *ci = cipher_find(p, l);
-		for (int enc = 0; ci && enc < 2; enc++) {
-			struct ssh_cipher c;
-			memset(&c, 0, sizeof(c));
-			if (cipher_init(&c, ci, key, iv, enc) < 0)
+		/* Every MAC with a cipher that needs one. */
+		for (const char *m = mac_names; ci && cipher_needs_mac(ci) && *m;) {
+			size_t ml = strcspn(m, ",");
+			if (prewarm_one(ci, mac_find(m, ml)) < 0)
 				return -1;
-			put_be32(pkt, 60);
-			if (enc)
-				cipher_seal(&c, 0, pkt, 64);
-			else
-				cipher_open(&c, 0, pkt, 64);
-			cipher_free(&c);
+			m += ml + (m[ml] == ',');
 		}
+		if (ci && !cipher_needs_mac(ci) && prewarm_one(ci, NULL) < 0)
+			return -1;
 		p += l + (p[l] == ',');
 	}
 #ifdef HAVE_ZLIB

@@ -30,8 +30,12 @@
 #include "privsep.h"
 #include "sshs.h"
 
+#define MAX_HOST_KEYS SSHKEY_NTYPES
+
 struct ssh_opts {
-	const char *host_key, *authorized_keys, *token_file, *listen, *target;
+	const char *host_key[MAX_HOST_KEYS]; /* --host-key, once per key type */
+	int n_host_keys;
+	const char *authorized_keys, *token_file, *listen, *target;
 	int grace, max_unauth, max_clients;
 	unsigned long long rekey_bytes;
 };
@@ -41,10 +45,10 @@ static int parse_ssh_opt(struct ssh_opts *o, int argc, char **argv, int *i)
 {
 	static const struct {
 		const char *name;
-		int kind; /* 0 string, 1 int, 2 ull */
+		int kind; /* 0 string, 1 int, 2 ull, 3 host key (repeatable) */
 		size_t off;
 	} opts[] = {
-		{ "--host-key", 0, offsetof(struct ssh_opts, host_key) },
+		{ "--host-key", 3, 0 },
 		{ "--authorized-keys", 0, offsetof(struct ssh_opts, authorized_keys) },
 		{ "--token-file", 0, offsetof(struct ssh_opts, token_file) },
 		{ "--listen", 0, offsetof(struct ssh_opts, listen) },
@@ -69,6 +73,14 @@ static int parse_ssh_opt(struct ssh_opts *o, int argc, char **argv, int *i)
 			continue;
 		}
 		char *base = (char *)o + opts[k].off;
+		if (opts[k].kind == 3) {
+			if (o->n_host_keys == MAX_HOST_KEYS) {
+				usage_error("at most three %s options (one per key type)", "--host-key");
+				return -1;
+			}
+			o->host_key[o->n_host_keys++] = v;
+			return 1;
+		}
 		if (opts[k].kind == 0) {
 			*(const char **)(void *)base = v;
 			return 1;
@@ -123,33 +135,74 @@ static int open_guest_cb(void *arg, struct tp *out)
 	return open_target(c->target, c->g, out);
 }
 
+struct host_keys {
+	struct sshkey *k[SSHKEY_NTYPES]; /* by type */
+	struct buf blob[SSHKEY_NTYPES];
+};
+
+static void host_keys_free(struct host_keys *h)
+{
+	for (int t = 0; t < SSHKEY_NTYPES; t++) {
+		sshkey_free(h->k[t]);
+		buf_free(&h->blob[t]);
+		h->k[t] = NULL;
+	}
+}
+
+/* The public blobs as the transport wants them. */
+static void host_keys_cfg(const struct host_keys *h, struct sv out[SSHKEY_NTYPES])
+{
+	for (int t = 0; t < SSHKEY_NTYPES; t++)
+		out[t] = h->k[t] ? (struct sv){ buf_data(&h->blob[t]), buf_used(&h->blob[t]) }
+				 : SV_NULL;
+}
+
 /*
- * The host key, and a first reading of authorized_keys so that a bad file
- * fails at start-up; the authority reads it afresh at every attempt.
- * Prints the reason on failure.
+ * The host keys (each --host-key, at most one per type; without any, the
+ * default ed25519 key, created when missing), and a first reading of
+ * authorized_keys so that a bad file fails at start-up; the authority
+ * reads it afresh at every attempt.  Prints the reason on failure.
  */
-static int load_keys(const struct ssh_opts *o, struct sshkey **hk)
+static int load_keys(const struct ssh_opts *o, struct host_keys *hk)
 {
 	char path[4096], err[512];
-	const char *p = o->host_key;
-	if (!p) {
+	memset(hk, 0, sizeof(*hk));
+	const char *def[1] = { path };
+	const char *const *paths = o->host_key;
+	int n = o->n_host_keys;
+	if (!n) {
 		sshkey_default_host_key_path(path, sizeof(path));
 		if (!path[0]) {
 			fprintf(stderr, "wicket: no home directory for the host key; use --host-key\n");
 			return -1;
 		}
-		p = path;
+		paths = def;
+		n = 1;
 	}
-	*hk = sshkey_load_host_key(p, !o->host_key, err, sizeof(err));
-	if (!*hk) {
-		fprintf(stderr, "wicket: host key %s: %s\n", p, err);
-		return -1;
+	for (int i = 0; i < n; i++) {
+		struct sshkey *k = sshkey_load_host_key(paths[i], !o->n_host_keys, err, sizeof(err));
+		if (!k) {
+			fprintf(stderr, "wicket: host key %s: %s\n", paths[i], err);
+			host_keys_free(hk);
+			return -1;
+		}
+		enum sshkey_type t = sshkey_type(k);
+		if (hk->k[t]) {
+			fprintf(stderr, "wicket: host key %s: a second %s host key (one per type)\n",
+				paths[i], sshkey_type_name(k));
+			sshkey_free(k);
+			host_keys_free(hk);
+			return -1;
+		}
+		hk->k[t] = k;
+		buf_init(&hk->blob[t], 4096);
+		sshkey_put_blob(k, &hk->blob[t]);
 	}
 	if (o->authorized_keys) {
 		struct authkeys *ak = authkeys_load(o->authorized_keys, err, sizeof(err));
 		if (!ak) {
 			fprintf(stderr, "wicket: %s: %s\n", o->authorized_keys, err);
-			sshkey_free(*hk);
+			host_keys_free(hk);
 			return -1;
 		}
 		authkeys_free(ak);
@@ -199,12 +252,12 @@ int ssh_cmd_proxy(int argc, char **argv, int i, struct globals *g)
 	if (strncmp(tname, "k8s/", 4) == 0)
 		for (char *p = tname; (p = strchr(p, '%'));)
 			*p = '/';
-	struct sshkey *hk;
+	struct host_keys hk;
 	if (load_keys(&o, &hk) < 0)
 		return WICKET_EXIT_FAILURE;
 	struct open_ctx oc = { tname, g };
 	struct ssh_authority auth = {
-		.host_key = hk,
+		.host_keys = { hk.k[0], hk.k[1], hk.k[2] },
 		.authkeys_file = o.authorized_keys,
 		.token_file = o.token_file,
 		.peer_addr = "UNKNOWN",
@@ -214,11 +267,7 @@ int ssh_cmd_proxy(int argc, char **argv, int i, struct globals *g)
 		.open_arg = &oc,
 	};
 	authority_init(&auth);
-	struct buf blob;
-	buf_init(&blob, 4096);
-	sshkey_put_blob(hk, &blob);
 	struct ssh_server_cfg cfg = {
-		.host_blob = { buf_data(&blob), buf_used(&blob) },
 		.has_authkeys = o.authorized_keys != NULL,
 		.has_token = o.token_file != NULL,
 		.allow_none = auth.allow_none,
@@ -226,13 +275,13 @@ int ssh_cmd_proxy(int argc, char **argv, int i, struct globals *g)
 		.peer_addr = "UNKNOWN",
 		.rekey_bytes = o.rekey_bytes,
 	};
+	host_keys_cfg(&hk, cfg.host_blob);
 	/* Reach the guest while the key exchange runs: connecting is fast.
 	 * The monitor hands it to the network process only after auth. */
 	int code = 255;
 	if (privsep_preopen(&auth) == 0)
 		code = privsep_run(&auth, &cfg, 0, 1);
-	buf_free(&blob);
-	sshkey_free(hk);
+	host_keys_free(&hk);
 	return code ? WICKET_EXIT_FAILURE : 0;
 }
 
@@ -340,7 +389,7 @@ int ssh_cmd_serve(int argc, char **argv, int i, struct globals *g)
 	if (!o.authorized_keys && !o.token_file)
 		return usage_error("%s needs --authorized-keys FILE and/or --token-file FILE",
 				   "serve");
-	struct sshkey *hk;
+	struct host_keys hk;
 	if (load_keys(&o, &hk) < 0)
 		return WICKET_EXIT_FAILURE;
 	char shown[1200];
@@ -348,9 +397,16 @@ int ssh_cmd_serve(int argc, char **argv, int i, struct globals *g)
 	if (lfd < 0)
 		return WICKET_EXIT_FAILURE;
 	log_set_ident("wicket serve");
-	char fp[SSHKEY_FP_LEN];
-	sshkey_fingerprint(hk, fp, sizeof(fp));
-	fprintf(stderr, "wicket serve: listening on %s, host key ED25519 %s\n", shown, fp);
+	static const char *const shown_type[SSHKEY_NTYPES] = { "ED25519", "ECDSA", "RSA" };
+	fprintf(stderr, "wicket serve: listening on %s, host key", shown);
+	for (int t = 0, n = 0; t < SSHKEY_NTYPES; t++) {
+		char fp[SSHKEY_FP_LEN];
+		if (!hk.k[t])
+			continue;
+		sshkey_fingerprint(hk.k[t], fp, sizeof(fp));
+		fprintf(stderr, "%s %s %s", n++ ? "," : "", shown_type[t], fp);
+	}
+	fprintf(stderr, "\n");
 	fflush(stderr);
 
 	struct sigaction sa = { .sa_handler = on_term };
@@ -360,9 +416,6 @@ int ssh_cmd_serve(int argc, char **argv, int i, struct globals *g)
 	struct child *kids = calloc((size_t)o.max_clients + 1, sizeof(*kids));
 	int nkids = 0;
 	struct open_ctx oc = { argv[i], g };
-	struct buf blob;
-	buf_init(&blob, 4096);
-	sshkey_put_blob(hk, &blob);
 	while (!got_term) {
 		int st;
 		pid_t pid;
@@ -431,7 +484,7 @@ int ssh_cmd_serve(int argc, char **argv, int i, struct globals *g)
 			for (int k = 0; k < nkids; k++)
 				close(kids[k].notify);
 			struct ssh_authority auth = {
-				.host_key = hk,
+				.host_keys = { hk.k[0], hk.k[1], hk.k[2] },
 				.authkeys_file = o.authorized_keys,
 				.token_file = o.token_file,
 				.peer_addr = addr,
@@ -443,7 +496,6 @@ int ssh_cmd_serve(int argc, char **argv, int i, struct globals *g)
 			};
 			authority_init(&auth);
 			struct ssh_server_cfg cfg = {
-				.host_blob = { buf_data(&blob), buf_used(&blob) },
 				.has_authkeys = o.authorized_keys != NULL,
 				.has_token = o.token_file != NULL,
 				.pktlog = g->pktlog,
@@ -452,6 +504,7 @@ int ssh_cmd_serve(int argc, char **argv, int i, struct globals *g)
 				.grace_seconds = o.grace,
 				.rekey_bytes = o.rekey_bytes,
 			};
+			host_keys_cfg(&hk, cfg.host_blob);
 			int code = privsep_run(&auth, &cfg, fd, fd);
 			_exit(code ? 1 : 0);
 		}
@@ -469,8 +522,7 @@ int ssh_cmd_serve(int argc, char **argv, int i, struct globals *g)
 		kill(kids[k].pid, SIGTERM);
 	free(kids);
 	close(lfd);
-	buf_free(&blob);
-	sshkey_free(hk);
+	host_keys_free(&hk);
 	return 0;
 }
 

@@ -85,7 +85,7 @@ static const char AUTH_MAGIC[] = "openssh-key-v1";
 static void pkey_freep(EVP_PKEY **p) { EVP_PKEY_free(*p); }
 static void pctx_freep(EVP_PKEY_CTX **p) { EVP_PKEY_CTX_free(*p); }
 static void mdctx_freep(EVP_MD_CTX **p) { EVP_MD_CTX_free(*p); }
-static void bn_freep(BIGNUM **p) { BN_free(*p); }
+static void bn_freep(BIGNUM **p) { BN_clear_free(*p); }
 static void bld_freep(OSSL_PARAM_BLD **p) { OSSL_PARAM_BLD_free(*p); }
 static void params_freep(OSSL_PARAM **p) { OSSL_PARAM_free(*p); }
 static void ecsig_freep(ECDSA_SIG **p) { ECDSA_SIG_free(*p); }
@@ -563,34 +563,91 @@ int sshkey_verify(const struct sshkey *k, struct sv algo, struct sv sigblob,
 	return -1;
 }
 
-int sshkey_sign(const struct sshkey *k, const uint8_t *data, size_t len, struct buf *out)
+/* A DER ECDSA signature as SSH's mpint r, mpint s. */
+static int ecdsa_der_to_ssh(const uint8_t *der, size_t n, struct buf *out)
 {
-	if (!k || !k->priv || k->type != SSHKEY_ED25519)
+	const unsigned char *p = der;
+	AUTO(ecsig_freep) ECDSA_SIG *es = d2i_ECDSA_SIG(NULL, &p, (long)n);
+	if (!es)
+		return -1;
+	uint8_t r[P256_SCALAR_LEN], s[P256_SCALAR_LEN];
+	if (BN_bn2binpad(ECDSA_SIG_get0_r(es), r, sizeof(r)) != (int)sizeof(r) ||
+	    BN_bn2binpad(ECDSA_SIG_get0_s(es), s, sizeof(s)) != (int)sizeof(s))
+		return -1;
+	buf_mpint(out, r, sizeof(r));
+	buf_mpint(out, s, sizeof(s));
+	return 0;
+}
+
+int sshkey_sign_alg(const struct sshkey *k, struct sv algo, const uint8_t *data, size_t len,
+		    struct buf *out)
+{
+	const struct sigalg *a = k && k->priv ? sigalg_for(k, algo) : NULL;
+	if (!a)
 		return -1;
 	AUTO(mdctx_freep) EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-	uint8_t sig[ED25519_SIG_LEN];
+	EVP_PKEY_CTX *pctx = NULL; /* owned by ctx */
+	uint8_t sig[RSA_MAX_BITS / 8];
 	size_t siglen = sizeof(sig);
-	if (!ctx || EVP_DigestSignInit(ctx, NULL, NULL, NULL, k->pkey) != 1 ||
-	    EVP_DigestSign(ctx, sig, &siglen, data, len) != 1 || siglen != sizeof(sig)) {
+	if (!ctx || EVP_DigestSignInit(ctx, &pctx, a->md ? a->md() : NULL, NULL, k->pkey) != 1 ||
+	    (k->type == SSHKEY_RSA && EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) <= 0) ||
+	    EVP_DigestSign(ctx, sig, &siglen, data, len) != 1) {
 		ERR_clear_error();
 		return -1;
 	}
-	buf_cstr(out, type_names[SSHKEY_ED25519]);
-	buf_str(out, sig, siglen);
-	return out->err ? -1 : 0;
+	AUTO(bufp_free) struct buf inner;
+	buf_init(&inner, sizeof(sig) + 16);
+	if (k->type == SSHKEY_ECDSA_P256) {
+		if (ecdsa_der_to_ssh(sig, siglen, &inner) < 0) {
+			ERR_clear_error();
+			return -1;
+		}
+	} else {
+		buf_put(&inner, sig, siglen);
+	}
+	buf_cstr(out, a->name);
+	buf_str(out, buf_data(&inner), buf_used(&inner));
+	return out->err || inner.err ? -1 : 0;
 }
 
-struct sshkey *sshkey_generate_ed25519(void)
+int sshkey_sign(const struct sshkey *k, const uint8_t *data, size_t len, struct buf *out)
 {
-	AUTO(pkey_freep) EVP_PKEY *pkey = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+	if (!k || k->type != SSHKEY_ED25519)
+		return -1;
+	return sshkey_sign_alg(k, sv_from_cstr(type_names[SSHKEY_ED25519]), data, len, out);
+}
+
+struct sshkey *sshkey_generate(enum sshkey_type t)
+{
+	AUTO(pkey_freep) EVP_PKEY *pkey = NULL;
+	switch (t) {
+	case SSHKEY_ED25519:
+		pkey = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+		break;
+	case SSHKEY_ECDSA_P256:
+		pkey = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+		break;
+	case SSHKEY_RSA:
+		pkey = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)3072);
+		break;
+	}
 	if (!pkey) {
 		ERR_clear_error();
 		return NULL;
 	}
-	return key_finish(SSHKEY_ED25519, true, &pkey);
+	return key_finish(t, true, &pkey);
+}
+
+struct sshkey *sshkey_generate_ed25519(void)
+{
+	return sshkey_generate(SSHKEY_ED25519);
 }
 
 /* ---- openssh-key-v1 private keys (PROTOCOL.key) ---- */
+
+static struct sshkey *parse_priv_ed25519(struct rd *p, char *err, size_t errlen);
+static struct sshkey *parse_priv_ecdsa(struct rd *p, char *err, size_t errlen);
+static struct sshkey *parse_priv_rsa(struct rd *p, char *err, size_t errlen);
 
 static struct sshkey *parse_private_bin(struct sv bin, char *err, size_t errlen)
 {
@@ -634,20 +691,48 @@ static struct sshkey *parse_private_bin(struct sv bin, char *err, size_t errlen)
 		seterr(err, errlen, "corrupt openssh-key-v1 data (check bytes differ)");
 		return NULL;
 	}
-	if (!sv_eq(ktype, type_names[SSHKEY_ED25519])) {
+	struct sshkey *k;
+	if (sv_eq(ktype, type_names[SSHKEY_ED25519])) {
+		k = parse_priv_ed25519(&p, err, errlen);
+	} else if (sv_eq(ktype, type_names[SSHKEY_ECDSA_P256])) {
+		k = parse_priv_ecdsa(&p, err, errlen);
+	} else if (sv_eq(ktype, type_names[SSHKEY_RSA])) {
+		k = parse_priv_rsa(&p, err, errlen);
+	} else {
 		char t[64];
 		sv_printable(ktype, t, sizeof(t));
-		seterr(err, errlen, "unsupported host key type %s (only ssh-ed25519)", t);
+		seterr(err, errlen,
+		       "unsupported host key type %s (ssh-ed25519, ecdsa-sha2-nistp256, ssh-rsa)", t);
 		return NULL;
 	}
-	struct sv a = rd_str(&p);	/* ENC(A): public key */
-	struct sv sk = rd_str(&p);	/* k || ENC(A): seed then public key */
-	(void)rd_str(&p);		/* comment */
-	struct sv pad = rd_rest(&p);	/* deterministic padding 1, 2, 3, ... */
-	bool bad = p.err || a.n != ED25519_KEY_LEN || sk.n != 2 * ED25519_KEY_LEN || pad.n >= 8;
+	if (!k)
+		return NULL;
+	/* Both copies of the public key agree. */
+	if (!sv_same(pub, (struct sv){ k->blob, k->bloblen })) {
+		sshkey_free(k);
+		seterr(err, errlen, "private key does not match its public key");
+		return NULL;
+	}
+	return k;
+}
+
+/* After the key fields: string comment, then padding 1, 2, 3, ... */
+static bool priv_tail_ok(struct rd *p)
+{
+	(void)rd_str(p);	     /* comment */
+	struct sv pad = rd_rest(p); /* deterministic padding */
+	bool bad = p->err || pad.n >= 8;
 	for (size_t i = 0; !bad && i < pad.n; i++)
 		bad = pad.p[i] != (uint8_t)(i + 1);
-	if (bad || CRYPTO_memcmp(sk.p + ED25519_KEY_LEN, a.p, ED25519_KEY_LEN) != 0) {
+	return !bad;
+}
+
+static struct sshkey *parse_priv_ed25519(struct rd *p, char *err, size_t errlen)
+{
+	struct sv a = rd_str(p);  /* ENC(A): public key */
+	struct sv sk = rd_str(p); /* k || ENC(A): seed then public key */
+	if (!priv_tail_ok(p) || a.n != ED25519_KEY_LEN || sk.n != 2 * ED25519_KEY_LEN ||
+	    CRYPTO_memcmp(sk.p + ED25519_KEY_LEN, a.p, ED25519_KEY_LEN) != 0) {
 		seterr(err, errlen, "corrupt ed25519 private key");
 		return NULL;
 	}
@@ -663,17 +748,148 @@ static struct sshkey *parse_private_bin(struct sv bin, char *err, size_t errlen)
 		seterr(err, errlen, "out of memory");
 		return NULL;
 	}
-	/* The seed must yield the stored public key, and both copies agree. */
+	/* The seed must yield the stored public key. */
 	struct rd kb;
 	rd_init(&kb, k->blob, k->bloblen);
 	(void)rd_str(&kb);
-	if (!sv_same(rd_str(&kb), a) || !sv_same(pub, (struct sv){ k->blob, k->bloblen })) {
+	if (!sv_same(rd_str(&kb), a)) {
 		seterr(err, errlen, "private key does not match its public key");
 		return NULL;
 	}
 	struct sshkey *ret = k;
 	k = NULL;
 	return ret;
+}
+
+/* A key pair from @params, checked by libcrypto (the private half matches). */
+static struct sshkey *priv_from_params(enum sshkey_type t, const char *alg, OSSL_PARAM *params,
+				       char *err, size_t errlen)
+{
+	AUTO(pctx_freep) EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, alg, NULL);
+	AUTO(pkey_freep) EVP_PKEY *pkey = NULL;
+	if (!ctx || EVP_PKEY_fromdata_init(ctx) != 1 ||
+	    EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_KEYPAIR, params) != 1) {
+		ERR_clear_error();
+		seterr(err, errlen, "libcrypto rejected the %s private key", type_names[t]);
+		return NULL;
+	}
+	if (t == SSHKEY_ECDSA_P256) { /* Q on the curve, in the subgroup */
+		AUTO(pctx_freep) EVP_PKEY_CTX *chk = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL);
+		if (!chk || EVP_PKEY_public_check(chk) != 1) {
+			ERR_clear_error();
+			seterr(err, errlen, "corrupt %s private key (bad public point)",
+			       type_names[t]);
+			return NULL;
+		}
+	}
+	AUTO(keyp_free) struct sshkey *k = key_finish(t, true, &pkey);
+	if (!k) {
+		seterr(err, errlen, "out of memory");
+		return NULL;
+	}
+	/* The halves belong together: what the private key signs, the public verifies. */
+	static const uint8_t msg[] = "wicket host key pairwise check";
+	const char *algo = t == SSHKEY_RSA ? "rsa-sha2-256" : type_names[t];
+	AUTO(bufp_free) struct buf sig;
+	buf_init(&sig, RSA_MAX_BITS / 8 + 64);
+	if (sshkey_sign_alg(k, sv_from_cstr(algo), msg, sizeof(msg), &sig) < 0 ||
+	    sshkey_verify(k, sv_from_cstr(algo), (struct sv){ buf_data(&sig), buf_used(&sig) },
+			  msg, sizeof(msg)) < 0) {
+		seterr(err, errlen, "corrupt %s private key (its halves do not match)",
+		       type_names[t]);
+		return NULL;
+	}
+	struct sshkey *ret = k;
+	k = NULL;
+	return ret;
+}
+
+static struct sshkey *parse_priv_ecdsa(struct rd *p, char *err, size_t errlen)
+{
+	struct sv curve = rd_str(p);			 /* curve identifier */
+	struct sv q = rd_str(p);			 /* Q, uncompressed */
+	struct sv d = rd_mpint_pos(p, P256_SCALAR_LEN); /* private scalar */
+	if (!priv_tail_ok(p) || !sv_eq(curve, "nistp256") || q.n != P256_POINT_LEN ||
+	    q.p[0] != 0x04 || !d.n) {
+		seterr(err, errlen, "corrupt ecdsa-sha2-nistp256 private key");
+		return NULL;
+	}
+	AUTO(bn_freep) BIGNUM *bd = BN_bin2bn(d.p, (int)d.n, NULL);
+	AUTO(bld_freep) OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
+	if (!bd || !bld ||
+	    OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, "prime256v1", 0) != 1 ||
+	    OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, q.p, q.n) != 1 ||
+	    OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_PRIV_KEY, bd) != 1) {
+		ERR_clear_error();
+		seterr(err, errlen, "out of memory");
+		return NULL;
+	}
+	AUTO(params_freep) OSSL_PARAM *params = OSSL_PARAM_BLD_to_param(bld);
+	if (!params) {
+		ERR_clear_error();
+		seterr(err, errlen, "out of memory");
+		return NULL;
+	}
+	return priv_from_params(SSHKEY_ECDSA_P256, "EC", params, err, errlen);
+}
+
+static struct sshkey *parse_priv_rsa(struct rd *p, char *err, size_t errlen)
+{
+	/* OpenSSH's order: n, e, d, iqmp, p, q. */
+	struct sv n = rd_mpint_pos(p, RSA_MAX_BITS / 8);
+	struct sv e = rd_mpint_pos(p, RSA_MAX_E_LEN);
+	struct sv d = rd_mpint_pos(p, RSA_MAX_BITS / 8);
+	struct sv iqmp = rd_mpint_pos(p, RSA_MAX_BITS / 8);
+	struct sv pp = rd_mpint_pos(p, RSA_MAX_BITS / 8);
+	struct sv qq = rd_mpint_pos(p, RSA_MAX_BITS / 8);
+	if (!priv_tail_ok(p) || !n.n || !e.n || !d.n || !iqmp.n || !pp.n || !qq.n) {
+		seterr(err, errlen, "corrupt ssh-rsa private key");
+		return NULL;
+	}
+	AUTO(bn_freep) BIGNUM *bn = BN_bin2bn(n.p, (int)n.n, NULL);
+	AUTO(bn_freep) BIGNUM *be = BN_bin2bn(e.p, (int)e.n, NULL);
+	AUTO(bn_freep) BIGNUM *bd = BN_secure_new();
+	AUTO(bn_freep) BIGNUM *biq = BN_secure_new();
+	AUTO(bn_freep) BIGNUM *bp = BN_secure_new();
+	AUTO(bn_freep) BIGNUM *bq = BN_secure_new();
+	AUTO(bn_freep) BIGNUM *dp = BN_secure_new();
+	AUTO(bn_freep) BIGNUM *dq = BN_secure_new();
+	AUTO(bn_freep) BIGNUM *t = BN_secure_new();
+	BN_CTX *bctx = BN_CTX_secure_new();
+	bool ok = bn && be && bd && biq && bp && bq && dp && dq && t && bctx &&
+		  BN_bin2bn(d.p, (int)d.n, bd) && BN_bin2bn(iqmp.p, (int)iqmp.n, biq) &&
+		  BN_bin2bn(pp.p, (int)pp.n, bp) && BN_bin2bn(qq.p, (int)qq.n, bq);
+	int bits = ok ? BN_num_bits(bn) : 0;
+	if (ok && (bits < RSA_MIN_BITS || bits > RSA_MAX_BITS)) {
+		BN_CTX_free(bctx);
+		seterr(err, errlen, "ssh-rsa host key of %d bits (%d..%d allowed)", bits,
+		       RSA_MIN_BITS, RSA_MAX_BITS);
+		return NULL;
+	}
+	/* n = p q and iqmp = q^-1 mod p: libcrypto's signing would quietly
+	 * work around bad CRT values, a corrupt file must not load. */
+	bool consistent = ok && BN_mul(t, bp, bq, bctx) && BN_cmp(t, bn) == 0 &&
+			  BN_mod_mul(t, biq, bq, bp, bctx) && BN_is_one(t);
+	/* The CRT exponents OpenSSH does not store: d mod (p-1), d mod (q-1). */
+	ok = consistent && BN_sub(t, bp, BN_value_one()) && BN_mod(dp, bd, t, bctx) &&
+	     BN_sub(t, bq, BN_value_one()) && BN_mod(dq, bd, t, bctx);
+	BN_CTX_free(bctx);
+	AUTO(bld_freep) OSSL_PARAM_BLD *bld = ok ? OSSL_PARAM_BLD_new() : NULL;
+	ok = bld && OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, bn) == 1 &&
+	     OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, be) == 1 &&
+	     OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_D, bd) == 1 &&
+	     OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_FACTOR1, bp) == 1 &&
+	     OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_FACTOR2, bq) == 1 &&
+	     OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_EXPONENT1, dp) == 1 &&
+	     OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_EXPONENT2, dq) == 1 &&
+	     OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_COEFFICIENT1, biq) == 1;
+	AUTO(params_freep) OSSL_PARAM *params = ok ? OSSL_PARAM_BLD_to_param(bld) : NULL;
+	if (!params) {
+		ERR_clear_error();
+		seterr(err, errlen, "corrupt ssh-rsa private key");
+		return NULL;
+	}
+	return priv_from_params(SSHKEY_RSA, "RSA", params, err, errlen);
 }
 
 struct sshkey *sshkey_parse_private(struct sv text, char *err, size_t errlen)

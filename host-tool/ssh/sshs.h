@@ -80,8 +80,8 @@ struct ssh_pubkey_req {
  * user is authenticated and hands out the guest only after that.
  */
 struct ssh_priv_ops {
-	/* Sign an exchange hash with the host key (the first is the session id). */
-	int (*sign)(void *ctx, const uint8_t h[32], struct buf *sig);
+	/* Sign an exchange hash as host key algorithm @algo (the first is the session id). */
+	int (*sign)(void *ctx, struct sv algo, const uint8_t h[32], struct buf *sig);
 	/* SSH_PRIV_*; on SSH_PRIV_OK *opts is the matching line's (authkeys_opts_clear). */
 	int (*pubkey)(void *ctx, const struct ssh_pubkey_req *rq, struct authkeys_opts *opts);
 	/* keyboard-interactive one-time token: SSH_PRIV_OK / REFUSED / FATAL. */
@@ -93,7 +93,8 @@ struct ssh_priv_ops {
 };
 
 struct ssh_server_cfg {
-	struct sv host_blob;		 /* public host key blob (K_S) */
+	struct sv host_blob[SSHKEY_NTYPES]; /* public host key blobs (K_S) by
+					  * enum sshkey_type; empty: no such key */
 	bool has_authkeys;		 /* publickey auth possible */
 	bool has_token;			 /* keyboard-interactive one-time token */
 	bool allow_none;		 /* stdio proxy mode: local user owns us */
@@ -124,8 +125,10 @@ struct ssh_dir {
 /* Keys negotiated but not yet in use (waiting for NEWKEYS). */
 struct ssh_newkeys {
 	const struct cipher_info *enc;
+	const struct mac_info *mac; /* NULL with an AEAD cipher */
 	uint8_t key[64];
-	uint8_t iv[12];
+	uint8_t iv[CIPHER_IV_MAX];
+	uint8_t mackey[MAC_KEY_MAX];
 	bool zlib;
 };
 
@@ -145,6 +148,8 @@ struct sshs {
 	bool have_session_id;
 	bool kex_sent, kex_rcvd, newkeys_sent, first_kex_done;
 	bool strict, ext_info_c, skip_guess;
+	int hostalg;		/* index into kex.c's host key algorithms */
+	char hostalgs[128];	/* those we offer, comma-separated */
 	unsigned kex_count;
 	struct ssh_newkeys nk_rx, nk_tx;
 	time_t kex_time;

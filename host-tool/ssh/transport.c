@@ -72,13 +72,13 @@ static void send_now(struct sshs *s, const uint8_t *p, size_t n)
 	}
 #endif
 	size_t bs = ci->blocksize;
-	/* With an AEAD cipher the length field is outside the aligned part. */
-	size_t base = ci->taglen ? 1 + n : 4 + 1 + n;
+	/* With an AEAD cipher or etm the length field is outside the aligned part. */
+	size_t base = d->c.len_clear ? 1 + n : 4 + 1 + n;
 	size_t pad = bs - base % bs;
 	if (pad < 4)
 		pad += bs;
 	size_t plen = 1 + n + pad;
-	size_t total = 4 + plen + ci->taglen;
+	size_t total = 4 + plen + d->c.taglen;
 	if (plen > SSH_MAX_PACKET) {
 		log_err("ssh: refusing to send a %zu-byte packet", plen);
 		s->closing = true;
@@ -200,40 +200,81 @@ void ssh_disconnect(struct sshs *s, uint32_t reason, const char *fmt, ...)
 		s->exit_code = 255;
 }
 
-/* Peer's identification line; 1 done, 0 need more, -1 fatal. */
+/*
+ * A bad identification line ends the connection at once, as sshd does: the
+ * reason in our log (with the peer address, from log_preauth_end()), sshd's
+ * plain-text answer to the client (no packet: there is no protocol yet).
+ */
+static int bad_ident(struct sshs *s, const char *reply, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static int bad_ident(struct sshs *s, const char *reply, const char *fmt, ...)
+{
+	char why[200], m[256];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	snprintf(m, sizeof(m), "Invalid SSH identification string: %s", why);
+	log_err("ssh: %s: %s", s->cfg->peer_addr ? s->cfg->peer_addr : "UNKNOWN", m);
+	ended(s, m);
+	buf_put(&s->cout, reply, strlen(reply));
+	s->closing = true;
+	s->exit_code = 255;
+	return -1;
+}
+
+/*
+ * The client's identification line; 1 done, 0 need more, -1 fatal.
+ * RFC 4253 4.2 lets only the server send other lines before its version
+ * line; a client's first line must be "SSH-2.0-..." (or "SSH-1.99-", 2.0
+ * compatible), and sshd refuses anything else at once.
+ */
 static int read_version(struct sshs *s)
 {
-	for (unsigned lines = 0; lines < 32; lines++) {
-		uint8_t *p = buf_data(&s->cin);
-		size_t n = buf_used(&s->cin);
-		uint8_t *nl = memchr(p, '\n', n < 256 ? n : 256);
-		if (!nl) {
-			if (n >= 256) {
-				ssh_disconnect(s, SSH_DISC_PROTOCOL_ERROR, "identification line too long");
-				return -1;
-			}
-			return 0;
-		}
-		size_t len = (size_t)(nl - p);
-		if (len && p[len - 1] == '\r')
-			len--;
-		if (len >= 4 && memcmp(p, "SSH-", 4) == 0) {
-			if (!(len >= 8 && memcmp(p, "SSH-2.0-", 8) == 0) &&
-			    !(len >= 9 && memcmp(p, "SSH-1.99-", 9) == 0)) {
-				ssh_disconnect(s, SSH_DISC_PROTOCOL_ERROR,
-					       "protocol version not supported");
-				return -1;
-			}
-			memcpy(s->peer_version, p, len);
-			s->peer_version[len] = 0;
-			buf_consume(&s->cin, (size_t)(nl - p) + 1);
-			s->version_done = true;
-			return 1;
-		}
-		buf_consume(&s->cin, (size_t)(nl - p) + 1);
+	uint8_t *p = buf_data(&s->cin);
+	size_t n = buf_used(&s->cin);
+	uint8_t *nl = memchr(p, '\n', n < 256 ? n : 256);
+	if (!nl) {
+		if (n >= 256)
+			return bad_ident(s, "Invalid SSH identification string.\r\n",
+					 "line longer than 255 bytes");
+		/* Not "SSH-" so far: no need to wait for the end of the line. */
+		if (n && memcmp(p, "SSH-", n < 4 ? n : 4) != 0)
+			goto not_ssh;
+		return 0;
 	}
-	ssh_disconnect(s, SSH_DISC_PROTOCOL_ERROR, "no identification line");
-	return -1;
+	size_t len = (size_t)(nl - p);
+	if (len && p[len - 1] == '\r')
+		len--;
+	if (len < 4 || memcmp(p, "SSH-", 4) != 0)
+		goto not_ssh;
+	if (!(len >= 8 && memcmp(p, "SSH-2.0-", 8) == 0) &&
+	    !(len >= 9 && memcmp(p, "SSH-1.99-", 9) == 0)) {
+		char v[64];
+		sv_printable((struct sv){ p, len }, v, sizeof(v));
+		return bad_ident(s, "Protocol major versions differ.\r\n",
+				 "protocol version not supported (\"%s\")", v);
+	}
+	for (size_t i = 0; i < len; i++)
+		if (p[i] < 0x20 || p[i] == 0x7f)
+			return bad_ident(s, "Invalid SSH identification string.\r\n",
+					 "control character in the version line");
+	memcpy(s->peer_version, p, len);
+	s->peer_version[len] = 0;
+	buf_consume(&s->cin, (size_t)(nl - p) + 1);
+	s->version_done = true;
+	if (!s->kex_sent)
+		kex_send_init(s); /* ours follows the client's version, as sshd's */
+	return 1;
+not_ssh:;
+	char shown[64];
+	size_t l = nl ? (size_t)(nl - p) : n;
+	if (l && p[l - 1] == '\r')
+		l--;
+	sv_printable((struct sv){ p, l < 40 ? l : 40 }, shown, sizeof(shown));
+	return bad_ident(s, "Invalid SSH identification string.\r\n",
+			 "the client sent \"%s%s\" instead of a version line", shown,
+			 l > 40 ? "..." : "");
 }
 
 static int dispatch(struct sshs *s, struct sv pl)
@@ -243,7 +284,13 @@ static int dispatch(struct sshs *s, struct sv pl)
 	rd_init(&r, pl.p + 1, pl.n - 1);
 	if (s->cfg->pktlog)
 		fprintf(s->cfg->pktlog, "ssh< %s (%zu bytes)\n", msg_name(t), pl.n);
-	if (s->kex_count == 0 && !s->kex_rcvd && t != SSH_MSG_KEXINIT) {
+	/*
+	 * RFC 4253 11.2: IGNORE (and DEBUG) may come at any time, before the
+	 * first KEXINIT too.  A client that then asks for strict kex is refused
+	 * in kex_on_kexinit(): its KEXINIT must be its first packet.
+	 */
+	if (s->kex_count == 0 && !s->kex_rcvd && t != SSH_MSG_KEXINIT && t != MSG_IGNORE &&
+	    t != MSG_DEBUG) {
 		ssh_disconnect(s, SSH_DISC_PROTOCOL_ERROR, "first message is not KEXINIT");
 		return -1;
 	}
@@ -348,21 +395,21 @@ static int rx_packets(struct sshs *s)
 		const struct cipher_info *ci = d->c.info;
 		size_t avail = buf_used(&s->cin);
 		if (!s->rx_need) {
-			if (avail < 4)
+			if (avail < cipher_peek_need(&d->c))
 				return 0;
 			uint32_t len = cipher_peek_len(&d->c, d->seq, buf_data(&s->cin));
-			size_t aligned = ci->taglen ? len : (size_t)len + 4;
+			size_t aligned = d->c.len_clear ? len : (size_t)len + 4;
 			if (len > SSH_MAX_PACKET || len < 5 || aligned % ci->blocksize) {
 				ssh_disconnect(s, SSH_DISC_PROTOCOL_ERROR, "bad packet length %u", len);
 				return -1;
 			}
-			s->rx_need = 4 + (size_t)len + ci->taglen;
+			s->rx_need = 4 + (size_t)len + d->c.taglen;
 		}
 		if (avail < s->rx_need)
 			return 0;
 		uint8_t *p = buf_data(&s->cin);
 		size_t need = s->rx_need;
-		if (cipher_open(&d->c, d->seq, p, need - ci->taglen) < 0) {
+		if (cipher_open(&d->c, d->seq, p, need - d->c.taglen) < 0) {
 			ssh_disconnect(s, SSH_DISC_MAC_ERROR, "message authentication failed");
 			return -1;
 		}
@@ -476,8 +523,8 @@ struct sshs *sshs_new(const struct ssh_server_cfg *cfg, int rfd, int wfd)
 	buf_init(&s->pending, QUEUE_MAX);
 	buf_init(&s->scratch, 2 * SSH_MAX_PACKET);
 	buf_init(&s->rxz, SSH_MAX_PACKET);
-	cipher_init(&s->rx.c, cipher_none(), NULL, NULL, false);
-	cipher_init(&s->tx.c, cipher_none(), NULL, NULL, true);
+	cipher_init(&s->rx.c, cipher_none(), NULL, NULL, NULL, NULL, false);
+	cipher_init(&s->tx.c, cipher_none(), NULL, NULL, NULL, NULL, true);
 	if (RAND_bytes(s->padpool, sizeof(s->padpool)) != 1) {
 		log_err("ssh: no randomness");
 		sshs_free(s);
@@ -498,7 +545,6 @@ int sshs_run(const struct ssh_server_cfg *cfg, int rfd, int wfd)
 		return 255;
 	set_nonblock(rfd);
 	set_nonblock(wfd);
-	kex_send_init(s);
 
 	uint64_t rekey_bytes = cfg->rekey_bytes ? cfg->rekey_bytes : DEFAULT_REKEY_BYTES;
 	unsigned rekey_secs = cfg->rekey_seconds ? cfg->rekey_seconds : DEFAULT_REKEY_SECONDS;

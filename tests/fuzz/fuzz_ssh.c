@@ -27,9 +27,16 @@
  *              bit 1 allow "none" auth, bit 2 a one-time token file, bit 3
  *              authorized_keys (the test keys, see below), bit 4 the guest
  *              cannot be reached, bit 5 zlib@openssh.com negotiated both ways
- *              (mode 1), bit 6 packet log to /dev/null
+ *              (mode 1), bit 6 packet log to /dev/null, bit 7 byte 4 below
+ *              is present
  *   byte 1     client bytes are fed in chunks of byte 1 + 1
  *   bytes 2-3  length G of the guest's byte stream (mode 1; big endian)
+ *   [byte 4]   (bit 7 of byte 0) bits 0-1 host keys: 0 ed25519, 1 all three
+ *              types, 2 ecdsa-sha2-nistp256 only, 3 ssh-rsa only; bit 2 (mode
+ *              1) keys in force both ways: cipher number bits 3-5 of
+ *              cipher_names, MAC number bits 6-7 of mac_names, every key
+ *              byte 0x11, IV bytes 0x22, MAC key bytes 0x33 (mkcorpus.py
+ *              encrypts seeds the same way), sequence numbers from 3
  *   G bytes    what the guest sends once the relay is open (greeting + packets)
  *   rest       what the SSH client sends
  */
@@ -43,8 +50,8 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 
-static struct sshkey *host_key;
-static struct buf host_blob;
+static struct sshkey *host_key[SSHKEY_NTYPES];
+static struct buf host_blob[SSHKEY_NTYPES];
 static struct authkeys *authkeys;
 static char token_dir[256], token_path[300];
 static int null_fd = -1;
@@ -72,12 +79,15 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	/* Quiet: protocol errors are the point.  WICKET_FUZZ_LOG=3 shows them. */
 	log_level = getenv("WICKET_FUZZ_LOG") ? atoi(getenv("WICKET_FUZZ_LOG")) : -1;
 	signal(SIGPIPE, SIG_IGN);
-	host_key = sshkey_generate_ed25519();
+	for (int t = 0; t < SSHKEY_NTYPES; t++) {
+		host_key[t] = sshkey_generate((enum sshkey_type)t);
+		buf_init(&host_blob[t], 4096);
+		if (!host_key[t])
+			abort();
+		sshkey_put_blob(host_key[t], &host_blob[t]);
+	}
 	authkeys = authkeys_parse("fuzz", sv_from_cstr(authkeys_text));
-	buf_init(&host_blob, 4096);
-	if (host_key)
-		sshkey_put_blob(host_key, &host_blob);
-	if (!host_key || !authkeys || authkeys_count(authkeys) != 3) {
+	if (!authkeys || authkeys_count(authkeys) != 3) {
 		fprintf(stderr, "fuzz_ssh: cannot set up keys\n");
 		abort();
 	}
@@ -121,6 +131,38 @@ static void put_token(void)
 	close(fd);
 }
 
+/* The @n-th name of a comma-separated list (wrapping around). */
+static struct sv nth_name(const char *list, unsigned n)
+{
+	unsigned count = 1;
+	for (const char *p = list; *p; p++)
+		count += *p == ',';
+	n %= count;
+	const char *p = list;
+	while (n--)
+		p = strchr(p, ',') + 1;
+	return (struct sv){ (const uint8_t *)p, strcspn(p, ",") };
+}
+
+/* Keys in force (byte 4 bit 2): the state after a kex with known keys. */
+static void keys_in_force(struct sshs *s, uint8_t ext)
+{
+	uint8_t key[64], iv[CIPHER_IV_MAX], mk[MAC_KEY_MAX];
+	memset(key, 0x11, sizeof(key));
+	memset(iv, 0x22, sizeof(iv));
+	memset(mk, 0x33, sizeof(mk));
+	struct sv cn = nth_name(cipher_names, (ext >> 3) & 7);
+	struct sv mn = nth_name(mac_names, ext >> 6);
+	const struct cipher_info *ci = cipher_find((const char *)cn.p, cn.n);
+	const struct mac_info *mi = cipher_needs_mac(ci) ? mac_find((const char *)mn.p, mn.n) : NULL;
+	cipher_free(&s->rx.c);
+	cipher_free(&s->tx.c);
+	if (cipher_init(&s->rx.c, ci, key, iv, mi, mk, false) < 0 ||
+	    cipher_init(&s->tx.c, ci, key, iv, mi, mk, true) < 0)
+		abort();
+	s->rx.seq = s->tx.seq = 3;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (size < 4)
@@ -130,6 +172,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t glen = (size_t)data[2] << 8 | data[3];
 	data += 4;
 	size -= 4;
+	uint8_t ext = 0;
+	if (opt & 128) {
+		if (!size)
+			return 0;
+		ext = data[0];
+		data++;
+		size--;
+	}
+	static const uint8_t key_sets[4] = { 1, 7, 2, 4 }; /* bit per enum sshkey_type */
+	uint8_t keys = key_sets[ext & 3];
 	if (glen > size)
 		glen = size;
 	const uint8_t *gdata = data;
@@ -141,7 +193,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		put_token();
 	/* The authority in process: the monitor's half of privsep.h. */
 	struct ssh_authority auth = {
-		.host_key = host_key,
+		.host_keys = { (keys & 1) ? host_key[0] : NULL, (keys & 2) ? host_key[1] : NULL,
+			       (keys & 4) ? host_key[2] : NULL },
 		.authkeys = (opt & 8) ? authkeys : NULL,
 		.token_file = (opt & 4) ? token_path : NULL,
 		.peer_addr = "192.0.2.7",
@@ -151,7 +204,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	};
 	authority_init(&auth);
 	struct ssh_server_cfg cfg = {
-		.host_blob = { buf_data(&host_blob), buf_used(&host_blob) },
+		.host_blob = {
+			(keys & 1) ? (struct sv){ buf_data(&host_blob[0]), buf_used(&host_blob[0]) } : SV_NULL,
+			(keys & 2) ? (struct sv){ buf_data(&host_blob[1]), buf_used(&host_blob[1]) } : SV_NULL,
+			(keys & 4) ? (struct sv){ buf_data(&host_blob[2]), buf_used(&host_blob[2]) } : SV_NULL,
+		},
 		.has_authkeys = opt & 8,
 		.has_token = opt & 4,
 		.allow_none = opt & 2,
@@ -174,6 +231,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			s->session_id[i] = auth.session_id[i] = (uint8_t)i;
 		s->have_session_id = auth.have_session_id = true;
 		s->rx.zlib = s->tx.zlib = opt & 32;
+		if (ext & 4)
+			keys_in_force(s, ext);
 	} else {
 		kex_send_init(s);
 	}

@@ -15,8 +15,9 @@
  *
  * Oracles: a parsed public key re-encodes to a blob that parses back to an
  * equal key, and to a "TYPE BASE64" text that parses back too; a parsed
- * private key signs, and its own signature verifies, and it re-formats to
- * a file that parses back to the same key.
+ * private key signs with exactly the algorithms allowed for its type (never
+ * ssh-rsa/SHA-1), its own signatures verify, and an ed25519 one re-formats
+ * to a file that parses back to the same key.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -91,16 +92,30 @@ static void exercise_private(struct sshkey *k)
 	CHECK(sshkey_has_private(k));
 	exercise_public(k);
 	static const uint8_t msg[] = "fuzz: sign me";
-	struct buf sig;
-	buf_init(&sig, 4096);
-	CHECK(sshkey_sign(k, msg, sizeof(msg), &sig) == 0);
-	struct rd r;
-	rd_init(&r, buf_data(&sig), buf_used(&sig));
-	struct sv algo = rd_str(&r);
-	CHECK(!r.err);
-	CHECK(sshkey_verify(k, algo, (struct sv){ buf_data(&sig), buf_used(&sig) }, msg,
-			    sizeof(msg)) == 0);
-	buf_free(&sig);
+	static const char *const algos[] = { "ssh-ed25519", "ecdsa-sha2-nistp256", "rsa-sha2-256",
+					     "rsa-sha2-512", "ssh-rsa" };
+	int signed_with = 0;
+	for (size_t i = 0; i < sizeof(algos) / sizeof(algos[0]); i++) {
+		struct sv want = sv_from_cstr(algos[i]);
+		struct buf sig;
+		buf_init(&sig, 4096);
+		int r = sshkey_sign_alg(k, want, msg, sizeof(msg), &sig);
+		/* Exactly the algorithms allowed for the key; never ssh-rsa (SHA-1). */
+		CHECK((r == 0) == sshkey_algo_allowed(k, want));
+		if (r == 0) {
+			signed_with++;
+			struct rd rr;
+			rd_init(&rr, buf_data(&sig), buf_used(&sig));
+			struct sv algo = rd_str(&rr);
+			CHECK(!rr.err && sv_eq(algo, algos[i]));
+			CHECK(sshkey_verify(k, algo, (struct sv){ buf_data(&sig), buf_used(&sig) },
+					    msg, sizeof(msg)) == 0);
+		}
+		buf_free(&sig);
+	}
+	CHECK(signed_with > 0);
+	if (sshkey_type(k) != SSHKEY_ED25519)
+		return; /* only ed25519 keys are written (the generated host key) */
 
 	struct buf text;
 	buf_init(&text, SSHKEY_PRIVATE_TEXT_MAX);

@@ -326,10 +326,48 @@ def namelist(*n):
 
 
 def kexinit(kex=("curve25519-sha256", "ext-info-c", "kex-strict-c-v00@openssh.com"),
-            ciphers=("chacha20-poly1305@openssh.com",), comp=("none",), follows=0):
-    return (bytes([20]) + b"\x11" * 16 + namelist(*kex) + namelist("ssh-ed25519") + namelist(*ciphers)
-            + namelist(*ciphers) + namelist("hmac-sha2-256") + namelist("hmac-sha2-256") + namelist(*comp)
+            ciphers=("chacha20-poly1305@openssh.com",), comp=("none",), follows=0,
+            hk=("ssh-ed25519",), macs=("hmac-sha2-256",)):
+    return (bytes([20]) + b"\x11" * 16 + namelist(*kex) + namelist(*hk) + namelist(*ciphers)
+            + namelist(*ciphers) + namelist(*macs) + namelist(*macs) + namelist(*comp)
             + namelist(*comp) + s("") + s("") + bytes([follows]) + u32(0))
+
+
+# fuzz_ssh.c's byte 4 (bit 7 of byte 0): key sets and keys in force.
+EXT = 128
+CIPHER_NO = {"aes256-ctr": 3, "aes128-ctr": 4}
+MAC_NO = {"hmac-sha2-256-etm@openssh.com": 0, "hmac-sha2-512-etm@openssh.com": 1,
+          "hmac-sha2-256": 2, "hmac-sha2-512": 3}
+
+
+def ctr_stream(cipher, mac, payloads, seq=3, corrupt=False):
+    """Packets as a client with fuzz_ssh.c's fixed keys sends them (aes-ctr + HMAC)."""
+    import hashlib
+    import hmac as hm
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+    key = b"\x11" * (32 if "256" in cipher else 16)
+    enc = Cipher(algorithms.AES(key), modes.CTR(b"\x22" * 16)).encryptor()
+    etm = mac.endswith("-etm@openssh.com")
+    md = hashlib.sha512 if "512" in mac else hashlib.sha256
+    mk = b"\x33" * md().digest_size
+    out = b""
+    for p in payloads:
+        base = 1 + len(p) if etm else 5 + len(p)
+        pad = 16 - base % 16
+        if pad < 4:
+            pad += 16
+        body = bytes([pad]) + p + b"\x00" * pad
+        ln = u32(len(body))
+        if etm:
+            ct = enc.update(body)
+            out += ln + ct + hm.new(mk, u32(seq) + ln + ct, md).digest()
+        else:
+            tag = hm.new(mk, u32(seq) + ln + body, md).digest()
+            out += enc.update(ln + body) + tag
+        seq += 1
+    if corrupt:
+        out = out[:-1] + bytes([out[-1] ^ 1])
+    return out
 
 
 SESSION_ID = bytes(range(32))
@@ -344,7 +382,10 @@ def userauth_pk(user, key, algo, with_sig=True):
     return bytes([50]) + body + b"\x01" + s(algo) + s(blob) + s(sign(key, algo, signed))
 
 
-def ssh_hdr(opts, chunk=255, guest=b""):
+def ssh_hdr(opts, chunk=255, guest=b"", ext=None):
+    """fuzz_ssh.c's header; @ext is byte 4 (and sets bit 7 of byte 0)."""
+    if ext is not None:
+        return bytes([opts | EXT, chunk, len(guest) >> 8, len(guest) & 0xFF, ext]) + guest
     return bytes([opts, chunk, len(guest) >> 8, len(guest) & 0xFF]) + guest
 
 
@@ -361,6 +402,30 @@ def gen_ssh():
     write("ssh", "kex-nomatch", ssh_hdr(0) + ver + ssh_pkt(kexinit(kex=("diffie-hellman-group1-sha1",))))
     write("ssh", "kex-bad-len", ssh_hdr(0) + ver + u32(7) + b"\x04" * 7)
     write("ssh", "ssh1", ssh_hdr(0) + b"SSH-1.5-old\r\n")
+    write("ssh", "ident-empty", ssh_hdr(0) + b"\r\n" + ver + t)
+    write("ssh", "ident-garbage", ssh_hdr(0, 0) + b"garbage\r\n")
+    # IGNORE and DEBUG before KEXINIT: fine without strict kex, not with it.
+    early = ssh_pkt(bytes([2]) + s("x")) + ssh_pkt(bytes([4, 0]) + s("dbg") + s(""))
+    write("ssh", "ignore-before-kexinit", ssh_hdr(0) + ver + early + ssh_pkt(kexinit(kex=("curve25519-sha256",)))
+          + ssh_pkt(bytes([30]) + s(q_c)) + ssh_pkt(bytes([21])))
+    write("ssh", "ignore-before-kexinit-strict", ssh_hdr(0) + ver + early + t)
+    # Host key algorithms (byte 4: 1 all three keys, 2 ecdsa only, 3 rsa only).
+    for name, keys, hk in (("hk-ecdsa", 1, ("ecdsa-sha2-nistp256", "ssh-ed25519")),
+                           ("hk-rsa512", 1, ("rsa-sha2-512", "rsa-sha2-256")),
+                           ("hk-rsa256-only", 3, ("ssh-rsa", "rsa-sha2-256")),
+                           ("hk-nomatch", 2, ("ssh-ed25519", "ssh-rsa"))):
+        write("ssh", "kex-" + name, ssh_hdr(0, ext=keys) + ver + ssh_pkt(kexinit(hk=hk))
+              + ssh_pkt(bytes([30]) + s(q_c)) + ssh_pkt(bytes([21])))
+    write("ssh", "kex-hk-guess", ssh_hdr(0, ext=1) + ver
+          + ssh_pkt(kexinit(hk=("rsa-sha2-512", "ssh-ed25519"), follows=1))
+          + ssh_pkt(bytes([30]) + s(q_c)) + ssh_pkt(bytes([21])))
+    # aes-ctr with each MAC negotiated; a cipher that needs a MAC and no common one.
+    for c in ("aes128-ctr", "aes256-ctr"):
+        for mac in MAC_NO:
+            write("ssh", "kex-%s-%s" % (c, mac.split("@")[0]), ssh_hdr(0) + ver
+                  + ssh_pkt(kexinit(ciphers=(c,), macs=(mac, "hmac-sha1")))
+                  + ssh_pkt(bytes([30]) + s(q_c)) + ssh_pkt(bytes([21])))
+    write("ssh", "kex-ctr-nomac", ssh_hdr(0) + ver + ssh_pkt(kexinit(ciphers=("aes128-ctr",), macs=("hmac-sha1",))))
     # Mode 1: after the key exchange, "none" cipher kept.
     svc = ssh_pkt(bytes([5]) + s("ssh-userauth"))
     guest = (GREETING + pkt(bytes([91]) + u32(0) + u32(0) + u32(0x200000) + u32(0x8000))
@@ -401,6 +466,18 @@ def gen_ssh():
     write("ssh", "rekey", ssh_hdr(1 | 2) + rekey)
     write("ssh", "early-conn-msg", ssh_hdr(1 | 2) + svc + ssh_pkt(bytes([90]) + s("session") + u32(0) + u32(1) + u32(1)))
     write("ssh", "unimplemented", ssh_hdr(1) + ssh_pkt(bytes([200])) + ssh_pkt(bytes([2]) + s("x")) + svc + svc)
+    # Keys in force (byte 4 bit 2): aes-ctr + each MAC, the login and relay encrypted.
+    plain = [bytes([5]) + s("ssh-userauth"), bytes([50]) + s("root") + s("ssh-connection") + s("none"),
+             bytes([90]) + s("session") + u32(0) + u32(0x200000) + u32(0x8000),
+             bytes([98]) + u32(0) + s("exec") + b"\x01" + s("id"), bytes([94]) + u32(0) + s("stdin" * 50),
+             bytes([2]) + s(""), bytes([96]) + u32(0)]
+    for c in CIPHER_NO:
+        for mac in MAC_NO:
+            ext = 4 | CIPHER_NO[c] << 3 | MAC_NO[mac] << 6
+            name = "enc-%s-%s" % (c, mac.split("@")[0])
+            write("ssh", name, ssh_hdr(1 | 2, 255, guest, ext) + ctr_stream(c, mac, plain))
+            write("ssh", name + "-bytewise", ssh_hdr(1 | 2, 0, guest, ext) + ctr_stream(c, mac, plain[:3]))
+            write("ssh", name + "-badmac", ssh_hdr(1 | 2, ext=ext) + ctr_stream(c, mac, plain[:2], corrupt=True))
 
 
 # ---------------------------------------------------------------- keys
@@ -413,6 +490,9 @@ def gen_sshkey():
             write("sshkey", "text-" + key, b"\x01" + b" ".join(f.read().split()[:2]))
     with open(os.path.join(HERE, "keys", "ed25519"), "rb") as f:
         write("sshkey", "private-ed25519", b"\x02" + f.read())
+    for key in ("ecdsa", "rsa"):  # host keys of those types (ssh-keygen's own format)
+        with open(os.path.join(HERE, "keys", key), "rb") as f:
+            write("sshkey", "private-" + key, b"\x02" + f.read())
     msg = b"data to sign"
     for i, (key, algo) in enumerate([("ed25519", "ssh-ed25519"), ("ecdsa", "ecdsa-sha2-nistp256"),
                                      ("rsa", "rsa-sha2-256"), ("rsa", "rsa-sha2-512")]):

@@ -4,7 +4,8 @@
 
 Runs under Debian's /usr/bin/python3 (needs python3-cryptography).  Speaks to
 `CMD...` over its stdin/stdout (e.g. `wicket proxy --ssh TARGET`): version
-exchange, curve25519-sha256 with strict kex, aes256-gcm@openssh.com, then does
+exchange, curve25519-sha256 with strict kex (without it for scenarios ending
+in "-nostrict"), aes256-gcm@openssh.com, then does
 one SCENARIO and prints what the server answered, one line:
   DISCONNECT <code> <reason> | EOF | OK <detail> | UNEXPECTED <type>
 The host key signature is not checked: this is a test of the server's
@@ -142,8 +143,9 @@ class Unexpected(Exception):
         self.p = p
 
 
-def kexinit():
-    return (bytes([20]) + os.urandom(16) + sstr("curve25519-sha256,kex-strict-c-v00@openssh.com")
+def kexinit(strict=True):
+    kex = "curve25519-sha256" + (",kex-strict-c-v00@openssh.com" if strict else "")
+    return (bytes([20]) + os.urandom(16) + sstr(kex)
             + sstr("ssh-ed25519") + sstr("aes256-gcm@openssh.com") * 2
             + sstr("hmac-sha2-256") * 2 + sstr("none") * 2 + sstr("") * 2 + b"\0" + u32(0))
 
@@ -154,7 +156,11 @@ def kex(c, scenario):
     vs = c.line()
     while not vs.startswith(b"SSH-"):
         vs = c.line()
-    ic = kexinit()
+    if scenario.startswith("ignore-before-kexinit"):
+        # RFC 4253 11.2: fine at any time, unless strict kex is asked for.
+        c.send(bytes([2]) + sstr("before kexinit"))
+        c.send(bytes([4, 0]) + sstr("debug before kexinit") + sstr(""))
+    ic = kexinit(strict=not scenario.endswith("-nostrict"))
     c.send(ic)
     if scenario == "ignore-in-kex":
         c.send(bytes([2]) + sstr("x"))

@@ -649,11 +649,81 @@ static void test_host_key(void)
 	k = sshkey_load_host_key(path, false, err, sizeof(err));
 	ok(!k && strstr(err, "encrypted"), "host: passphrase-protected key refused (%s)", err);
 	sshkey_free(k);
-	snprintf(path, sizeof(path), "%s/ec_openssh", dir);
+	snprintf(path, sizeof(path), "%s/rsa1024", dir);
+	chmod(path, 0600);
 	k = sshkey_load_host_key(path, false, err, sizeof(err));
-	ok(!k && strstr(err, "unsupported host key type ecdsa-sha2-nistp256"),
-	   "host: openssh-format ecdsa key refused (%s)", err);
+	ok(!k && strstr(err, "1024 bits"), "host: a 1024-bit rsa host key refused (%s)", err);
 	sshkey_free(k);
+}
+
+/*
+ * ecdsa-sha2-nistp256 and ssh-rsa host keys in ssh-keygen's own format:
+ * loaded, their public half equals the .pub file, they sign with every
+ * algorithm of their type (never ssh-rsa/SHA-1), and a private half that does
+ * not belong to the public one is refused.
+ */
+static void test_host_key_types(void)
+{
+	static const struct {
+		const char *file, *algos[2];
+		enum sshkey_type type;
+	} cases[] = {
+		{ "ec_openssh", { "ecdsa-sha2-nistp256", NULL }, SSHKEY_ECDSA_P256 },
+		{ "rsa_openssh", { "rsa-sha2-512", "rsa-sha2-256" }, SSHKEY_RSA },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char path[256], err[256];
+		struct pub p;
+		snprintf(path, sizeof(path), "%s/%s", dir, cases[i].file);
+		chmod(path, 0600);
+		struct sshkey *k = sshkey_load_host_key(path, false, err, sizeof(err));
+		ok(k && sshkey_has_private(k) && sshkey_type(k) == cases[i].type,
+		   "host %s: loaded (%s)", cases[i].file, k ? "" : err);
+		snprintf(path, sizeof(path), "%s/%s.pub", dir, cases[i].file);
+		struct sshkey *pub = read_pub(path, &p) ? sshkey_from_blob(pub_sv(&p)) : NULL;
+		ok(k && pub && sshkey_equal(k, pub), "host %s: public half equals the .pub file",
+		   cases[i].file);
+		for (int a = 0; a < 2; a++) {
+			if (!cases[i].algos[a])
+				continue;
+			struct buf sig;
+			buf_init(&sig, 4096);
+			int r = k ? sshkey_sign_alg(k, sv_from_cstr(cases[i].algos[a]), (const uint8_t *)msg,
+						    sizeof(msg), &sig)
+				  : -1;
+			ok(r == 0 && pub && verify_buf(pub, cases[i].algos[a], &sig, msg,
+							sizeof(msg)) == 0,
+			   "host %s: signs as %s, the public key verifies", cases[i].file,
+			   cases[i].algos[a]);
+			buf_free(&sig);
+		}
+		struct buf sig;
+		buf_init(&sig, 4096);
+		ok(!k || sshkey_sign_alg(k, sv_from_cstr("ssh-rsa"), (const uint8_t *)msg, sizeof(msg), &sig) < 0,
+		   "host %s: no ssh-rsa (SHA-1) signature", cases[i].file);
+		buf_free(&sig);
+		sshkey_free(k);
+		sshkey_free(pub);
+
+		/* The private scalar / exponent changed: the halves no longer match. */
+		snprintf(path, sizeof(path), "%s/%s", dir, cases[i].file);
+		int rr = run("/usr/bin/python3 -c \"\nimport base64\n"
+			     "t=open('%s').read().split('\\n')\n"
+			     "b=bytearray(base64.b64decode(''.join(t[1:-2])))\n"
+			     "b[-60]^=1\n"
+			     "open('%s.bad','w').write(t[0]+'\\n'+base64.b64encode(bytes(b)).decode()+'\\n'+t[-2]+'\\n')\"",
+			     path, path);
+		snprintf(path, sizeof(path), "%s/%s.bad", dir, cases[i].file);
+		size_t bn = 0;
+		char *bad = rr == 0 ? slurp(path, &bn) : NULL;
+		struct sshkey *bk = bad ? sshkey_parse_private((struct sv){ (const uint8_t *)bad, bn },
+							err, sizeof(err))
+					: NULL;
+		ok(!bk && bad, "host %s: a corrupted private half is refused (%s)", cases[i].file,
+		   err);
+		sshkey_free(bk);
+		free(bad);
+	}
 }
 
 /* Several processes creating the same host key at once all end up with one key. */
@@ -867,7 +937,8 @@ int main(void)
 		"ssh-keygen -q -t rsa -b 3072 -m PEM -N '' -C 'test rsa' -f rsa && "
 		"ssh-keygen -q -t rsa -b 1024 -N '' -f rsa1024 && "
 		"ssh-keygen -q -t ed25519 -N 'secret pass' -f enc && "
-		"ssh-keygen -q -t ecdsa -b 256 -N '' -f ec_openssh",
+		"ssh-keygen -q -t ecdsa -b 256 -N '' -f ec_openssh && "
+		"ssh-keygen -q -t rsa -b 2048 -N '' -f rsa_openssh",
 		dir) != 0)
 		bail_out("ssh-keygen failed");
 
@@ -883,6 +954,7 @@ int main(void)
 		test_rsa_sign(rsa);
 	test_agent(ed, ec, rsa);
 	test_host_key();
+	test_host_key_types();
 	test_host_key_race();
 	test_private_mutations();
 	test_bad_blobs();
