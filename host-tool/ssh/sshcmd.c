@@ -28,6 +28,7 @@
 #ifdef HAVE_LIBCRYPTO
 #include "privsep.h"
 #include "sshs.h"
+#include "target_kinds.h"
 
 struct ssh_opts {
 	const char *host_key, *authorized_keys, *token_file, *listen, *target;
@@ -175,20 +176,10 @@ int ssh_cmd_proxy(int argc, char **argv, int i, struct globals *g)
 		return bad;
 	if (o.listen)
 		return usage_error("%s is for 'wicket serve'", "--listen");
-	/*
-	 * KIND%NAME is KIND/NAME: scp and rsync take "HOST:PATH" for a local
-	 * file name when a '/' comes before the ':' (as systemd-ssh-proxy's
-	 * vsock%CID).
-	 */
+	/* KIND%NAME is KIND/NAME, for scp, rsync and git (target_kinds.h). */
 	char tname[4096];
-	snprintf(tname, sizeof(tname), "%s", argv[i]);
-	char *pct = strchr(tname, '%');
-	if (pct && !memchr(tname, '/', (size_t)(pct - tname)))
-		*pct = '/';
-	/* k8s%NS%POD%CONTAINER: names there never hold '%'. */
-	if (strncmp(tname, "k8s/", 4) == 0)
-		for (char *p = tname; (p = strchr(p, '%'));)
-			*p = '/';
+	if (target_from_ssh_host(argv[i], tname, sizeof(tname)) < 0)
+		return usage_error("target '%.64s...' is too long", argv[i]);
 	struct sshkey *hk;
 	if (load_keys(&o, &hk) < 0)
 		return WICKET_EXIT_FAILURE;
