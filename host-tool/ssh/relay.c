@@ -100,6 +100,35 @@ static void open_failure(struct sshs *s, bool to_client, uint32_t chan, const ch
 		to_guest_buf(s, &b);
 }
 
+/*
+ * Before a request that starts a session: ssh-connection@wicket on the same
+ * channel (no reply wanted, so the replies the client waits for keep their
+ * order), so the guest sets SSH_CONNECTION and SSH_CLIENT.  A guest that
+ * does not know it ignores it.
+ */
+static void send_conn_info(struct sshs *s, uint32_t rch)
+{
+	const struct ssh_conn_info *ci = &s->cfg->conn;
+	if (!ci->caddr[0])
+		return;
+	struct buf b;
+	ssh_pkt_begin(&b, MSG_CHANNEL_REQUEST);
+	buf_u32(&b, rch);
+	buf_cstr(&b, "ssh-connection@wicket");
+	buf_bool(&b, false);
+	buf_cstr(&b, ci->caddr);
+	buf_u32(&b, ci->cport);
+	buf_cstr(&b, ci->saddr);
+	buf_u32(&b, ci->sport);
+	to_guest_buf(s, &b);
+}
+
+static bool is_session_start(struct sv type)
+{
+	return sv_eq(type, "shell") || sv_eq(type, "exec") || sv_eq(type, "subsystem") ||
+	       sv_eq(type, "exec-argv@wicket");
+}
+
 static bool is_forward_request(struct sv name)
 {
 	return sv_eq(name, "tcpip-forward") || sv_eq(name, "cancel-tcpip-forward") ||
@@ -143,12 +172,14 @@ int relay_from_client(struct sshs *s, struct sv pl)
 		bool want = rd_bool(&r);	/* want reply */
 		if (r.err)
 			break;
+		/* ssh-connection@wicket is ours to send, never the client's. */
 		bool deny = (sv_eq(type, "pty-req") && !allow_pty(s)) ||
 			    (sv_eq(type, "x11-req") && !allow_x11(s)) ||
-			    (sv_eq(type, "auth-agent-req@openssh.com") && !allow_agent(s));
-		bool forced = s->have_opts && s->opts.command &&
-			      (sv_eq(type, "shell") || sv_eq(type, "exec") ||
-			       sv_eq(type, "subsystem") || sv_eq(type, "exec-argv@wicket"));
+			    (sv_eq(type, "auth-agent-req@openssh.com") && !allow_agent(s)) ||
+			    sv_eq(type, "ssh-connection@wicket");
+		bool forced = s->have_opts && s->opts.command && is_session_start(type);
+		if (is_session_start(type))
+			send_conn_info(s, rch);
 		if (deny || forced) {
 			struct buf b;
 			ssh_pkt_begin(&b, MSG_CHANNEL_REQUEST);

@@ -207,6 +207,8 @@ int ssh_cmd_proxy(int argc, char **argv, int i, struct globals *g)
 		.peer_addr = "UNKNOWN",
 		.rekey_bytes = o.rekey_bytes,
 	};
+	/* stdin may be a TCP socket (inetd, systemd Accept=yes): then its addresses. */
+	ssh_conn_info_of(0, &cfg.conn);
 	/* Reach the guest while the key exchange runs: connecting is fast.
 	 * The monitor hands it to the network process only after auth. */
 	int code = 255;
@@ -295,6 +297,37 @@ static int listen_on(const char *spec, char *shown, size_t shownlen)
 	else
 		snprintf(shown, shownlen, "%s", spec);
 	return fd;
+}
+
+/* A numeric address and port of @sa; v4-mapped IPv6 shown as IPv4. */
+static bool numeric_addr(const struct sockaddr_storage *ss, socklen_t sl, char *out, size_t n,
+			 uint32_t *port)
+{
+	char h[NI_MAXHOST], p[NI_MAXSERV];
+	if ((ss->ss_family != AF_INET && ss->ss_family != AF_INET6) ||
+	    getnameinfo((const struct sockaddr *)ss, sl, h, sizeof(h), p, sizeof(p),
+			NI_NUMERICHOST | NI_NUMERICSERV))
+		return false;
+	const char *a = strncmp(h, "::ffff:", 7) == 0 && strchr(h, '.') ? h + 7 : h;
+	if (strlen(a) >= n)
+		return false;
+	snprintf(out, n, "%s", a);
+	*port = (uint32_t)strtoul(p, NULL, 10);
+	return true;
+}
+
+void ssh_conn_info_of(int fd, struct ssh_conn_info *ci)
+{
+	struct sockaddr_storage ps, ls;
+	socklen_t pl = sizeof(ps), ll = sizeof(ls);
+	if (getpeername(fd, (struct sockaddr *)&ps, &pl) == 0 &&
+	    getsockname(fd, (struct sockaddr *)&ls, &ll) == 0 &&
+	    numeric_addr(&ps, pl, ci->caddr, sizeof(ci->caddr), &ci->cport) &&
+	    numeric_addr(&ls, ll, ci->saddr, sizeof(ci->saddr), &ci->sport))
+		return;
+	/* A pipe (ProxyCommand), a Unix socket: what sshd -i says then. */
+	*ci = (struct ssh_conn_info){ .caddr = "UNKNOWN", .saddr = "UNKNOWN", .cport = 65535,
+				      .sport = 65535 };
 }
 
 static void peer_name(const struct sockaddr_storage *ss, socklen_t sl, char *out, size_t n)
@@ -433,6 +466,7 @@ int ssh_cmd_serve(int argc, char **argv, int i, struct globals *g)
 				.grace_seconds = o.grace,
 				.rekey_bytes = o.rekey_bytes,
 			};
+			ssh_conn_info_of(fd, &cfg.conn);
 			int code = privsep_run(&auth, &cfg, fd, fd);
 			_exit(code ? 1 : 0);
 		}
