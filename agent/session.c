@@ -316,6 +316,30 @@ static bool req_ssh_connection(struct session *s, struct rd *r)
 	return true;
 }
 
+/*
+ * key-env@wicket: an environment= option of the authorized_keys line the
+ * SSH wrapper's client logged in with, which its operator allowed
+ * (PROTOCOL.md).  The host side's word: no --accept-env filter, but never
+ * a reserved name.  Only before the session starts.
+ */
+static bool req_key_env(struct session *s, struct rd *r)
+{
+	struct sv name = rd_str(r); /* variable name */
+	struct sv val = rd_str(r);  /* value */
+	if (!rd_end(r) || s->started || !valid_env_name(name) || sv_has_nul(val) ||
+	    val.n > 65536 || s->nenv + 8 >= SESSION_MAX_ENV)
+		return false;
+	char *n = sv_strdup(name), *v = sv_strdup(val);
+	bool ok = n && v && !env_reserved(n);
+	if (ok)
+		session_setenv(s, n, v);
+	else if (n)
+		log_info("key-env %s refused (a name only the agent sets)", n);
+	free(n);
+	free(v);
+	return ok;
+}
+
 static bool req_env(struct session *s, struct rd *r)
 {
 	struct sv name = rd_str(r);
@@ -575,6 +599,8 @@ static bool session_request(struct chan *ch, struct sv type, bool want_reply, st
 		return !s->started && req_env(s, r);
 	if (sv_eq(type, "ssh-connection@wicket"))
 		return req_ssh_connection(s, r);
+	if (sv_eq(type, "key-env@wicket"))
+		return req_key_env(s, r);
 	if (sv_eq(type, "pty-req"))
 		return req_pty(s, r);
 	if (sv_eq(type, "window-change"))

@@ -32,6 +32,7 @@
 
 struct ssh_opts {
 	const char *host_key, *authorized_keys, *token_file, *listen, *target;
+	const char *permit_user_env; /* --permit-user-environment */
 	int grace, max_unauth, max_clients;
 	unsigned long long rekey_bytes;
 };
@@ -48,6 +49,7 @@ static int parse_ssh_opt(struct ssh_opts *o, int argc, char **argv, int *i)
 		{ "--authorized-keys", 0, offsetof(struct ssh_opts, authorized_keys) },
 		{ "--token-file", 0, offsetof(struct ssh_opts, token_file) },
 		{ "--listen", 0, offsetof(struct ssh_opts, listen) },
+		{ "--permit-user-environment", 0, offsetof(struct ssh_opts, permit_user_env) },
 		{ "--login-grace-time", 1, offsetof(struct ssh_opts, grace) },
 		{ "--max-unauth", 1, offsetof(struct ssh_opts, max_unauth) },
 		{ "--max-clients", 1, offsetof(struct ssh_opts, max_clients) },
@@ -189,6 +191,7 @@ int ssh_cmd_proxy(int argc, char **argv, int i, struct globals *g)
 		.authkeys_file = o.authorized_keys,
 		.token_file = o.token_file,
 		.peer_addr = "UNKNOWN",
+		.permit_user_env = o.permit_user_env,
 		.allow_none = !o.authorized_keys && !o.token_file,
 		.auth_notify_fd = -1,
 		.open_guest = open_guest_cb,
@@ -449,6 +452,7 @@ int ssh_cmd_serve(int argc, char **argv, int i, struct globals *g)
 				.authkeys_file = o.authorized_keys,
 				.token_file = o.token_file,
 				.peer_addr = addr,
+				.permit_user_env = o.permit_user_env,
 				.log_logins = true,
 				.auth_notify_fd = pp[1],
 				.grace_seconds = o.grace,
