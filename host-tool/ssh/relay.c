@@ -184,7 +184,7 @@ int relay_from_client(struct sshs *s, struct sv pl)
 			if (listen_denied) {
 				char shown[80];
 				sv_printable(addr, shown, sizeof(shown));
-				log_info("ssh: refused tcpip-forward %s:%u (not in this key's permitlisten=)",
+				log_warn("ssh: refused tcpip-forward %s:%u (not in this key's permitlisten=)",
 					 shown, port);
 			}
 		}
@@ -221,10 +221,10 @@ int relay_from_client(struct sshs *s, struct sv pl)
 				char shown[80];
 				sv_printable(host, shown, sizeof(shown));
 				if (tcp)
-					log_info("ssh: refused direct-tcpip to %s:%u (not in this key's "
+					log_warn("ssh: refused direct-tcpip to %s:%u (not in this key's "
 						 "permitopen=)", shown, port);
 				else
-					log_info("ssh: refused direct-streamlocal to %s (a key with "
+					log_warn("ssh: refused direct-streamlocal to %s (a key with "
 						 "permitopen= opens no socket paths)", shown);
 				open_failure(s, true, sender,
 					     "this connection is not permitted by the key's permitopen=");

@@ -11,6 +11,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 sys.dont_write_bytecode = True
@@ -63,12 +64,12 @@ def proxy_ssh(*args, opts=()):
             "-o", "LogLevel=error"] + list(opts) + ["g"] + list(args)
 
 
-def start_serve(*extra):
+def start_serve(*extra, target=None):
     tmp = S["tmp"]
     n = len(S.setdefault("serves", []))
     log = open(os.path.join(tmp, "serve%d.log" % n), "w+b")
     p = spawn(wicket("serve", "--listen", "127.0.0.1:0", "--host-key", tmp + "/id_host",
-                     "--authorized-keys", S["ak"], *extra, T()),
+                     "--authorized-keys", S["ak"], *extra, target or T()),
               stdin=subprocess.DEVNULL, stderr=log, env=S["env"])
     S["serves"].append(p)
 
@@ -88,10 +89,11 @@ def serve_default():
 
 
 def serve_ssh(port, *args, key="a", opts=()):
-    return ["ssh", "-F", "/dev/null", "-p", str(port), "-o", "BatchMode=yes", "-o",
+    # @opts first: ssh takes the first value of an option.
+    return ["ssh"] + list(opts) + ["-F", "/dev/null", "-p", str(port), "-o", "BatchMode=yes", "-o",
             "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o",
             "LogLevel=error", "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none",
-            "-i", os.path.join(S["tmp"], "id_" + key)] + list(opts) + ["127.0.0.1"] + list(args)
+            "-i", os.path.join(S["tmp"], "id_" + key), "127.0.0.1"] + list(args)
 
 
 ECHO_CONN = 'echo "[$SSH_CONNECTION] [$SSH_CLIENT]"'
@@ -161,6 +163,197 @@ asyncio.run(main())
     r = runp([SYS_PY, "-W", "ignore", "-c", code], timeout=60)
     expect(r.rc == 0 and re.match(rb"reply False \[127\.0\.0\.1 \d+ 127\.0\.0\.1 %d\]\n$" % port,
                                   r.out), "forged request reached the guest\n" + r.describe())
+
+
+
+# ---------------------------------------------------------------- authorized_keys options
+
+def echo_server():
+    """A TCP echo server on 127.0.0.1 (the guest here is this machine)."""
+    if "echo" in S:
+        return S["echo"]
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(16)
+
+    def serve_one(c):
+        with c:
+            while True:
+                d = c.recv(65536)
+                if not d:
+                    return
+                c.sendall(d)
+
+    def loop():
+        while True:
+            try:
+                c, _ = ls.accept()
+            except OSError:
+                return
+            threading.Thread(target=serve_one, args=(c,), daemon=True).start()
+    threading.Thread(target=loop, daemon=True).start()
+    tap.at_cleanup(ls.close)
+    S["echo"] = ls.getsockname()[1]
+    return S["echo"]
+
+
+def free_port():
+    with socket.socket() as so:
+        so.bind(("127.0.0.1", 0))
+        return so.getsockname()[1]
+
+
+def serve_log(log):
+    log.seek(0)
+    return log.read().decode("utf-8", "replace")
+
+
+def with_ak(text, *serve_args):
+    """authorized_keys := @text (key a as @0, key b as @1), then a serve for it
+    (a fresh one when @serve_args are given)."""
+    write_ak(text.replace("@0", S["pub"]["a"]).replace("@1", S["pub"]["b"]))
+    return start_serve(*serve_args) if serve_args else serve_default()
+
+
+@tap.check("expiry-time: a future time logs in, a past one is refused and logged (Z and local)")
+def check_expiry():
+    port, log = with_ak('expiry-time="20000101Z" @0 old\n'
+                        'expiry-time="209901011200" @1 future\n')
+    r = runp(serve_ssh(port, "echo", "in", key="a"))
+    expect(r.rc == 255 and b"Permission denied" in r.err, "expired key a\n" + r.describe())
+    expect("expired at 2000-01-01 00:00:00 UTC" in serve_log(log), "no expiry in the log:\n"
+           + serve_log(log)[-1500:])
+    r = runp(serve_ssh(port, "echo", "in", key="b"))
+    expect_eq((r.rc, r.out), (0, b"in\n"), "unexpired key b\n" + r.describe())
+    # The same key on a later line without expiry-time: that line counts, as in sshd.
+    port, _ = with_ak('expiry-time="20000101Z" @0 old\nno-pty @0 new\n')
+    r = runp(serve_ssh(port, "echo", "again"))
+    expect_eq((r.rc, r.out), (0, b"again\n"), "a later line of the same key\n" + r.describe())
+
+
+@tap.check("environment=: applied only with --permit-user-environment (yes / patterns), "
+           "the first of a name, never SSH_CONNECTION; the guest's --accept-env does not filter it")
+def check_environment():
+    text = ('environment="WK_A=one",environment="WK_B=two words",environment="WK_A=dup",'
+            'environment="SSH_CONNECTION=forged" @0\n')
+    cmd = 'echo "[$WK_A] [$WK_B] [${SSH_CONNECTION%% *}]"'
+    port, _ = with_ak(text)
+    r = runp(serve_ssh(port, cmd))
+    expect_eq((r.rc, r.out), (0, b"[] [] [127.0.0.1]\n"), "without the option\n" + r.describe())
+    port, log = with_ak(text, "--permit-user-environment", "yes")
+    r = runp(serve_ssh(port, cmd))
+    expect_eq((r.rc, r.out), (0, b"[one] [two words] [127.0.0.1]\n"),
+              "--permit-user-environment yes\n" + r.describe())
+    # The key's word wins over the client's own SendEnv for the same name.
+    r = runp(serve_ssh(port, cmd, opts=["-o", "SetEnv=WK_A=client"]))
+    expect_eq(r.out, b"[one] [two words] [127.0.0.1]\n", "key env over SetEnv\n" + r.describe())
+    port, _ = with_ak(text, "--permit-user-environment", "WK_B,!WK_A")
+    r = runp(serve_ssh(port, cmd))
+    expect_eq((r.rc, r.out), (0, b"[] [two words] [127.0.0.1]\n"), "patterns\n" + r.describe())
+    # A guest agent with its default --accept-env (LANG, LC_*, ...) still takes them.
+    plain = Agent(S["tmp"], name="plain.sock")
+    port, _ = start_serve("--permit-user-environment", "yes", target=plain.target)
+    r = runp(serve_ssh(port, cmd, opts=["-o", "SetEnv=WK_B=client"]))
+    expect_eq((r.rc, r.out), (0, b"[one] [two words] [127.0.0.1]\n"),
+              "default --accept-env agent\n" + r.describe())
+
+
+def ssh_w(port, host, hport, key="a", data=b"ping\n"):
+    """ssh -W HOST:PORT: one direct-tcpip channel, stdin to it."""
+    return runp(serve_ssh(port, key=key, opts=["-o", "LogLevel=info", "-W", "%s:%d" % (host, hport)]),
+                input=data)
+
+
+@tap.check("permitopen=: -W/-L to a listed host:port works, others refused "
+           "('administratively prohibited'), hosts literal, port *")
+def check_permitopen():
+    ep = echo_server()
+    port, log = with_ak('permitopen="127.0.0.1:%d",permitopen="localhost:*" @0\n'
+                        'restrict,port-forwarding,permitopen="127.0.0.1:1" @1\n' % ep)
+    r = ssh_w(port, "127.0.0.1", ep)
+    expect_eq((r.rc, r.out), (0, b"ping\n"), "-W to the listed one\n" + r.describe())
+    r = ssh_w(port, "localhost", ep)
+    expect_eq((r.rc, r.out), (0, b"ping\n"), "-W localhost:* (any port)\n" + r.describe())
+    other = free_port()
+    r = ssh_w(port, "127.0.0.1", other)
+    expect(r.rc == 255 and b"administratively prohibited" in r.err and not r.out,
+           "-W to an unlisted port\n" + r.describe())
+    expect("refused direct-tcpip to 127.0.0.1:%d" % other in serve_log(log), "not logged")
+    r = ssh_w(port, "127.0.0.2", ep)
+    expect(r.rc == 255 and b"administratively prohibited" in r.err, "other host\n" + r.describe())
+    # restrict,port-forwarding re-enables forwarding, still under permitopen=.
+    r = ssh_w(port, "127.0.0.1", ep, key="b")
+    expect(r.rc == 255 and b"administratively prohibited" in r.err, "key b\n" + r.describe())
+    # -L: the listener is the client's; its channel is refused the same way.
+    lp = free_port()
+    p = spawn(serve_ssh(port, opts=["-N", "-o", "ExitOnForwardFailure=yes",
+                                    "-L", "127.0.0.1:%d:127.0.0.1:%d" % (lp, ep)]),
+              stdin=subprocess.DEVNULL, env=S["env"])
+
+    def talk():
+        try:
+            with socket.create_connection(("127.0.0.1", lp), timeout=5) as c:
+                c.sendall(b"via -L")
+                c.shutdown(socket.SHUT_WR)
+                return c.recv(100) or None
+        except OSError:
+            return None
+    expect_eq(wait_until(talk, timeout=20, what="-L to echo"), b"via -L", "-L echo")
+    p.kill()
+
+
+@tap.check("permitlisten=: ssh -R on a listed port works (a connection comes back), others "
+           "fail ('remote port forwarding failed'); port 0 only under *")
+def check_permitlisten():
+    ep = echo_server()
+    rp, rp2 = free_port(), free_port()
+    port, log = with_ak('permitlisten="%d",permitlisten="localhost:%d" @0\n' % (rp, rp2))
+    probe = ("python3 -c \"import socket;s=socket.create_connection(('127.0.0.1',%d));"
+             "s.sendall(b'back');s.shutdown(1);print(s.recv(9).decode())\"")
+    for lp in (rp, rp2):
+        r = runp(serve_ssh(port, probe % lp, opts=["-o", "ExitOnForwardFailure=yes",
+                                                   "-R", "%d:127.0.0.1:%d" % (lp, ep)]))
+        expect_eq((r.rc, r.out), (0, b"back\n"), "-R %d\n%s" % (lp, r.describe()))
+    other = free_port()
+    r = runp(serve_ssh(port, "true", opts=["-o", "ExitOnForwardFailure=yes",
+                                           "-R", "%d:127.0.0.1:%d" % (other, ep)]))
+    expect(r.rc == 255 and b"remote port forwarding failed" in r.err, "-R unlisted\n" + r.describe())
+    expect("refused tcpip-forward localhost:%d" % other in serve_log(log), "not logged:\n"
+           + serve_log(log)[-1000:])
+    # An explicit bind address other than localhost does not match localhost:PORT.
+    r = runp(serve_ssh(port, "true", opts=["-o", "ExitOnForwardFailure=yes",
+                                           "-R", "127.0.0.1:%d:127.0.0.1:%d" % (rp2, ep)]))
+    expect(r.rc == 255 and b"remote port forwarding failed" in r.err,
+           "127.0.0.1 is not localhost\n" + r.describe())
+    r = runp(serve_ssh(port, "true", opts=["-o", "ExitOnForwardFailure=yes",
+                                           "-R", "0:127.0.0.1:%d" % ep]))
+    expect(r.rc == 255, "-R 0 (dynamic port) without permitlisten=\"*\"\n" + r.describe())
+
+
+@tap.check("restrict / pty / port-forwarding / no-user-rc / principals: sshd's semantics")
+def check_restrict_family():
+    ep = echo_server()
+    port, _ = with_ak('restrict,pty,no-user-rc,principals="alice" @0\nrestrict @1\n')
+    r = runp(serve_ssh(port, "-tt", "tty >/dev/null && echo tty || echo notty", key="a"))
+    expect(r.rc == 0 and b"tty\r\n" in r.out and b"notty" not in r.out, "restrict,pty\n" + r.describe())
+    # -tt makes a refused pty fatal in ssh, against sshd as here.
+    r = runp(serve_ssh(port, "-tt", "tty", key="b", opts=["-o", "LogLevel=info"]))
+    expect(r.rc == 255 and b"PTY allocation request failed" in r.err, "restrict: no pty\n" + r.describe())
+    r = runp(serve_ssh(port, "tty >/dev/null && echo tty || echo notty", key="b"))
+    expect_eq((r.rc, r.out), (0, b"notty\n"), "restrict, no -t\n" + r.describe())
+    r = ssh_w(port, "127.0.0.1", ep, key="a")
+    expect(r.rc == 255 and b"administratively prohibited" in r.err, "restrict: no -W\n" + r.describe())
+
+
+@tap.check("unknown and unsupported options refuse the line, with the reason in the log")
+def check_unknown_options():
+    port, log = with_ak('bogus-option @0\ncert-authority @1\n')
+    for k in ("a", "b"):
+        r = runp(serve_ssh(port, "true", key=k))
+        expect(r.rc == 255 and b"Permission denied" in r.err, "key %s\n%s" % (k, r.describe()))
+    t = serve_log(log)
+    expect('unsupported option "bogus-option"; line ignored' in t, "no reason logged:\n" + t[-1500:])
+    expect("cert-authority: certificates are not supported" in t, "no cert-authority reason")
 
 
 if __name__ == "__main__":
