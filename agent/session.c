@@ -17,6 +17,7 @@
 #include "msg.h"
 #include "sig.h"
 #include "sink.h"
+#include "agentfwd.h"
 #include "spawn.h"
 #include "syscalls.h"
 #include "ttymodes.h"
@@ -34,6 +35,7 @@ struct session {
 	int ptym, ptys;
 	char *term;
 	char *ssh_connection, *ssh_client; /* from ssh-connection@wicket, or NULL */
+	struct agentfwd *agent;		   /* auth-agent-req: the socket, or NULL */
 	char *env[SESSION_MAX_ENV];
 	unsigned nenv;
 	struct watch w_in, w_out, w_err;
@@ -194,6 +196,7 @@ static void session_free(struct session *s)
 		free(s->env[i]);
 	free(s->ssh_connection);
 	free(s->ssh_client);
+	agentfwd_stop(s->agent);
 	free(s->term);
 	sink_free(&s->in);
 	for (struct session **pp = &ctx->list; *pp; pp = &(*pp)->next) {
@@ -468,6 +471,8 @@ static bool session_run(struct session *s, const char *path, char **argv, enum s
 		session_setenv(s, "SSH_CONNECTION", s->ssh_connection);
 		session_setenv(s, "SSH_CLIENT", s->ssh_client);
 	}
+	if (s->agent)
+		session_setenv(s, "SSH_AUTH_SOCK", agentfwd_path(s->agent));
 	s->env[s->nenv] = NULL;
 
 	char *login_argv[3];
@@ -601,6 +606,14 @@ static bool session_request(struct chan *ch, struct sv type, bool want_reply, st
 		return req_ssh_connection(s, r);
 	if (sv_eq(type, "key-env@wicket"))
 		return req_key_env(s, r);
+	if (sv_eq(type, "auth-agent-req@openssh.com") || sv_eq(type, "auth-agent-req@wicket")) {
+		/* Before the session starts (its environment is made then); once. */
+		if (!rd_end(r) || s->started || !s->ctx->fwd)
+			return false;
+		if (!s->agent)
+			s->agent = agentfwd_start(s->ctx->fwd, ch, sv_eq(type, "auth-agent-req@wicket"));
+		return s->agent != NULL;
+	}
 	if (sv_eq(type, "pty-req"))
 		return req_pty(s, r);
 	if (sv_eq(type, "window-change"))
