@@ -356,5 +356,118 @@ def check_unknown_options():
     expect("cert-authority: certificates are not supported" in t, "no cert-authority reason")
 
 
+
+# ---------------------------------------------------------------- agent forwarding
+
+def ssh_agent():
+    """A real ssh-agent holding key a; its environment."""
+    if "sa_env" in S:
+        return S["sa_env"]
+    need_tool("ssh-agent")
+    need_tool("ssh-add")
+    sock = os.path.join(S["tmp"], "ssh-agent.sock")
+    spawn(["ssh-agent", "-D", "-a", sock], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    wait_until(lambda: os.path.exists(sock), what="ssh-agent")
+    env = dict(S["env"], SSH_AUTH_SOCK=sock)
+    r = run(["ssh-add", os.path.join(S["tmp"], "id_a")], env=env)
+    if r.rc != 0:
+        raise Failure("ssh-add\n" + r.describe())
+    S["sa_env"] = env
+    return env
+
+
+def fingerprint(key):
+    r = run(["ssh-keygen", "-l", "-f", os.path.join(S["tmp"], "id_%s.pub" % key)])
+    return r.out.split()[1]
+
+
+# Inside the guest: the agent's keys, a signature made through it and checked.
+# Only the public key is in $D: ssh-keygen -Y sign can sign only through the agent.
+AGENT_PROBE = ('echo "sock=$SSH_AUTH_SOCK"; ssh-add -l; printf data > "$D/data.$$" && '
+               'ssh-keygen -q -Y sign -n wicket -f "$D/key.pub" "$D/data.$$" && '
+               'ssh-keygen -q -Y check-novalidate -n wicket -f "$D/key.pub" -s "$D/data.$$.sig" '
+               '< "$D/data.$$" && echo signed-ok')
+
+
+def agent_probe():
+    d = os.path.join(S["tmp"], "pubonly")
+    if not os.path.isdir(d):
+        os.makedirs(d)
+        shutil.copy(os.path.join(S["tmp"], "id_a.pub"), os.path.join(d, "key.pub"))
+    return "D=%s; %s" % (d, AGENT_PROBE)
+
+
+def agent_dirs():
+    return sorted(d for d in os.listdir("/tmp") if d.startswith("wicket-agent-"))
+
+
+def expect_agent_works(r, what):
+    out = r.out.decode("utf-8", "replace")
+    m = re.search(r"^sock=(/tmp/wicket-agent-[^/]+/agent\.sock)$", out, re.M)
+    expect(r.rc == 0 and m, "%s: no SSH_AUTH_SOCK\n%s" % (what, r.describe()))
+    expect(fingerprint("a").decode() in out, "%s: ssh-add -l lacks the key\n%s" % (what, out))
+    expect("signed-ok" in out, "%s: no signature through the agent\n%s" % (what, r.describe()))
+
+
+@tap.check("ssh -A through proxy --ssh (the mux) and --share no: ssh-add -l lists the key, "
+           "a signature through the forwarded agent verifies; the socket is private and removed")
+def check_agent_proxy():
+    env = ssh_agent()
+    before = agent_dirs()
+    for share in ("auto", "no"):
+        argv = ["ssh", "-A", "-F", "/dev/null", "-o", "ProxyCommand=%s --share %s proxy --ssh %s"
+                % (wicket()[0], share, T()), "-o", "UserKnownHostsFile=" + S["tmp"] + "/known_hosts",
+                "-o", "StrictHostKeyChecking=accept-new", "-o", "BatchMode=yes", "-o",
+                "LogLevel=error", "g",
+                agent_probe() + '; d=$(dirname "$SSH_AUTH_SOCK"); stat -c "%a %U %F" "$d" "$SSH_AUTH_SOCK"']
+        r = run(argv, env=env, cwd=S["tmp"], timeout=60)
+        expect_agent_works(r, "--share " + share)
+        out = r.out.decode()
+        me = pwd_name()
+        expect("700 %s directory" % me in out, "directory mode/owner\n" + out)
+        expect(re.search(r"^7[0-7]{2} %s socket$" % me, out, re.M), "socket mode/owner\n" + out)
+    wait_until(lambda: agent_dirs() == before, timeout=10, what="agent directories removed")
+
+
+def pwd_name():
+    import pwd
+    return pwd.getpwuid(os.getuid()).pw_name
+
+
+@tap.check("without -A, or with wicketd --deny forwarding: no SSH_AUTH_SOCK, no socket")
+def check_agent_absent():
+    env = ssh_agent()
+    before = agent_dirs()
+    r = runp(proxy_ssh('echo "[$SSH_AUTH_SOCK]"'), env=env)
+    expect_eq((r.rc, r.out), (0, b"[]\n"), "no -A\n" + r.describe())
+    denied = Agent(S["tmp"], name="nofwd.sock", extra=["--deny", "forwarding"])
+    argv = ["ssh", "-A", "-F", "/dev/null", "-o", "ProxyCommand=%s proxy --ssh %s"
+            % (wicket()[0], denied.target), "-o", "UserKnownHostsFile=" + S["tmp"] + "/known_hosts",
+            "-o", "StrictHostKeyChecking=accept-new", "-o", "BatchMode=yes", "g",
+            'echo "[$SSH_AUTH_SOCK]"']
+    r = run(argv, env=env, cwd=S["tmp"], timeout=60)
+    expect(r.rc == 0 and r.out == b"[]\n", "--deny forwarding\n" + r.describe())
+    expect_eq(agent_dirs(), before, "no agent directory made")
+
+
+@tap.check("serve: ssh -A works for a plain key and restrict,agent-forwarding; "
+           "restrict and no-agent-forwarding get none")
+def check_agent_serve():
+    env = ssh_agent()
+    port, _ = with_ak("@0\n")
+    # serve_ssh says IdentityAgent=none, which -A would then forward: name the agent.
+    fa = ["-A", "-o", "IdentityAgent=" + env["SSH_AUTH_SOCK"]]
+    r = run(serve_ssh(port, agent_probe(), opts=fa), env=env, cwd=S["tmp"], timeout=60)
+    expect_agent_works(r, "serve, plain key")
+    port, _ = with_ak("restrict,agent-forwarding @0\n", "--login-grace-time", "60")
+    r = run(serve_ssh(port, agent_probe(), opts=fa), env=env, cwd=S["tmp"], timeout=60)
+    expect_agent_works(r, "restrict,agent-forwarding")
+    for opt in ("restrict", "no-agent-forwarding"):
+        port, _ = with_ak("%s @0\n" % opt, "--login-grace-time", "60")
+        r = run(serve_ssh(port, 'echo "[$SSH_AUTH_SOCK]"', opts=fa), env=env, cwd=S["tmp"],
+                timeout=60)
+        expect_eq((r.rc, r.out), (0, b"[]\n"), "%s\n%s" % (opt, r.describe()))
+
+
 if __name__ == "__main__":
     tap.main(setup)
