@@ -40,7 +40,7 @@ static const char tail[] =
 	"\tCheckHostIP no\n"
 	"\t# Guests run sessions as the agent's user; the name sent does not matter.\n"
 	"\tUser root\n"
-	"\t# Nothing to hide from a local pipe and nothing to gain from it.\n"
+	"\t# A guest may be hostile: your agent only when you ask (ssh -A).\n"
 	"\tForwardAgent no\n"
 	"\tForwardX11 no\n";
 

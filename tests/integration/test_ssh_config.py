@@ -198,6 +198,26 @@ def check_unix_git():
     expect_eq(open(os.path.join(g, "c2", "README")).read(), "one\ntwo\n", "second clone")
 
 
+@tap.check("unix%PATH: ForwardAgent no in the snippet, ssh -A turns it on (a real ssh-agent)")
+def check_unix_agent():
+    need_tool("ssh-agent")
+    need_tool("ssh-add")
+    sock = os.path.join(S["tmp"], "ssh-agent.sock")
+    spawn(["ssh-agent", "-D", "-a", sock], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    wait_until(lambda: os.path.exists(sock), what="ssh-agent")
+    key = os.path.join(S["tmp"], "agentkey")
+    run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "snippet-agent-key", "-f", key])
+    env = dict(S["env"], SSH_AUTH_SOCK=sock)
+    r = run(["ssh-add", key], env=env)
+    expect(r.rc == 0, "ssh-add\n" + r.describe())
+    rel, abs_ = unix_hosts()
+    r = run(["ssh"] + ssh_opts() + [abs_, 'echo "[$SSH_AUTH_SOCK]"'], env=env, cwd=S["tmp"],
+            timeout=60)
+    expect_eq((r.rc, r.out), (0, b"[]\n"), "no agent without -A\n" + r.describe())
+    r = run(["ssh", "-A"] + ssh_opts() + [abs_, "ssh-add -l"], env=env, cwd=S["tmp"], timeout=60)
+    expect(r.rc == 0 and b"snippet-agent-key" in r.out, "ssh -A: ssh-add -l\n" + r.describe())
+
+
 class PtyLink:
     """Two ptys joined back to back (a null-modem cable): wicketd on one's
     slave, wicket opens the other's slave as serial/DEV."""
