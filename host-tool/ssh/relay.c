@@ -242,7 +242,8 @@ int relay_from_client(struct sshs *s, struct sv pl)
 		/* ssh-connection@wicket is ours to send, never the client's. */
 		bool deny = (sv_eq(type, "pty-req") && !allow_pty(s)) ||
 			    (sv_eq(type, "x11-req") && !allow_x11(s)) ||
-			    (sv_eq(type, "auth-agent-req@openssh.com") && !allow_agent(s)) ||
+			    ((sv_eq(type, "auth-agent-req@openssh.com") ||
+			      sv_eq(type, "auth-agent-req@wicket")) && !allow_agent(s)) ||
 			    wrapper_only(type);
 		bool forced = s->have_opts && s->opts.command && is_session_start(type);
 		if (is_session_start(type)) {
@@ -280,7 +281,7 @@ static bool guest_open_denied(struct sshs *s, struct sv pl, uint32_t *sender)
 		return false;
 	if (sv_eq(type, "x11"))
 		return !allow_x11(s);
-	if (sv_eq(type, "auth-agent@openssh.com"))
+	if (sv_eq(type, "auth-agent@openssh.com") || sv_eq(type, "auth-agent@wicket"))
 		return !allow_agent(s);
 	if (sv_eq(type, "forwarded-tcpip") || sv_eq(type, "forwarded-streamlocal@openssh.com"))
 		return !allow_pf(s);
