@@ -329,11 +329,11 @@ def check_demo():
 @tap.check("vm, vsock, podman, docker, k8s through the snippet: where they run")
 def check_others():
     # What cannot run in this program, and where it is covered instead.
-    raise Skip("vm%NAME needs libvirt + QEMU (test_libvirt, test_mux_vm); vsock%CID needs "
-               "/dev/vhost-vsock; podman%NAME is tested through the snippet in test_podman; "
-               "docker%NAME needs a dockerd (test_docker), k8s% a cluster; their patterns and "
-               "resolution are checked above")
-
+    raise Skip("not run in this program: vm%NAME needs libvirt + a QEMU guest (test_libvirt, "
+               "test_mux_vm boot one); vsock%CID needs /dev/vhost-vsock (absent here); "
+               "podman%NAME through the snippet is test_podman's; docker%NAME (test_docker's "
+               "own dockerd) and k8s% (no cluster) are not tried through it; the patterns and "
+               "ProxyCommand of all are checked above")
 
 if __name__ == "__main__":
     tap.main(setup)
