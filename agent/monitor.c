@@ -689,7 +689,20 @@ static void req_unix(struct mon *m, const struct mon_msg *h, const uint8_t *d)
 	as_user(m, true);
 	int e = 0, fd = -1;
 	struct stat st = { 0 };
-	if (h->type == MON_UNIX_UNLINK) {
+	if (h->type == MON_MKDIR_PRIVATE) {
+		/* Agent forwarding's directory: fails if anything is there already,
+		 * and mkdir never follows a symlink. */
+		if (mkdir(path, 0700) < 0 || lstat(path, &st) < 0)
+			e = errno;
+	} else if (h->type == MON_RMDIR) {
+		if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode) && st.st_dev == (dev_t)h->v[0] &&
+		    st.st_ino == (ino_t)h->v[1]) {
+			if (rmdir(path) < 0)
+				e = errno;
+		} else {
+			e = ENOENT;
+		}
+	} else if (h->type == MON_UNIX_UNLINK) {
 		/* Only the socket we made: not whatever replaced it since. */
 		if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode) && st.st_dev == (dev_t)h->v[0] &&
 		    st.st_ino == (ino_t)h->v[1]) {
@@ -766,6 +779,8 @@ static bool handle_request(struct mon *m)
 	case MON_UNIX_CONNECT:
 	case MON_UNIX_LISTEN:
 	case MON_UNIX_UNLINK:
+	case MON_MKDIR_PRIVATE:
+	case MON_RMDIR:
 		req_unix(m, &h, d);
 		return true;
 	default:

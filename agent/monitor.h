@@ -37,6 +37,8 @@ enum mon_type {
 	MON_UNIX_CONNECT, /* data: path -> fd (non-blocking) */
 	MON_UNIX_LISTEN, /* v: backlog; data: path -> fd, v: st_dev, st_ino */
 	MON_UNIX_UNLINK, /* v: st_dev, st_ino; data: path (removed only if still that socket) */
+	MON_MKDIR_PRIVATE, /* data: path -> v: st_dev, st_ino (mode 0700, the session user's) */
+	MON_RMDIR,	 /* v: st_dev, st_ino; data: path (removed only if still that directory) */
 	MON_REPLY = 64,	 /* err: 0 or an errno value; request-specific v, data, fds */
 	MON_EXITED,	 /* v: pid, wait status */
 };

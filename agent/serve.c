@@ -250,7 +250,7 @@ static int worker_main(int rfd, int wfd, const struct agent_cfg *cfg, const stru
 	loop_init(&l);
 	static struct agent_conn ac;
 	ac = (struct agent_conn){ .cfg = cfg };
-	ac.sessions = (struct session_ctx){ .loop = &l, .cfg = cfg, .user = u };
+	ac.sessions = (struct session_ctx){ .loop = &l, .cfg = cfg, .user = u, .fwd = &ac.fwd };
 	fwd_init(&ac.fwd, &l, &ac.c, cfg);
 	const char *t = getenv("WICKETD_TESTING");
 	const char *tf = getenv("WICKETD_TEST_FORBIDDEN_SYSCALL");

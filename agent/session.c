@@ -17,6 +17,7 @@
 #include "msg.h"
 #include "sig.h"
 #include "sink.h"
+#include "agentfwd.h"
 #include "spawn.h"
 #include "syscalls.h"
 #include "ttymodes.h"
@@ -33,6 +34,8 @@ struct session {
 	int fd_in, fd_out, fd_err; /* fd_in is also in.fd while it is open */
 	int ptym, ptys;
 	char *term;
+	char *ssh_connection, *ssh_client; /* from ssh-connection@wicket, or NULL */
+	struct agentfwd *agent;		   /* auth-agent-req: the socket, or NULL */
 	char *env[SESSION_MAX_ENV];
 	unsigned nenv;
 	struct watch w_in, w_out, w_err;
@@ -191,6 +194,9 @@ static void session_free(struct session *s)
 	}
 	for (unsigned i = 0; i < s->nenv; i++)
 		free(s->env[i]);
+	free(s->ssh_connection);
+	free(s->ssh_client);
+	agentfwd_stop(s->agent);
 	free(s->term);
 	sink_free(&s->in);
 	for (struct session **pp = &ctx->list; *pp; pp = &(*pp)->next) {
@@ -209,8 +215,23 @@ static void session_closed(struct chan *ch)
 
 /* ---- requests ---- */
 
+/*
+ * Names only the agent sets, whatever --accept-env allows: SSH_CONNECTION
+ * and SSH_CLIENT come from ssh-connection@wicket (the SSH wrapper, which
+ * never lets its own client send that request), SSH_AUTH_SOCK from agent
+ * forwarding.  A client of the wrapper, maybe limited to a forced command,
+ * must not be able to pose as another address to what runs in the guest.
+ */
+static bool env_reserved(const char *name)
+{
+	return strcmp(name, "SSH_CONNECTION") == 0 || strcmp(name, "SSH_CLIENT") == 0 ||
+	       strcmp(name, "SSH_AUTH_SOCK") == 0;
+}
+
 static bool env_allowed(const struct agent_cfg *cfg, const char *name)
 {
+	if (env_reserved(name))
+		return false;
 	for (int i = 0; i < cfg->nenv_allow; i++)
 		if (fnmatch(cfg->env_allow[i], name, 0) == 0)
 			return true;
@@ -249,6 +270,77 @@ static void session_setenv(struct session *s, const char *name, const char *val)
 		return;
 	}
 	s->env[s->nenv++] = e;
+}
+
+/* An address as ssh-connection@wicket carries it: IPv4, IPv6 (maybe with a
+ * zone) or UNKNOWN; nothing a shell or a log line could misread. */
+static bool valid_conn_addr(struct sv a)
+{
+	if (!a.n || a.n > 64)
+		return false;
+	for (size_t i = 0; i < a.n; i++) {
+		uint8_t c = a.p[i];
+		if (!((c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+		      c == '.' || c == ':' || c == '%' || c == '_' || c == '-'))
+			return false;
+	}
+	return true;
+}
+
+/*
+ * ssh-connection@wicket: the SSH wrapper tells the session where its client
+ * came from (PROTOCOL.md), for SSH_CONNECTION and SSH_CLIENT as sshd sets
+ * them.  Only before the session starts.
+ */
+static bool req_ssh_connection(struct session *s, struct rd *r)
+{
+	struct sv caddr = rd_str(r);  /* client address */
+	uint32_t cport = rd_u32(r);   /* client port */
+	struct sv saddr = rd_str(r);  /* server address */
+	uint32_t sport = rd_u32(r);   /* server port */
+	if (!rd_end(r) || s->started || !valid_conn_addr(caddr) || !valid_conn_addr(saddr) ||
+	    cport > 65535 || sport > 65535)
+		return false;
+	char conn[200], client[160];
+	snprintf(conn, sizeof(conn), "%.*s %u %.*s %u", (int)caddr.n, (const char *)caddr.p, cport,
+		 (int)saddr.n, (const char *)saddr.p, sport);
+	snprintf(client, sizeof(client), "%.*s %u %u", (int)caddr.n, (const char *)caddr.p, cport,
+		 sport);
+	char *c1 = strdup(conn), *c2 = strdup(client);
+	if (!c1 || !c2) {
+		free(c1);
+		free(c2);
+		return false;
+	}
+	free(s->ssh_connection);
+	free(s->ssh_client);
+	s->ssh_connection = c1;
+	s->ssh_client = c2;
+	return true;
+}
+
+/*
+ * key-env@wicket: an environment= option of the authorized_keys line the
+ * SSH wrapper's client logged in with, which its operator allowed
+ * (PROTOCOL.md).  The host side's word: no --accept-env filter, but never
+ * a reserved name.  Only before the session starts.
+ */
+static bool req_key_env(struct session *s, struct rd *r)
+{
+	struct sv name = rd_str(r); /* variable name */
+	struct sv val = rd_str(r);  /* value */
+	if (!rd_end(r) || s->started || !valid_env_name(name) || sv_has_nul(val) ||
+	    val.n > 65536 || s->nenv + 8 >= SESSION_MAX_ENV)
+		return false;
+	char *n = sv_strdup(name), *v = sv_strdup(val);
+	bool ok = n && v && !env_reserved(n);
+	if (ok)
+		session_setenv(s, n, v);
+	else if (n)
+		log_info("key-env %s refused (a name only the agent sets)", n);
+	free(n);
+	free(v);
+	return ok;
 }
 
 static bool req_env(struct session *s, struct rd *r)
@@ -375,6 +467,12 @@ static bool session_run(struct session *s, const char *path, char **argv, enum s
 		session_setenv(s, peer_env[i], eq + 1);
 		free(peer_env[i]);
 	}
+	if (s->ssh_connection) {
+		session_setenv(s, "SSH_CONNECTION", s->ssh_connection);
+		session_setenv(s, "SSH_CLIENT", s->ssh_client);
+	}
+	if (s->agent)
+		session_setenv(s, "SSH_AUTH_SOCK", agentfwd_path(s->agent));
 	s->env[s->nenv] = NULL;
 
 	char *login_argv[3];
@@ -504,6 +602,18 @@ static bool session_request(struct chan *ch, struct sv type, bool want_reply, st
 	bool startable = !s->started;
 	if (sv_eq(type, "env"))
 		return !s->started && req_env(s, r);
+	if (sv_eq(type, "ssh-connection@wicket"))
+		return req_ssh_connection(s, r);
+	if (sv_eq(type, "key-env@wicket"))
+		return req_key_env(s, r);
+	if (sv_eq(type, "auth-agent-req@openssh.com") || sv_eq(type, "auth-agent-req@wicket")) {
+		/* Before the session starts (its environment is made then); once. */
+		if (!rd_end(r) || s->started || !s->ctx->fwd)
+			return false;
+		if (!s->agent)
+			s->agent = agentfwd_start(s->ctx->fwd, ch, sv_eq(type, "auth-agent-req@wicket"));
+		return s->agent != NULL;
+	}
 	if (sv_eq(type, "pty-req"))
 		return req_pty(s, r);
 	if (sv_eq(type, "window-change"))

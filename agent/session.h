@@ -7,6 +7,7 @@
 
 #include "agent.h"
 #include "conn.h"
+#include "forward.h"
 #include "loop.h"
 #include "syscalls.h"
 
@@ -14,6 +15,7 @@ struct session_ctx {
 	struct loop *loop;
 	const struct agent_cfg *cfg;
 	const struct agent_user *user; /* who sessions run as */
+	struct fwd_ctx *fwd;	       /* agent forwarding's channels go with the forwards' */
 	struct session *list;
 };
 

@@ -416,3 +416,20 @@ int spawn_unix_unlink(const char *path, dev_t dev, ino_t ino)
 	struct mon_msg m = { .type = MON_UNIX_UNLINK, .v = { (int64_t)dev, (int64_t)ino } };
 	return path_call(&m, path, NULL);
 }
+
+int spawn_mkdir_private(const char *path, dev_t *dev, ino_t *ino)
+{
+	struct mon_msg m = { .type = MON_MKDIR_PRIVATE };
+	int r = path_call(&m, path, NULL);
+	if (r < 0)
+		return r;
+	*dev = (dev_t)m.v[0];
+	*ino = (ino_t)m.v[1];
+	return 0;
+}
+
+int spawn_rmdir(const char *path, dev_t dev, ino_t ino)
+{
+	struct mon_msg m = { .type = MON_RMDIR, .v = { (int64_t)dev, (int64_t)ino } };
+	return path_call(&m, path, NULL);
+}

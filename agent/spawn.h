@@ -57,6 +57,10 @@ void spawn_freeaddrinfo(struct addrinfo *ai);
 int spawn_unix_connect(const char *path);	/* fd (non-blocking) or -errno */
 int spawn_unix_listen(const char *path, int backlog, dev_t *dev, ino_t *ino);
 int spawn_unix_unlink(const char *path, dev_t dev, ino_t ino);
+/* A directory of mode 0700 owned by the session user (agent forwarding);
+ * removed again only while it is still that directory. */
+int spawn_mkdir_private(const char *path, dev_t *dev, ino_t *ino);
+int spawn_rmdir(const char *path, dev_t dev, ino_t ino);
 
 SYSCALLS_DECLARE(spawn);
 

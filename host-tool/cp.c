@@ -5,6 +5,7 @@
  * cp_upload.c and cp_download.c, the sftp protocol in sftp_client.c.
  */
 #include "cp.h"
+#include "target_kinds.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -30,15 +31,16 @@ static size_t remote_target_len(const char *arg, bool proxy)
 	if (!colon || colon == arg)
 		return 0;
 	size_t n = (size_t)(colon - arg);
-	if (n == 4 && memcmp(arg, "demo", 4) == 0)
-		return n;
-	static const char *const kinds[] = { "unix/", "vm/", "vsock/", "serial/", "podman/",
-					     "docker/", "k8s/", "pid/" };
-	for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
-		size_t kl = strlen(kinds[k]);
-		if (n <= kl || strncmp(arg, kinds[k], kl) != 0)
-			continue;
-		if (kl == 6 && colon[1] >= '0' && colon[1] <= '9') {
+	char head[256];
+	if (n >= sizeof(head))
+		n = sizeof(head) - 1; /* a kind is short: the prefix is enough */
+	memcpy(head, arg, n);
+	head[n] = 0;
+	const char *rest;
+	const struct target_kind *k = target_kind_find(head, &rest);
+	if (k && ((k->flags & TK_BARE) || *rest)) {
+		n = (size_t)(colon - arg);
+		if (k->id == TK_VSOCK && colon[1] >= '0' && colon[1] <= '9') {
 			/* vsock/CID:PORT:PATH */
 			const char *q = colon + 1;
 			while (*q >= '0' && *q <= '9')
@@ -48,6 +50,7 @@ static size_t remote_target_len(const char *arg, bool proxy)
 		}
 		return n;
 	}
+	n = (size_t)(colon - arg);
 	if (proxy && !memchr(arg, '/', n))
 		return n;
 	return 0;

@@ -103,6 +103,10 @@ static const struct cmd_help cmds[] = {
 	  "                (keyboard-interactive); the file is removed when used\n"
 	  "  --rekey-bytes N\n"
 	  "                rekey after N bytes either way (default 1 GiB)\n"
+	  "  --permit-user-environment yes|no|PATTERNS\n"
+	  "                apply the keys' environment=\"NAME=VALUE\" options (all, none,\n"
+	  "                or names matching the comma-separated patterns), as sshd's\n"
+	  "                PermitUserEnvironment; default no\n"
 	  "  --print-syscalls\n"
 	  "                print the seccomp allowlist of the network process and exit\n" },
 	{ "serve",
@@ -129,6 +133,10 @@ static const struct cmd_help cmds[] = {
 	  "                connections in all (default 100)\n"
 	  "  --rekey-bytes N\n"
 	  "                rekey after N bytes either way (default 1 GiB)\n"
+	  "  --permit-user-environment yes|no|PATTERNS\n"
+	  "                apply the keys' environment=\"NAME=VALUE\" options (all, none,\n"
+	  "                or names matching the comma-separated patterns), as sshd's\n"
+	  "                PermitUserEnvironment; default no\n"
 	  "  --print-syscalls\n"
 	  "                print the seccomp allowlist of the network process and exit\n" },
 	{ "ssh-config", "ssh-config", "print the ssh_config.d snippet for 'ssh vm/NAME'",

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include "target.h"
+#include "target_kinds.h"
 
 #include "cli.h"
 #include "ctr.h"
@@ -141,10 +142,6 @@ static int target_serial(const char *spec, struct tp *out, char *err, size_t err
 	return 0;
 }
 
-#define TARGET_KINDS \
-	"vm/NAME, unix/PATH, vsock/CID[:PORT], serial/DEVICE[@BAUD], podman/NAME, " \
-	"docker/NAME, k8s/[NS/]POD[/CONTAINER], pid/PID, demo, or --proxy-command CMD"
-
 const char *target_find_static_agent(char *buf, size_t len)
 {
 	const char *env = getenv("WICKETD_STATIC");
@@ -278,8 +275,9 @@ static int target_proxy_tools(const struct globals *g, struct tp *out, char *err
 
 static bool is_container_kind(const char *t)
 {
-	return strncmp(t, "podman/", 7) == 0 || strncmp(t, "docker/", 7) == 0 ||
-	       strncmp(t, "k8s/", 4) == 0 || strncmp(t, "pid/", 4) == 0;
+	const char *rest;
+	const struct target_kind *k = target_kind_find(t, &rest);
+	return k && (k->flags & TK_CONTAINER);
 }
 
 /* The container target whose stream this process opened (not a proxy command). */
@@ -322,31 +320,47 @@ int target_open(const char *target, const struct globals *g, struct tp *out, cha
 			 target);
 		return -EINVAL;
 	}
-	if (strncmp(target, "vm/", 3) == 0)
-		return vm_target_open(target + 3, g->uri, out, err, errlen);
-	if (is_container_kind(target)) {
-		int r = target_container(target, g, out, err, errlen);
+	const char *rest;
+	const struct target_kind *k = target_kind_find(target, &rest);
+	char kinds[512];
+	if (!k) {
+		const char *slash = strchr(target, '/');
+		if (slash)
+			snprintf(err, errlen, "target '%s': unsupported kind '%.*s' (supported: %s)",
+				 target, (int)(slash - target), target,
+				 target_kinds_syntax(kinds, sizeof(kinds)));
+		else
+			snprintf(err, errlen,
+				 "target '%s' is not of the form KIND/NAME (supported: %s)", target,
+				 target_kinds_syntax(kinds, sizeof(kinds)));
+		return -EINVAL;
+	}
+	if (!(k->flags & TK_BARE) && !*rest) {
+		snprintf(err, errlen, "target '%s': a name is missing after '%s/' (%s)", target,
+			 k->name, k->syntax);
+		return -EINVAL;
+	}
+	int r;
+	switch (k->id) {
+	case TK_VM:
+		return vm_target_open(rest, g->uri, out, err, errlen);
+	case TK_UNIX:
+		return tp_unix_connect(rest, out, err, errlen);
+	case TK_VSOCK:
+		return target_vsock(rest, out, err, errlen);
+	case TK_SERIAL:
+		return target_serial(rest, out, err, errlen);
+	case TK_DEMO:
+		return target_demo(out, err, errlen);
+	case TK_PODMAN:
+	case TK_DOCKER:
+	case TK_K8S:
+	case TK_PID:
+		r = target_container(target, g, out, err, errlen);
 		if (r == 0)
 			target_note_opened(target);
 		return r;
 	}
-	if (strncmp(target, "unix/", 5) == 0)
-		return tp_unix_connect(target + 5, out, err, errlen);
-	if (strcmp(target, "demo") == 0)
-		return target_demo(out, err, errlen);
-	if (strncmp(target, "vsock/", 6) == 0)
-		return target_vsock(target + 6, out, err, errlen);
-	if (strncmp(target, "serial/", 7) == 0 && target[7])
-		return target_serial(target + 7, out, err, errlen);
-	const char *slash = strchr(target, '/');
-	if (slash) {
-		snprintf(err, errlen,
-			 "target '%s': unsupported kind '%.*s' (supported: " TARGET_KINDS ")",
-			 target, (int)(slash - target), target);
-	} else {
-		snprintf(err, errlen,
-			 "target '%s' is not of the form KIND/NAME (supported: " TARGET_KINDS ")",
-			 target);
-	}
+	snprintf(err, errlen, "target '%s': kind %s has no opener", target, k->name);
 	return -EINVAL;
 }

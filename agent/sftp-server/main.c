@@ -80,7 +80,9 @@ static const char usage[] =
 	"SFTP version 3 server on standard input and output.\n"
 	"\n"
 	"  -R, --read-only        refuse every request that could change anything\n"
-	"  -d, --root DIR         confine the session to DIR (openat2 RESOLVE_IN_ROOT);\n"
+	"  -d, --start-dir DIR    start in DIR, as OpenSSH's sftp-server -d (%d home,\n"
+	"                         %u user name, %% a '%'; inside the root with --root)\n"
+	"      --root DIR         confine the session to DIR (openat2 RESOLVE_IN_ROOT);\n"
 	"                         absolute paths are relative to DIR\n"
 	"  -P REQ,...             deny these requests\n"
 	"  -p REQ,...             allow only these requests\n"
@@ -95,7 +97,55 @@ static const char usage[] =
 	"  -f FACILITY            syslog facility: accepted for OpenSSH compatibility,\n"
 	"                         ignored (the log goes to stderr)\n"
 	"  -h, --help             this text\n"
-	"  -V, --version          print the version\n";
+	"  -V, --version          print the version\n"
+	"Operands are ignored, as OpenSSH's sftp-server does (scp -s -D runs\n"
+	"SERVER -- HOST sftp).\n";
+
+/*
+ * OpenSSH's -d tokens: %d the user's home, %u the user name, %% a '%'.
+ * NULL for an unknown token or when out of memory (*@bad says which).
+ */
+static char *expand_start_dir(const char *s, const char **bad)
+{
+	struct passwd *pw = getpwuid(getuid());
+	const char *home = pw ? pw->pw_dir : getenv("HOME");
+	const char *user = pw ? pw->pw_name : NULL;
+	size_t cap = strlen(s) + 1, len = 0;
+	for (const char *p = s; *p; p++)
+		if (*p == '%')
+			cap += PATH_MAX;
+	char *o = malloc(cap);
+	if (!o)
+		return NULL;
+	for (const char *p = s; *p; p++) {
+		const char *add = NULL;
+		char one[2] = { *p, 0 };
+		if (*p != '%') {
+			add = one;
+		} else if (p[1] == '%') {
+			add = "%";
+		} else if (p[1] == 'd' && home) {
+			add = home;
+		} else if (p[1] == 'u' && user) {
+			add = user;
+		} else {
+			*bad = p;
+			free(o);
+			return NULL;
+		}
+		if (*p == '%')
+			p++;
+		size_t n = strlen(add);
+		if (len + n >= cap) {
+			free(o);
+			return NULL;
+		}
+		memcpy(o + len, add, n);
+		len += n;
+	}
+	o[len] = 0;
+	return o;
+}
 
 static int parse_level(const char *s)
 {
@@ -275,10 +325,11 @@ static int serve(struct sftp_server *s)
 
 int main(int argc, char **argv)
 {
-	enum { OPT_MAX_HANDLES = 256, OPT_NO_SANDBOX, OPT_PRINT_SYSCALLS };
+	enum { OPT_MAX_HANDLES = 256, OPT_NO_SANDBOX, OPT_PRINT_SYSCALLS, OPT_ROOT };
 	static const struct option opts[] = {
 		{ "read-only", no_argument, NULL, 'R' },
-		{ "root", required_argument, NULL, 'd' },
+		{ "start-dir", required_argument, NULL, 'd' },
+		{ "root", required_argument, NULL, OPT_ROOT },
 		{ "max-handles", required_argument, NULL, OPT_MAX_HANDLES },
 		{ "no-sandbox", no_argument, NULL, OPT_NO_SANDBOX },
 		{ "print-syscalls", no_argument, NULL, OPT_PRINT_SYSCALLS },
@@ -288,7 +339,7 @@ int main(int argc, char **argv)
 	};
 	log_set_ident("wicket-sftp-server");
 	struct sftp_server_cfg cfg = { .max_handles = SFTP_DEFAULT_MAX_HANDLES };
-	const char *root = NULL;
+	const char *root = NULL, *start_arg = NULL;
 	const char *allow = NULL, *deny = NULL;
 	bool no_sandbox = false;
 	int c;
@@ -298,6 +349,9 @@ int main(int argc, char **argv)
 			cfg.read_only = true;
 			break;
 		case 'd':
+			start_arg = optarg;
+			break;
+		case OPT_ROOT:
 			root = optarg;
 			break;
 		case 'P':
@@ -363,9 +417,21 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (optind < argc) {
-		fprintf(stderr, "wicket-sftp-server: unexpected argument '%s'\n", argv[optind]);
-		return 2;
+	/* scp -s -D SERVER runs "SERVER -- HOST sftp": operands mean nothing here. */
+	for (int i = optind; i < argc; i++)
+		log_debug("operand '%s' ignored", argv[i]);
+	char *start = NULL;
+	if (start_arg) {
+		const char *bad = NULL;
+		start = expand_start_dir(start_arg, &bad);
+		if (!start) {
+			if (bad)
+				fprintf(stderr, "wicket-sftp-server: -d %s: unknown token '%.2s' (%%d, %%u, %%%%)\n",
+					start_arg, bad);
+			else
+				fprintf(stderr, "wicket-sftp-server: out of memory\n");
+			return 2;
+		}
 	}
 	const char *bad = NULL;
 	if ((allow && sftp_server_filter(&cfg, allow, true, &bad) < 0) ||
@@ -375,8 +441,17 @@ int main(int argc, char **argv)
 		return 2;
 	}
 
+	/* A start directory that cannot be entered is logged and the session
+	 * starts where it would have (OpenSSH does the same). */
+	if (start && !root && chdir(start) < 0)
+		log_err("-d %s: cannot change to it: %s", start, strerror(errno));
 	struct px *px;
-	int rc = px_new(root, &px);
+	int rc = px_new(root, root ? start : NULL, &px);
+	if (rc && root && start && px_new(root, NULL, &px) == 0) {
+		log_err("-d %s: not a directory inside --root %s: %s", start, root, strerror(-rc));
+		rc = 0;
+	}
+	free(start);
 	if (rc) {
 		if (rc == -ENOSYS)
 			log_err("--root %s: openat2(2) is not available, refusing to run unconfined",

@@ -52,6 +52,7 @@ struct px_name {
 struct px {
 	int root;	 /* O_PATH fd of the confinement directory, or -1 */
 	char *root_real; /* its canonical path */
+	char *start;	 /* under a root: the start directory (-d) as seen inside it, or NULL */
 	struct px_name users[PX_NAME_CACHE], groups[PX_NAME_CACHE];
 	int wpipe[2]; /* WRITE payloads pass through it (px_write_pipe), or -1 */
 };
@@ -83,11 +84,40 @@ static int px_openat2(int dirfd, const char *path, int flags, mode_t mode)
 	return fd < 0 ? neg_errno() : (int)fd;
 }
 
+/*
+ * Under a root, relative paths are relative to the start directory (-d),
+ * which is only a name inside the root: join it in front, so ".." still
+ * stops at the root and not at the start directory.  Without a root the
+ * process's working directory is the start directory (chdir at start-up).
+ * Returns @path itself or a joined copy left in *@tmp; NULL when out of memory.
+ */
+static const char *px_path(const struct px *px, const char *path, char **tmp)
+{
+	*tmp = NULL;
+	if (px->root < 0 || !px->start || path[0] == '/')
+		return path;
+	size_t sl = strlen(px->start), pl = strlen(path);
+	*tmp = malloc(sl + pl + 2);
+	if (!*tmp)
+		return NULL;
+	memcpy(*tmp, px->start, sl);
+	(*tmp)[sl] = '/';
+	memcpy(*tmp + sl + 1, path, pl + 1);
+	return *tmp;
+}
+
 /* Open a whole path: inside the root when there is one. */
 static int px_open_path(struct px *px, const char *path, int flags, mode_t mode)
 {
-	if (px->root >= 0)
-		return px_openat2(px->root, path, flags, mode);
+	if (px->root >= 0) {
+		char *tmp;
+		const char *p = px_path(px, path, &tmp);
+		if (!p)
+			return -ENOMEM;
+		int fd = px_openat2(px->root, p, flags, mode);
+		free(tmp);
+		return fd;
+	}
 	int fd;
 	do
 		fd = openat(AT_FDCWD, path, flags | O_CLOEXEC, mode);
@@ -119,7 +149,9 @@ static int px_parent(struct px *px, const char *path, struct px_at *at)
 		return 0;
 	if (!path[0])
 		return -ENOENT;
-	char *c = strdup(path);
+	char *tmp;
+	const char *p = px_path(px, path, &tmp);
+	char *c = p ? (tmp ? tmp : strdup(p)) : NULL;
 	if (!c)
 		return -ENOMEM;
 	size_t n = strlen(c);
@@ -570,7 +602,7 @@ static int px_stat(void *be, const char *path, bool follow, struct sftp_attrs *a
 		rc = fstatat(AT_FDCWD, path, &st, follow ? 0 : AT_SYMLINK_NOFOLLOW);
 		rc = rc == 0 ? 0 : neg_errno();
 	} else {
-		int fd = px_openat2(px->root, path, O_PATH | (follow ? 0 : O_NOFOLLOW), 0);
+		int fd = px_open_path(px, path, O_PATH | (follow ? 0 : O_NOFOLLOW), 0);
 		if (fd < 0)
 			return fd;
 		rc = fstat(fd, &st) == 0 ? 0 : neg_errno();
@@ -765,9 +797,15 @@ static int px_canon(struct px *px, const char *path, char **out)
 		*out = realpath(path, NULL);
 		return *out ? 0 : neg_errno();
 	}
+	char *tmp;
+	path = px_path(px, path, &tmp);
+	if (!path)
+		return -ENOMEM;
 	int fd = px_openat2(px->root, path, O_PATH, 0);
-	if (fd < 0)
+	if (fd < 0) {
+		free(tmp);
 		return fd;
+	}
 	char link[64], buf[PATH_MAX];
 	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
 	ssize_t n = readlink(link, buf, sizeof(buf) - 1);
@@ -776,10 +814,12 @@ static int px_canon(struct px *px, const char *path, char **out)
 	if (n > 0 && buf[0] == '/') {
 		buf[n] = 0;
 		if (strcmp(px->root_real, "/") == 0) {
+			free(tmp);
 			*out = strdup(buf);
 			return *out ? 0 : -ENOMEM;
 		}
 		if (strncmp(buf, px->root_real, rl) == 0 && (buf[rl] == '/' || buf[rl] == 0)) {
+			free(tmp);
 			*out = strdup(buf[rl] ? buf + rl : "/");
 			return *out ? 0 : -ENOMEM;
 		}
@@ -788,9 +828,11 @@ static int px_canon(struct px *px, const char *path, char **out)
 	 * a lexical answer is good enough to show; every later use of it is
 	 * resolved inside the root again anyway. */
 	char *abs = malloc(strlen(path) + 2);
+	if (abs)
+		sprintf(abs, "/%s", path);
+	free(tmp);
 	if (!abs)
 		return -ENOMEM;
-	sprintf(abs, "/%s", path);
 	*out = px_lexical(abs);
 	free(abs);
 	return *out ? 0 : -ENOMEM;
@@ -921,7 +963,7 @@ const struct sftp_backend_ops px_ops = {
 	.now = px_now,
 };
 
-int px_new(const char *root, struct px **out)
+int px_new(const char *root, const char *start, struct px **out)
 {
 	struct px *px = calloc(1, sizeof(*px));
 	if (!px)
@@ -948,6 +990,25 @@ int px_new(const char *root, struct px **out)
 			return fd;
 		}
 		close(fd);
+		if (start) {
+			/* The start directory must exist inside the root; it is
+			 * kept as its canonical name there. */
+			int rc = px_canon(px, start, &px->start);
+			struct stat st;
+			fd = rc ? rc : px_openat2(px->root, px->start, O_PATH | O_DIRECTORY, 0);
+			if (fd < 0 || fstat(fd, &st) < 0) {
+				rc = fd < 0 ? fd : neg_errno();
+				if (fd >= 0)
+					close(fd);
+				px_free(px);
+				return rc;
+			}
+			close(fd);
+			if (strcmp(px->start, "/") == 0) {
+				free(px->start); /* the root itself: nothing to join */
+				px->start = NULL;
+			}
+		}
 	}
 	*out = px;
 	return 0;
@@ -964,6 +1025,7 @@ void px_free(struct px *px)
 		close(px->wpipe[1]);
 	}
 	free(px->root_real);
+	free(px->start);
 	free(px);
 }
 

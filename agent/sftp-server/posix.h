@@ -14,9 +14,11 @@ struct px;
 
 extern const struct sftp_backend_ops px_ops;
 
-/* root NULL: no confinement.  Returns 0 or a negative errno (ENOSYS when
- * the kernel lacks openat2, so confinement fails closed). */
-int px_new(const char *root, struct px **out);
+/* root NULL: no confinement; start: with a root, the directory inside it
+ * that relative paths start from (without a root the caller chdirs).
+ * Returns 0 or a negative errno (ENOSYS when the kernel lacks openat2, so
+ * confinement fails closed). */
+int px_new(const char *root, const char *start, struct px **out);
 void px_free(struct px *px);
 
 #endif

@@ -492,14 +492,31 @@ static int client_channel(struct mux_core *m, unsigned cl, uint8_t type, uint8_t
 		if (c->g_close)
 			chan_release(m, c);
 		return 0;
-	case MSG_CHANNEL_REQUEST:
-		rd_str(r);
-		rd_bool(r);
+	case MSG_CHANNEL_REQUEST: {
+		struct sv name = rd_str(r); /* request type */
+		bool want = rd_bool(r);	    /* want reply */
 		if (r->err)
 			return client_fail(m, cl, "malformed CHANNEL_REQUEST message");
 		if (!(c = own(m, cl, id, type, MC_OPEN)))
 			return -1;
+		if (sv_eq(name, "auth-agent-req@openssh.com") || sv_eq(name, "auth-agent-req@wicket")) {
+			/*
+			 * Agent forwarding: the agent's auth-agent@openssh.com opens
+			 * would not say whose they are.  Asked as auth-agent-req@wicket,
+			 * it names this channel in each (auth-agent@wicket), so they go
+			 * to this client and no other (PROTOCOL.md).
+			 */
+			c->agent = true;
+			struct buf *b = msg_begin(m, MSG_CHANNEL_REQUEST);
+			buf_u32(b, c->gid);
+			buf_cstr(b, "auth-agent-req@wicket");
+			buf_bool(b, want);
+			buf_put(b, r->p + r->off, rd_left(r));
+			msg_to_guest(m);
+			return 0;
+		}
 		break;
+	}
 	case MSG_CHANNEL_SUCCESS:
 	case MSG_CHANNEL_FAILURE:
 		if (!rd_end(r))
@@ -667,6 +684,12 @@ static int guest_open(struct mux_core *m, uint8_t *p, size_t n, struct rd *r)
 		struct sv path = rd_str(r);
 		if (!r->err)
 			owner = fwd_route(m, true, path, 0);
+	} else if (sv_eq(type, "auth-agent@wicket")) {
+		/* uint32 the session channel (our number) whose client forwards its agent */
+		uint32_t sid = rd_u32(r);
+		const struct mux_chan *sc = !r->err && sid < m->nch ? &m->ch[sid] : NULL;
+		if (sc && sc->state == MC_OPEN && sc->agent && !sc->orphan && !sc->c_close)
+			owner = sc->owner;
 	}
 	if (owner == MUX_NONE) {
 		open_failure(m, gid, OPEN_ADMINISTRATIVELY_PROHIBITED,
@@ -683,6 +706,17 @@ static int guest_open(struct mux_core *m, uint8_t *p, size_t n, struct rd *r)
 	c->gwin = win;
 	c->gmax = clamp_max(m, p + at + 8);
 	(void)max;
+	if (sv_eq(type, "auth-agent@wicket")) {
+		/* The client sees OpenSSH's own channel type (PROTOCOL 2.2). */
+		struct buf *b = msg_begin(m, MSG_CHANNEL_OPEN);
+		buf_cstr(b, "auth-agent@openssh.com");
+		buf_u32(b, id);
+		buf_u32(b, win);
+		buf_u32(b, c->gmax);
+		if (!b->err)
+			to_client(m, owner, buf_data(b), buf_used(b));
+		return 0;
+	}
 	put_be32(p + at, id);
 	to_client(m, owner, p, n);
 	return 0;

@@ -72,6 +72,7 @@ struct mux_chan {
 	uint32_t gwin, gmax; /* what the client may still send, and its packet limit */
 	uint32_t cwin;	     /* what the guest may still send the client */
 	uint32_t g_asks;     /* guest want-reply requests the client still owes */
+	bool agent;	     /* its client asked for agent forwarding on it */
 };
 
 enum mux_greq_kind { MG_PLAIN, MG_TCPIP, MG_CANCEL_TCPIP, MG_STREAMLOCAL, MG_CANCEL_STREAMLOCAL,

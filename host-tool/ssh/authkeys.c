@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -26,6 +27,7 @@
 struct ak_entry {
 	struct sshkey *key;
 	char *from; /* from= pattern list, or NULL */
+	bool principals_seen;
 	struct authkeys_opts opts;
 	unsigned line;
 };
@@ -51,6 +53,11 @@ enum opt_id {
 	OPT_USER_RC,
 	OPT_COMMAND,
 	OPT_FROM,
+	OPT_EXPIRY,
+	OPT_ENV,
+	OPT_PERMITOPEN,
+	OPT_PERMITLISTEN,
+	OPT_PRINCIPALS,
 };
 
 static const struct option_def {
@@ -71,6 +78,22 @@ static const struct option_def {
 	{ "user-rc", OPT_USER_RC, false },
 	{ "command", OPT_COMMAND, true },
 	{ "from", OPT_FROM, true },
+	{ "expiry-time", OPT_EXPIRY, true },
+	{ "environment", OPT_ENV, true },
+	{ "permitopen", OPT_PERMITOPEN, true },
+	{ "permitlisten", OPT_PERMITLISTEN, true },
+	{ "principals", OPT_PRINCIPALS, true },
+};
+
+/* sshd options wicket cannot honour: the line is refused, saying why. */
+static const struct {
+	const char *name, *why;
+} refused_defs[] = {
+	{ "cert-authority", "cert-authority: certificates are not supported (and a CA line "
+			    "never authorizes a plain key)" },
+	{ "tunnel", "tunnel=: tun device forwarding is not supported" },
+	{ "no-touch-required", "no-touch-required: FIDO keys are not supported" },
+	{ "verify-required", "verify-required: FIDO keys are not supported" },
 };
 
 static const char *const key_types[] = { "ssh-ed25519", "ecdsa-sha2-nistp256", "ssh-rsa" };
@@ -394,6 +417,111 @@ static const struct option_def *option_find(struct sv name)
 	return NULL;
 }
 
+/* environment="NAME=value": NAME of [A-Za-z0-9_]; the first of a name counts. */
+static int env_add(struct authkeys_opts *o, char *val, char *why, size_t whylen)
+{
+	const char *eq = strchr(val, '=');
+	bool ok = eq && eq != val;
+	for (const char *p = val; ok && p < eq; p++)
+		ok = isalnum((unsigned char)*p) || *p == '_';
+	if (!ok) {
+		snprintf(why, whylen, "bad environment= (NAME=value, NAME of letters, digits, _)");
+		free(val);
+		return -1;
+	}
+	size_t nl = (size_t)(eq - val) + 1;
+	for (size_t i = 0; i < o->nenv; i++) {
+		if (strncmp(o->env[i], val, nl) == 0) {
+			free(val); /* sshd keeps the first */
+			return 0;
+		}
+	}
+	if (o->nenv >= AUTHKEYS_MAX_LIST) {
+		snprintf(why, whylen, "more than %u environment= options", AUTHKEYS_MAX_LIST);
+		free(val);
+		return -1;
+	}
+	char **nv = realloc(o->env, (o->nenv + 1) * sizeof(*nv));
+	if (!nv) {
+		snprintf(why, whylen, "out of memory");
+		free(val);
+		return -1;
+	}
+	o->env = nv;
+	o->env[o->nenv++] = val;
+	return 0;
+}
+
+/* A port: "*" (-1) or 1..65535; 0 when malformed. */
+static int permit_port(const char *s)
+{
+	if (strcmp(s, "*") == 0)
+		return -1;
+	if (!*s || strlen(s) > 5)
+		return 0;
+	unsigned v = 0;
+	for (const char *p = s; *p; p++) {
+		if (*p < '0' || *p > '9')
+			return 0;
+		v = v * 10 + (unsigned)(*p - '0');
+	}
+	return v >= 1 && v <= 65535 ? (int)v : 0;
+}
+
+/*
+ * permitopen="host:port", permitlisten="[host:]port" (a bare port listens
+ * on any host); IPv6 hosts in [brackets].  Takes @val.
+ */
+static int permit_add(struct authkeys_opts *o, bool listen, char *val, char *why, size_t whylen)
+{
+	const char *name = listen ? "permitlisten" : "permitopen";
+	char *host = val, *port = NULL;
+	if (val[0] == '[') {
+		char *end = strchr(val, ']');
+		if (end && end[1] == ':') {
+			*end = 0;
+			host = val + 1;
+			port = end + 2;
+		}
+	} else {
+		char *colon = strrchr(val, ':');
+		if (colon && !memchr(val, ':', (size_t)(colon - val))) {
+			*colon = 0;
+			port = colon + 1;
+		} else if (!colon && listen) {
+			host = (char *)"*";
+			port = val;
+		}
+	}
+	int pn = port ? permit_port(port) : 0;
+	size_t *n = listen ? &o->npermitlisten : &o->npermitopen;
+	struct authkeys_permit **v = listen ? &o->permitlisten : &o->permitopen;
+	if (!port || !*host || strlen(host) >= 1025 || !pn) {
+		snprintf(why, whylen, "bad %s= (%s)", name,
+			 listen ? "[host:]port, port a number or *" : "host:port, port a number or *");
+		free(val);
+		return -1;
+	}
+	if (*n >= AUTHKEYS_MAX_LIST) {
+		snprintf(why, whylen, "more than %u %s= options", AUTHKEYS_MAX_LIST, name);
+		free(val);
+		return -1;
+	}
+	struct authkeys_permit *nv = realloc(*v, (*n + 1) * sizeof(*nv));
+	char *h = strdup(host);
+	free(val);
+	if (!nv || !h) {
+		if (nv)
+			*v = nv;
+		free(h);
+		snprintf(why, whylen, "out of memory");
+		return -1;
+	}
+	*v = nv;
+	nv[(*n)++] = (struct authkeys_permit){ .host = h, .port = pn };
+	return 0;
+}
+
 /* Apply one option in file order; takes @val.  -1 (why set) when invalid. */
 static int option_apply(struct ak_entry *e, const struct option_def *d, char *val, char *why,
 			size_t whylen)
@@ -450,6 +578,36 @@ static int option_apply(struct ak_entry *e, const struct option_def *d, char *va
 		}
 		e->from = val;
 		return from_validate(val, why, whylen);
+	case OPT_EXPIRY: {
+		uint64_t t;
+		int bad = authkeys_parse_time(val, &t) < 0 || t == 0;
+		if (bad) {
+			char shown[40];
+			sv_printable((struct sv){ (const uint8_t *)val, strlen(val) }, shown,
+				     sizeof(shown));
+			snprintf(why, whylen,
+				 "bad expiry-time \"%s\" (YYYYMMDD[HHMM[SS]], Z or UTC for UTC)", shown);
+		} else if (!o->expiry || t < o->expiry) {
+			o->expiry = t; /* the earliest wins */
+		}
+		free(val);
+		return bad ? -1 : 0;
+	}
+	case OPT_ENV:
+		return env_add(o, val, why, whylen);
+	case OPT_PERMITOPEN:
+	case OPT_PERMITLISTEN:
+		return permit_add(o, d->id == OPT_PERMITLISTEN, val, why, whylen);
+	case OPT_PRINCIPALS:
+		/* sshd reads it only on cert-authority lines; a plain key ignores it. */
+		if (e->principals_seen) {
+			snprintf(why, whylen, "more than one principals= option");
+			free(val);
+			return -1;
+		}
+		e->principals_seen = true;
+		free(val);
+		break;
 	}
 	return 0;
 }
@@ -466,9 +624,11 @@ static int parse_options(struct sv field, struct ak_entry *e, char *why, size_t 
 		char shown[48];
 		sv_printable(name, shown, sizeof(shown));
 		const struct option_def *d = option_find(name);
-		if (!d && sv_ieq(name, "permitopen")) {
-			snprintf(why, whylen, "permitopen= is not supported by wicket");
-			return -1;
+		for (size_t k = 0; !d && k < sizeof(refused_defs) / sizeof(refused_defs[0]); k++) {
+			if (sv_ieq(name, refused_defs[k].name)) {
+				snprintf(why, whylen, "%s", refused_defs[k].why);
+				return -1;
+			}
 		}
 		if (!d) {
 			snprintf(why, whylen, "unsupported option \"%s\"", shown);
@@ -536,6 +696,10 @@ static int parse_entry(struct rd *r, struct ak_entry *e, char *why, size_t whyle
 	if (!e->key) {
 		snprintf(why, whylen, "cannot parse the %s key (malformed%s)", shown,
 			 sv_eq(type, "ssh-rsa") ? ", or shorter than 2048 bits" : "");
+		return -1;
+	}
+	if (opts.n > AUTHKEYS_OPTIONS_MAX) {
+		snprintf(why, whylen, "options longer than %u bytes", AUTHKEYS_OPTIONS_MAX);
 		return -1;
 	}
 	if (opts.n && parse_options(opts, e, why, whylen) < 0)
@@ -678,6 +842,13 @@ size_t authkeys_invalid(const struct authkeys *ak)
 int authkeys_match(const struct authkeys *ak, const struct sshkey *key,
 		   const char *client_addr, struct authkeys_opts *opts)
 {
+	time_t now = time(NULL);
+	return authkeys_match_at(ak, key, client_addr, now > 0 ? (uint64_t)now : 0, opts);
+}
+
+int authkeys_match_at(const struct authkeys *ak, const struct sshkey *key,
+		      const char *client_addr, uint64_t now, struct authkeys_opts *opts)
+{
 	*opts = (struct authkeys_opts){ 0 };
 	if (!ak || !key)
 		return -1;
@@ -692,20 +863,82 @@ int authkeys_match(const struct authkeys *ak, const struct sshkey *key,
 				 ak->origin, e->line, have_addr ? c.text : "(no address)");
 			continue;
 		}
-		*opts = e->opts;
-		if (e->opts.command && !(opts->command = strdup(e->opts.command))) {
-			*opts = (struct authkeys_opts){ 0 };
-			return -1;
+		/* As sshd: still valid at the second it names, refused after. */
+		if (e->opts.expiry && now > e->opts.expiry) {
+			char when[64] = "?";
+			time_t t = (time_t)e->opts.expiry;
+			struct tm tm;
+			if (gmtime_r(&t, &tm))
+				strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm);
+			log_warn("%s:%u: key matches but expired at %s (expiry-time=)", ak->origin,
+				 e->line, when);
+			continue;
 		}
-		return 0;
+		return authkeys_opts_copy(opts, &e->opts);
 	}
 	return -1;
+}
+
+static void permits_free(struct authkeys_permit *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i].host);
+	free(v);
 }
 
 void authkeys_opts_clear(struct authkeys_opts *o)
 {
 	free(o->command);
+	permits_free(o->permitopen, o->npermitopen);
+	permits_free(o->permitlisten, o->npermitlisten);
+	for (size_t i = 0; i < o->nenv; i++)
+		free(o->env[i]);
+	free(o->env);
 	*o = (struct authkeys_opts){ 0 };
+}
+
+static int permits_copy(struct authkeys_permit **dst, const struct authkeys_permit *src, size_t n)
+{
+	*dst = NULL;
+	if (!n)
+		return 0;
+	*dst = calloc(n, sizeof(**dst));
+	if (!*dst)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		(*dst)[i].port = src[i].port;
+		if (!((*dst)[i].host = strdup(src[i].host)))
+			return -1;
+	}
+	return 0;
+}
+
+int authkeys_opts_copy(struct authkeys_opts *dst, const struct authkeys_opts *src)
+{
+	*dst = *src;
+	dst->command = NULL;
+	dst->permitopen = dst->permitlisten = NULL;
+	dst->env = NULL;
+	dst->nenv = 0;
+	bool ok = !src->command || (dst->command = strdup(src->command));
+	ok = ok && permits_copy(&dst->permitopen, src->permitopen, src->npermitopen) == 0;
+	ok = ok && permits_copy(&dst->permitlisten, src->permitlisten, src->npermitlisten) == 0;
+	if (ok && src->nenv) {
+		dst->env = calloc(src->nenv, sizeof(*dst->env));
+		ok = dst->env != NULL;
+		for (size_t i = 0; ok && i < src->nenv; i++, dst->nenv++)
+			ok = (dst->env[i] = strdup(src->env[i])) != NULL;
+	}
+	if (!ok) {
+		/* The lists may be partly filled: clear frees what is there. */
+		if (!dst->permitopen)
+			dst->npermitopen = 0;
+		if (!dst->permitlisten)
+			dst->npermitlisten = 0;
+		authkeys_opts_clear(dst);
+		return -1;
+	}
+	return 0;
 }
 
 bool authkeys_allows_port_forwarding(const struct authkeys_opts *o)
@@ -716,4 +949,150 @@ bool authkeys_allows_port_forwarding(const struct authkeys_opts *o)
 bool authkeys_allows_pty(const struct authkeys_opts *o)
 {
 	return o->pty || (!o->restrict_all && !o->no_pty);
+}
+
+bool authkeys_allows_agent(const struct authkeys_opts *o)
+{
+	return !o->no_agent_forwarding; /* restrict sets it, agent-forwarding clears it */
+}
+
+bool authkeys_allows_x11(const struct authkeys_opts *o)
+{
+	return !o->no_x11_forwarding;
+}
+
+bool authkeys_permits_open(const struct authkeys_opts *o, struct sv host, uint32_t port)
+{
+	if (!o->npermitopen)
+		return true;
+	for (size_t i = 0; i < o->npermitopen; i++) {
+		const struct authkeys_permit *p = &o->permitopen[i];
+		if (p->port != -1 && (uint32_t)p->port != port)
+			continue;
+		if (strcmp(p->host, "*") == 0 || sv_eq(host, p->host))
+			return true;
+	}
+	return false;
+}
+
+bool authkeys_permits_open_path(const struct authkeys_opts *o)
+{
+	return o->npermitopen == 0;
+}
+
+/* '*' and '?' wildcards, case-sensitive (sshd's match_pattern). */
+static bool glob_exact(const char *s, size_t sn, const char *p, size_t pn)
+{
+	size_t si = 0, pi = 0, star = SIZE_MAX, mark = 0;
+	while (si < sn) {
+		if (pi < pn && p[pi] == '*') {
+			star = pi++;
+			mark = si;
+		} else if (pi < pn && (p[pi] == '?' || p[pi] == s[si])) {
+			si++;
+			pi++;
+		} else if (star != SIZE_MAX) {
+			pi = star + 1;
+			si = ++mark;
+		} else {
+			return false;
+		}
+	}
+	while (pi < pn && p[pi] == '*')
+		pi++;
+	return pi == pn;
+}
+
+bool authkeys_permits_listen(const struct authkeys_opts *o, struct sv host, uint32_t port)
+{
+	if (!o->npermitlisten)
+		return true;
+	char low[1025];
+	if (host.n >= sizeof(low))
+		return false;
+	for (size_t i = 0; i < host.n; i++)
+		low[i] = (char)tolower(host.p[i]);
+	for (size_t i = 0; i < o->npermitlisten; i++) {
+		const struct authkeys_permit *p = &o->permitlisten[i];
+		if (p->port != -1 && (uint32_t)p->port != port)
+			continue;
+		if (glob_exact(low, host.n, p->host, strlen(p->host)))
+			return true;
+	}
+	return false;
+}
+
+/* sshd's match_pattern_list for names: 1 allowed, 0 not (a '!' match denies). */
+static bool env_name_permitted(const char *name, size_t nl, const char *list)
+{
+	bool ok = false;
+	for (const char *p = list;;) {
+		const char *comma = strchr(p, ',');
+		size_t n = comma ? (size_t)(comma - p) : strlen(p);
+		bool neg = n && *p == '!';
+		const char *e = neg ? p + 1 : p;
+		size_t en = neg ? n - 1 : n;
+		if (glob_exact(name, nl, e, en)) {
+			if (neg)
+				return false;
+			ok = true;
+		}
+		if (!comma)
+			return ok;
+		p = comma + 1;
+	}
+}
+
+void authkeys_env_filter(struct authkeys_opts *o, const char *permit)
+{
+	bool all = permit && strcasecmp(permit, "yes") == 0;
+	bool none = !permit || strcasecmp(permit, "no") == 0;
+	size_t k = 0;
+	for (size_t i = 0; i < o->nenv; i++) {
+		const char *eq = strchr(o->env[i], '=');
+		bool keep = !none && (all || env_name_permitted(o->env[i], (size_t)(eq - o->env[i]),
+								 permit));
+		if (keep)
+			o->env[k++] = o->env[i];
+		else
+			free(o->env[i]);
+	}
+	o->nenv = k;
+}
+
+int authkeys_parse_time(const char *s, uint64_t *t)
+{
+	size_t l = strlen(s);
+	bool utc = false;
+	if (l > 1 && (s[l - 1] == 'Z' || s[l - 1] == 'z')) {
+		utc = true;
+		l--;
+	} else if (l > 3 && strcasecmp(s + l - 3, "UTC") == 0) {
+		utc = true;
+		l -= 3;
+	}
+	if (l != 8 && l != 12 && l != 14)
+		return -1;
+	int v[6] = { 0 };
+	static const int width[6] = { 4, 2, 2, 2, 2, 2 };
+	size_t at = 0;
+	for (int f = 0; f < 6 && at < l; f++) {
+		for (int k = 0; k < width[f]; k++, at++) {
+			if (s[at] < '0' || s[at] > '9')
+				return -1;
+			v[f] = v[f] * 10 + (s[at] - '0');
+		}
+	}
+	/* The ranges strptime's %m %d %H %M %S accept. */
+	if (v[0] < 1970 || v[1] < 1 || v[1] > 12 || v[2] < 1 || v[2] > 31 || v[3] > 23 ||
+	    v[4] > 59 || v[5] > 60)
+		return -1;
+	struct tm tm = { .tm_year = v[0] - 1900, .tm_mon = v[1] - 1, .tm_mday = v[2],
+			 .tm_hour = v[3], .tm_min = v[4], .tm_sec = v[5] };
+	/* tm_isdst 0 as sshd leaves it (a zeroed struct tm). */
+	time_t tt = utc ? timegm(&tm) : mktime(&tm);
+	if (tt < 0)
+		return -1;
+	*t = (uint64_t)tt;
+	return 0;
 }

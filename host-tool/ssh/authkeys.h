@@ -6,19 +6,30 @@
  *
  * Key types: ssh-ed25519, ecdsa-sha2-nistp256, ssh-rsa (verified only with
  * rsa-sha2-256/512 signatures).  Options (names case-insensitive, comma
- * separated, values in double quotes with \" for a quote):
+ * separated, values in double quotes with \" for a quote), as sshd(8) 9.x:
  *   restrict, no-port-forwarding, port-forwarding, no-pty, pty,
  *   no-agent-forwarding, agent-forwarding, no-X11-forwarding, X11-forwarding,
- *   no-user-rc, user-rc, command="...", from="pattern-list".
+ *   no-user-rc, user-rc, command="...", from="pattern-list",
+ *   expiry-time="YYYYMMDD[HHMM[SS]][Z|UTC]" (local time without Z; the
+ *   earliest of several wins; the key is refused once it has passed),
+ *   environment="NAME=value" (several; the first of a name counts; applied
+ *   only when the operator allows it, authkeys_env_filter),
+ *   permitopen="host:port" and permitlisten="[host:]port" (several; port
+ *   "*" is any, an IPv6 host in [brackets]; permitopen hosts are literal,
+ *   "*" any host; permitlisten hosts are patterns), principals="..."
+ *   (parsed and ignored: sshd uses it only on cert-authority lines, and a
+ *   plain key never matches those).
  * Options apply in order, so "restrict,pty" allows a pty and
- * "pty,restrict" does not.  wicket never offers agent or X11 forwarding or
- * user rc files, so their permitting forms are accepted but grant nothing.
+ * "pty,restrict" does not.  wicket never runs user rc files, so user-rc
+ * grants nothing and no-user-rc holds by construction.
  *
- * Every other option, permitopen= included, makes its line invalid: wicket
- * cannot enforce it, and a line whose restrictions cannot be honoured must
- * not authorize anything.  Invalid lines are logged with file:line and
- * skipped; the rest of the file still works.  A duplicated command= or from=
- * is invalid, as in sshd.
+ * Every other option (cert-authority, tunnel=, no-touch-required,
+ * verify-required, typos) makes its line invalid: wicket cannot enforce
+ * it, and a line whose restrictions cannot be honoured must not authorize
+ * anything (a cert-authority line never authorizes a plain key in sshd
+ * either).  Invalid lines are logged with file:line and the reason, and
+ * skipped; the rest of the file still works.  A duplicated command=, from=
+ * or principals= is invalid, as in sshd.
  *
  * from= entries: '*' and '?' wildcards matched against the client address
  * text, IPv4/IPv6 literals and CIDR address/bits, '!' negation (a negated
@@ -35,11 +46,18 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "buf.h"
 #include "sshkey.h"
 
 struct authkeys; /* a parsed authorized_keys file */
+
+/* A permitopen= or permitlisten= entry. */
+struct authkeys_permit {
+	char *host; /* without [brackets]; "*" (permitopen) any host */
+	int port;   /* 1..65535, or -1 for "*" */
+};
 
 struct authkeys_opts {	   /* what the matching line allows */
 	bool restrict_all; /* "restrict" */
@@ -47,7 +65,16 @@ struct authkeys_opts {	   /* what the matching line allows */
 	bool port_forwarding, pty; /* re-enabled after restrict */
 	char *command;		   /* command="..." or NULL (forced command) */
 	char comment[128];	   /* key comment for logs */
+	uint64_t expiry;	   /* expiry-time= as a Unix time, 0: none */
+	struct authkeys_permit *permitopen, *permitlisten;
+	size_t npermitopen, npermitlisten; /* 0: no such limit */
+	char **env;		   /* environment= "NAME=value" */
+	size_t nenv;
 };
+
+/* Limits of one line's options (they must cross the privsep boundary). */
+#define AUTHKEYS_OPTIONS_MAX 8192u
+#define AUTHKEYS_MAX_LIST 64u /* permitopen, permitlisten, environment entries each */
 
 /*
  * Load and parse; unknown options make that line invalid (logged with
@@ -65,10 +92,37 @@ void authkeys_free(struct authkeys *ak);
  */
 int authkeys_match(const struct authkeys *ak, const struct sshkey *key,
 		   const char *client_addr, struct authkeys_opts *opts);
+/* The same at Unix time @now: lines whose expiry-time= has passed are
+ * skipped (and logged), as sshd refuses them. */
+int authkeys_match_at(const struct authkeys *ak, const struct sshkey *key,
+		      const char *client_addr, uint64_t now, struct authkeys_opts *opts);
 void authkeys_opts_clear(struct authkeys_opts *o);
+/* Deep copy; 0 or -1 (out of memory, *dst then empty). */
+int authkeys_opts_copy(struct authkeys_opts *dst, const struct authkeys_opts *src);
 /* Effective permissions after restrict / no-* / re-enabling options. */
 bool authkeys_allows_port_forwarding(const struct authkeys_opts *o);
 bool authkeys_allows_pty(const struct authkeys_opts *o);
+bool authkeys_allows_agent(const struct authkeys_opts *o);
+bool authkeys_allows_x11(const struct authkeys_opts *o);
+/*
+ * permitopen=: may a direct-tcpip channel go to @host:@port?  (Literal
+ * host text, as sshd compares it.)  Always true without permitopen=;
+ * direct-streamlocal has no permitopen= form, so with any permitopen=
+ * it is refused (authkeys_permits_open_path), as in sshd.
+ */
+bool authkeys_permits_open(const struct authkeys_opts *o, struct sv host, uint32_t port);
+bool authkeys_permits_open_path(const struct authkeys_opts *o);
+/* permitlisten=: may tcpip-forward listen on @host:@port?  (@host
+ * lower-cased and matched against the patterns; port 0 only under "*".) */
+bool authkeys_permits_listen(const struct authkeys_opts *o, struct sv host, uint32_t port);
+/*
+ * PermitUserEnvironment: keep only the environment= entries @permit
+ * allows: NULL or "no" none, "yes" all, else a comma-separated list of
+ * name patterns ('*', '?', a leading '!' denies).  The caller applies it.
+ */
+void authkeys_env_filter(struct authkeys_opts *o, const char *permit);
+/* The expiry-time= syntax (sshd's): 0 with *@t set, or -1. */
+int authkeys_parse_time(const char *s, uint64_t *t);
 
 /* ---- additions ---- */
 

@@ -170,6 +170,11 @@ int authority_pubkey(struct ssh_authority *a, const struct ssh_pubkey_req *rq,
 		return refused(a, rq->user, "publickey", "bad signature for key %s %s",
 			       sshkey_type_name(key), fp);
 	}
+	size_t had_env = o.nenv;
+	authkeys_env_filter(&o, a->permit_user_env);
+	if (had_env != o.nenv)
+		log_info("ssh: %zu of %zu environment= options of key %s ignored "
+			 "(--permit-user-environment)", had_env - o.nenv, had_env, fp);
 	char how[300];
 	snprintf(how, sizeof(how), "publickey %s %s%s%s", sshkey_type_name(key), fp,
 		 o.comment[0] ? " " : "", o.comment);

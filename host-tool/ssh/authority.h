@@ -32,6 +32,8 @@ struct ssh_authority {
 					  * is refused from the next attempt on */
 	const char *token_file;		 /* NULL: no keyboard-interactive */
 	const char *peer_addr;		 /* for from= and logs */
+	const char *permit_user_env;	 /* environment= allowed: NULL/"no", "yes",
+					  * or name patterns (PermitUserEnvironment) */
 	bool allow_none;
 	bool log_logins;		 /* successes and refusals at warning level */
 	int auth_notify_fd;		 /* -1, or a byte is written here after success */

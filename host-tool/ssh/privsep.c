@@ -77,6 +77,24 @@ static uint32_t opt_flags(const struct authkeys_opts *o)
 	       (o->port_forwarding ? PRIV_OPT_PORT_FORWARDING : 0) | (o->pty ? PRIV_OPT_PTY : 0);
 }
 
+/* permitopen=, permitlisten=, environment= (bounded by AUTHKEYS_OPTIONS_MAX). */
+static void privsep_put_lists(struct buf *out, const struct authkeys_opts *o)
+{
+	buf_u32(out, (uint32_t)o->npermitopen);
+	for (size_t i = 0; i < o->npermitopen; i++) {
+		buf_cstr(out, o->permitopen[i].host);
+		buf_u32(out, (uint32_t)o->permitopen[i].port);
+	}
+	buf_u32(out, (uint32_t)o->npermitlisten);
+	for (size_t i = 0; i < o->npermitlisten; i++) {
+		buf_cstr(out, o->permitlisten[i].host);
+		buf_u32(out, (uint32_t)o->permitlisten[i].port);
+	}
+	buf_u32(out, (uint32_t)o->nenv);
+	for (size_t i = 0; i < o->nenv; i++)
+		buf_cstr(out, o->env[i]);
+}
+
 static int on_pubkey(struct mon *m, struct rd *r, struct buf *out, int *fds, int *nfds)
 {
 	struct ssh_pubkey_req rq;
@@ -95,6 +113,7 @@ static int on_pubkey(struct mon *m, struct rd *r, struct buf *out, int *fds, int
 		buf_bool(out, o.command != NULL);
 		buf_cstr(out, o.command ? o.command : "");
 		buf_cstr(out, o.comment);
+		privsep_put_lists(out, &o);
 	}
 	authkeys_opts_clear(&o);
 	return v;

@@ -45,6 +45,10 @@ int privsep_send_config(int sock, const struct ssh_server_cfg *cfg, struct privs
 	for (int t = 0; t < SSHKEY_NTYPES; t++)
 		buf_sv(&b, cfg->host_blob[t]);
 	buf_cstr(&b, cfg->peer_addr ? cfg->peer_addr : "UNKNOWN");
+	buf_cstr(&b, cfg->conn.caddr);
+	buf_u32(&b, cfg->conn.cport);
+	buf_cstr(&b, cfg->conn.saddr);
+	buf_u32(&b, cfg->conn.sport);
 	ssize_t n = -1;
 	if (!b.err) {
 		do
@@ -109,13 +113,22 @@ int privsep_net_child(int argc, char **argv)
 		blob[t] = rd_str(&r);
 	char peer[256];
 	struct sv pv = rd_str(&r);
+	struct ssh_conn_info conn;
+	struct sv ca = rd_str(&r);
+	conn.cport = rd_u32(&r);
+	struct sv sa = rd_str(&r);
+	conn.sport = rd_u32(&r);
 	if (n <= 0 || type != PRIV_CONFIG || !rd_end(&r) || pv.n >= sizeof(peer) ||
-	    memchr(pv.p, 0, pv.n)) {
+	    memchr(pv.p, 0, pv.n) || ca.n >= sizeof(conn.caddr) || sa.n >= sizeof(conn.saddr)) {
 		log_err("ssh: the network process got no configuration from the monitor");
 		return 255;
 	}
 	memcpy(peer, pv.p, pv.n);
 	peer[pv.n] = 0;
+	memcpy(conn.caddr, ca.p, ca.n);
+	conn.caddr[ca.n] = 0;
+	memcpy(conn.saddr, sa.p, sa.n);
+	conn.saddr[sa.n] = 0;
 	log_level = (int)level;
 	struct ssh_server_cfg cfg = {
 		.host_blob = { blob[0], blob[1], blob[2] },
@@ -124,6 +137,7 @@ int privsep_net_child(int argc, char **argv)
 		.allow_none = flags & CFG_NONE,
 		.log_preauth = flags & CFG_LOG_PREAUTH,
 		.peer_addr = peer,
+		.conn = conn,
 		.grace_seconds = (int)grace,
 		.rekey_bytes = rekey_bytes,
 		.rekey_seconds = rekey_seconds,

@@ -188,6 +188,45 @@ static int claim(struct net *n, int v, int ok)
 	return v;
 }
 
+/* The lists privsep_put_lists() sent; -1 when malformed or out of memory. */
+static int get_permits(struct rd *r, struct authkeys_permit **v, size_t *n)
+{
+	uint32_t c = rd_u32(r); /* entries */
+	if (r->err || c > AUTHKEYS_MAX_LIST)
+		return -1;
+	*v = c ? calloc(c, sizeof(**v)) : NULL;
+	if (c && !*v)
+		return -1;
+	for (uint32_t i = 0; i < c; i++, (*n)++) {
+		struct sv h = rd_str(r);  /* host */
+		uint32_t p = rd_u32(r);	  /* port, or (uint32_t)-1 for any */
+		if (r->err || sv_has_nul(h) || (p != UINT32_MAX && (p < 1 || p > 65535)) ||
+		    !((*v)[i].host = sv_strdup(h)))
+			return -1;
+		(*v)[i].port = p == UINT32_MAX ? -1 : (int)p;
+	}
+	return 0;
+}
+
+static int get_lists(struct rd *r, struct authkeys_opts *o)
+{
+	if (get_permits(r, &o->permitopen, &o->npermitopen) < 0 ||
+	    get_permits(r, &o->permitlisten, &o->npermitlisten) < 0)
+		return -1;
+	uint32_t c = rd_u32(r); /* environment entries */
+	if (r->err || c > AUTHKEYS_MAX_LIST)
+		return -1;
+	o->env = c ? calloc(c, sizeof(*o->env)) : NULL;
+	if (c && !o->env)
+		return -1;
+	for (uint32_t i = 0; i < c; i++, o->nenv++) {
+		struct sv e = rd_str(r); /* NAME=value */
+		if (r->err || sv_has_nul(e) || !memchr(e.p, '=', e.n) || !(o->env[i] = sv_strdup(e)))
+			return -1;
+	}
+	return 0;
+}
+
 static int net_pubkey(void *ctx, const struct ssh_pubkey_req *rq, struct authkeys_opts *opts)
 {
 	struct net *n = ctx;
@@ -219,7 +258,8 @@ static int net_pubkey(void *ctx, const struct ssh_pubkey_req *rq, struct authkey
 		bool has_cmd = rd_bool(&body);	/* command= present */
 		struct sv cmd = rd_str(&body);	/* forced command */
 		struct sv comment = rd_str(&body); /* key comment */
-		if (!rd_end(&body) || sv_has_nul(cmd)) {
+		if (get_lists(&body, opts) < 0 || !rd_end(&body) || sv_has_nul(cmd)) {
+			authkeys_opts_clear(opts);
 			v = SSH_PRIV_FATAL;
 		} else {
 			opts->restrict_all = f & PRIV_OPT_RESTRICT;

@@ -57,14 +57,15 @@ static bool allow_pty(const struct sshs *s)
 	return !s->have_opts || authkeys_allows_pty(&s->opts);
 }
 
+/* "restrict,agent-forwarding" allows it: the options apply in order. */
 static bool allow_agent(const struct sshs *s)
 {
-	return !s->have_opts || !(s->opts.no_agent_forwarding || s->opts.restrict_all);
+	return !s->have_opts || authkeys_allows_agent(&s->opts);
 }
 
 static bool allow_x11(const struct sshs *s)
 {
-	return !s->have_opts || !(s->opts.no_x11_forwarding || s->opts.restrict_all);
+	return !s->have_opts || authkeys_allows_x11(&s->opts);
 }
 
 static void to_guest(struct sshs *s, const uint8_t *p, size_t n)
@@ -100,6 +101,66 @@ static void open_failure(struct sshs *s, bool to_client, uint32_t chan, const ch
 		to_guest_buf(s, &b);
 }
 
+/*
+ * Before a request that starts a session: ssh-connection@wicket on the same
+ * channel (no reply wanted, so the replies the client waits for keep their
+ * order), so the guest sets SSH_CONNECTION and SSH_CLIENT.  A guest that
+ * does not know it ignores it.
+ */
+static void send_conn_info(struct sshs *s, uint32_t rch)
+{
+	const struct ssh_conn_info *ci = &s->cfg->conn;
+	if (!ci->caddr[0])
+		return;
+	struct buf b;
+	ssh_pkt_begin(&b, MSG_CHANNEL_REQUEST);
+	buf_u32(&b, rch);
+	buf_cstr(&b, "ssh-connection@wicket");
+	buf_bool(&b, false);
+	buf_cstr(&b, ci->caddr);
+	buf_u32(&b, ci->cport);
+	buf_cstr(&b, ci->saddr);
+	buf_u32(&b, ci->sport);
+	to_guest_buf(s, &b);
+}
+
+/*
+ * The key's environment= options the operator allowed
+ * (--permit-user-environment; filtered by the authority), as
+ * key-env@wicket right before the session starts, after the client's own
+ * env requests: they win over those, as the operator's word over the
+ * client's.
+ */
+static void send_key_env(struct sshs *s, uint32_t rch)
+{
+	if (!s->have_opts)
+		return;
+	for (size_t i = 0; i < s->opts.nenv; i++) {
+		const char *kv = s->opts.env[i];
+		const char *eq = strchr(kv, '=');
+		struct buf b;
+		ssh_pkt_begin(&b, MSG_CHANNEL_REQUEST);
+		buf_u32(&b, rch);
+		buf_cstr(&b, "key-env@wicket");
+		buf_bool(&b, false);
+		buf_str(&b, kv, (size_t)(eq - kv));
+		buf_cstr(&b, eq + 1);
+		to_guest_buf(s, &b);
+	}
+}
+
+/* Requests only the wrapper may send the guest (PROTOCOL.md). */
+static bool wrapper_only(struct sv type)
+{
+	return sv_eq(type, "ssh-connection@wicket") || sv_eq(type, "key-env@wicket");
+}
+
+static bool is_session_start(struct sv type)
+{
+	return sv_eq(type, "shell") || sv_eq(type, "exec") || sv_eq(type, "subsystem") ||
+	       sv_eq(type, "exec-argv@wicket");
+}
+
 static bool is_forward_request(struct sv name)
 {
 	return sv_eq(name, "tcpip-forward") || sv_eq(name, "cancel-tcpip-forward") ||
@@ -115,9 +176,22 @@ int relay_from_client(struct sshs *s, struct sv pl)
 	case MSG_GLOBAL_REQUEST: {
 		struct sv name = rd_str(&r); /* request name */
 		bool want = rd_bool(&r);     /* want reply */
-		if (!r.err && !allow_pf(s) && is_forward_request(name)) {
-			log_info("ssh: refused %.*s (no port forwarding for this key)", (int)name.n,
-				 (const char *)name.p);
+		bool listen_denied = false;
+		if (!r.err && allow_pf(s) && s->have_opts && sv_eq(name, "tcpip-forward")) {
+			struct sv addr = rd_str(&r); /* address to bind */
+			uint32_t port = rd_u32(&r);  /* port to bind */
+			listen_denied = !r.err && !authkeys_permits_listen(&s->opts, addr, port);
+			if (listen_denied) {
+				char shown[80];
+				sv_printable(addr, shown, sizeof(shown));
+				log_warn("ssh: refused tcpip-forward %s:%u (not in this key's permitlisten=)",
+					 shown, port);
+			}
+		}
+		if (!r.err && ((!allow_pf(s) && is_forward_request(name)) || listen_denied)) {
+			if (!listen_denied)
+				log_info("ssh: refused %.*s (no port forwarding for this key)",
+					 (int)name.n, (const char *)name.p);
 			struct buf b;
 			ssh_pkt_begin(&b, MSG_GLOBAL_REQUEST);
 			buf_cstr(&b, DENIED);
@@ -130,10 +204,32 @@ int relay_from_client(struct sshs *s, struct sv pl)
 	case MSG_CHANNEL_OPEN: {
 		struct sv type = rd_str(&r); /* channel type */
 		uint32_t sender = rd_u32(&r); /* sender channel */
-		if (!r.err && !allow_pf(s) &&
-		    (sv_eq(type, "direct-tcpip") || sv_eq(type, "direct-streamlocal@openssh.com"))) {
+		bool tcp = sv_eq(type, "direct-tcpip");
+		bool path = sv_eq(type, "direct-streamlocal@openssh.com");
+		if (!r.err && !allow_pf(s) && (tcp || path)) {
 			open_failure(s, true, sender, "port forwarding is not permitted for this key");
 			return 0;
+		}
+		if (!r.err && s->have_opts && (tcp || path)) {
+			rd_u32(&r);			 /* initial window */
+			rd_u32(&r);			 /* maximum packet */
+			struct sv host = rd_str(&r);	 /* host (or socket path) to connect to */
+			uint32_t port = tcp ? rd_u32(&r) : 0; /* port */
+			bool ok = r.err || (tcp ? authkeys_permits_open(&s->opts, host, port)
+					       : authkeys_permits_open_path(&s->opts));
+			if (!ok) {
+				char shown[80];
+				sv_printable(host, shown, sizeof(shown));
+				if (tcp)
+					log_warn("ssh: refused direct-tcpip to %s:%u (not in this key's "
+						 "permitopen=)", shown, port);
+				else
+					log_warn("ssh: refused direct-streamlocal to %s (a key with "
+						 "permitopen= opens no socket paths)", shown);
+				open_failure(s, true, sender,
+					     "this connection is not permitted by the key's permitopen=");
+				return 0;
+			}
 		}
 		break;
 	}
@@ -143,12 +239,17 @@ int relay_from_client(struct sshs *s, struct sv pl)
 		bool want = rd_bool(&r);	/* want reply */
 		if (r.err)
 			break;
+		/* ssh-connection@wicket is ours to send, never the client's. */
 		bool deny = (sv_eq(type, "pty-req") && !allow_pty(s)) ||
 			    (sv_eq(type, "x11-req") && !allow_x11(s)) ||
-			    (sv_eq(type, "auth-agent-req@openssh.com") && !allow_agent(s));
-		bool forced = s->have_opts && s->opts.command &&
-			      (sv_eq(type, "shell") || sv_eq(type, "exec") ||
-			       sv_eq(type, "subsystem") || sv_eq(type, "exec-argv@wicket"));
+			    ((sv_eq(type, "auth-agent-req@openssh.com") ||
+			      sv_eq(type, "auth-agent-req@wicket")) && !allow_agent(s)) ||
+			    wrapper_only(type);
+		bool forced = s->have_opts && s->opts.command && is_session_start(type);
+		if (is_session_start(type)) {
+			send_key_env(s, rch);
+			send_conn_info(s, rch);
+		}
 		if (deny || forced) {
 			struct buf b;
 			ssh_pkt_begin(&b, MSG_CHANNEL_REQUEST);
@@ -180,7 +281,7 @@ static bool guest_open_denied(struct sshs *s, struct sv pl, uint32_t *sender)
 		return false;
 	if (sv_eq(type, "x11"))
 		return !allow_x11(s);
-	if (sv_eq(type, "auth-agent@openssh.com"))
+	if (sv_eq(type, "auth-agent@openssh.com") || sv_eq(type, "auth-agent@wicket"))
 		return !allow_agent(s);
 	if (sv_eq(type, "forwarded-tcpip") || sv_eq(type, "forwarded-streamlocal@openssh.com"))
 		return !allow_pf(s);

@@ -29,6 +29,7 @@
 #if defined(HAVE_LIBCRYPTO) && !defined(WICKET_SSH_FRONT)
 #include "privsep.h"
 #include "sshs.h"
+#include "target_kinds.h"
 
 #define MAX_HOST_KEYS SSHKEY_NTYPES
 
@@ -36,6 +37,7 @@ struct ssh_opts {
 	const char *host_key[MAX_HOST_KEYS]; /* --host-key, once per key type */
 	int n_host_keys;
 	const char *authorized_keys, *token_file, *listen, *target;
+	const char *permit_user_env; /* --permit-user-environment */
 	int grace, max_unauth, max_clients;
 	unsigned long long rekey_bytes;
 };
@@ -52,6 +54,7 @@ static int parse_ssh_opt(struct ssh_opts *o, int argc, char **argv, int *i)
 		{ "--authorized-keys", 0, offsetof(struct ssh_opts, authorized_keys) },
 		{ "--token-file", 0, offsetof(struct ssh_opts, token_file) },
 		{ "--listen", 0, offsetof(struct ssh_opts, listen) },
+		{ "--permit-user-environment", 0, offsetof(struct ssh_opts, permit_user_env) },
 		{ "--login-grace-time", 1, offsetof(struct ssh_opts, grace) },
 		{ "--max-unauth", 1, offsetof(struct ssh_opts, max_unauth) },
 		{ "--max-clients", 1, offsetof(struct ssh_opts, max_clients) },
@@ -238,20 +241,10 @@ int ssh_cmd_proxy(int argc, char **argv, int i, struct globals *g)
 	int bad = cli_one_target(argc, argv, i, g, "proxy --ssh", proxy_opt, &o, &i);
 	if (bad)
 		return bad;
-	/*
-	 * KIND%NAME is KIND/NAME: scp and rsync take "HOST:PATH" for a local
-	 * file name when a '/' comes before the ':' (as systemd-ssh-proxy's
-	 * vsock%CID).
-	 */
+	/* KIND%NAME is KIND/NAME, for scp, rsync and git (target_kinds.h). */
 	char tname[4096];
-	snprintf(tname, sizeof(tname), "%s", argv[i]);
-	char *pct = strchr(tname, '%');
-	if (pct && !memchr(tname, '/', (size_t)(pct - tname)))
-		*pct = '/';
-	/* k8s%NS%POD%CONTAINER: names there never hold '%'. */
-	if (strncmp(tname, "k8s/", 4) == 0)
-		for (char *p = tname; (p = strchr(p, '%'));)
-			*p = '/';
+	if (target_from_ssh_host(argv[i], tname, sizeof(tname)) < 0)
+		return usage_error("target '%.64s...' is too long", argv[i]);
 	struct host_keys hk;
 	if (load_keys(&o, &hk) < 0)
 		return WICKET_EXIT_FAILURE;
@@ -261,6 +254,7 @@ int ssh_cmd_proxy(int argc, char **argv, int i, struct globals *g)
 		.authkeys_file = o.authorized_keys,
 		.token_file = o.token_file,
 		.peer_addr = "UNKNOWN",
+		.permit_user_env = o.permit_user_env,
 		.allow_none = !o.authorized_keys && !o.token_file,
 		.auth_notify_fd = -1,
 		.open_guest = open_guest_cb,
@@ -276,6 +270,8 @@ int ssh_cmd_proxy(int argc, char **argv, int i, struct globals *g)
 		.rekey_bytes = o.rekey_bytes,
 	};
 	host_keys_cfg(&hk, cfg.host_blob);
+	/* stdin may be a TCP socket (inetd, systemd Accept=yes): then its addresses. */
+	ssh_conn_info_of(0, &cfg.conn);
 	/* Reach the guest while the key exchange runs: connecting is fast.
 	 * The monitor hands it to the network process only after auth. */
 	int code = 255;
@@ -363,6 +359,37 @@ static int listen_on(const char *spec, char *shown, size_t shownlen)
 	else
 		snprintf(shown, shownlen, "%s", spec);
 	return fd;
+}
+
+/* A numeric address and port of @sa; v4-mapped IPv6 shown as IPv4. */
+static bool numeric_addr(const struct sockaddr_storage *ss, socklen_t sl, char *out, size_t n,
+			 uint32_t *port)
+{
+	char h[NI_MAXHOST], p[NI_MAXSERV];
+	if ((ss->ss_family != AF_INET && ss->ss_family != AF_INET6) ||
+	    getnameinfo((const struct sockaddr *)ss, sl, h, sizeof(h), p, sizeof(p),
+			NI_NUMERICHOST | NI_NUMERICSERV))
+		return false;
+	const char *a = strncmp(h, "::ffff:", 7) == 0 && strchr(h, '.') ? h + 7 : h;
+	if (strlen(a) >= n)
+		return false;
+	snprintf(out, n, "%s", a);
+	*port = (uint32_t)strtoul(p, NULL, 10);
+	return true;
+}
+
+void ssh_conn_info_of(int fd, struct ssh_conn_info *ci)
+{
+	struct sockaddr_storage ps, ls;
+	socklen_t pl = sizeof(ps), ll = sizeof(ls);
+	if (getpeername(fd, (struct sockaddr *)&ps, &pl) == 0 &&
+	    getsockname(fd, (struct sockaddr *)&ls, &ll) == 0 &&
+	    numeric_addr(&ps, pl, ci->caddr, sizeof(ci->caddr), &ci->cport) &&
+	    numeric_addr(&ls, ll, ci->saddr, sizeof(ci->saddr), &ci->sport))
+		return;
+	/* A pipe (ProxyCommand), a Unix socket: what sshd -i says then. */
+	*ci = (struct ssh_conn_info){ .caddr = "UNKNOWN", .saddr = "UNKNOWN", .cport = 65535,
+				      .sport = 65535 };
 }
 
 static void peer_name(const struct sockaddr_storage *ss, socklen_t sl, char *out, size_t n)
@@ -488,6 +515,7 @@ int ssh_cmd_serve(int argc, char **argv, int i, struct globals *g)
 				.authkeys_file = o.authorized_keys,
 				.token_file = o.token_file,
 				.peer_addr = addr,
+				.permit_user_env = o.permit_user_env,
 				.log_logins = true,
 				.auth_notify_fd = pp[1],
 				.grace_seconds = o.grace,
@@ -505,6 +533,7 @@ int ssh_cmd_serve(int argc, char **argv, int i, struct globals *g)
 				.rekey_bytes = o.rekey_bytes,
 			};
 			host_keys_cfg(&hk, cfg.host_blob);
+			ssh_conn_info_of(fd, &cfg.conn);
 			int code = privsep_run(&auth, &cfg, fd, fd);
 			_exit(code ? 1 : 0);
 		}

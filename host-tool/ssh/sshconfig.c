@@ -1,14 +1,20 @@
 /* SPDX-License-Identifier: MIT */
-/* `wicket ssh-config`: the ssh_config.d snippet (packaging/ssh/20-wicket.conf;
- * tests/integration/test_ssh.py checks that both are the same). */
+/*
+ * `wicket ssh-config`: the ssh_config.d snippet.  Its Host patterns come
+ * from the table of target kinds (target_kinds.c), so a new kind is in it
+ * at once.  The installed packaging/ssh/20-wicket.conf is this output,
+ * made at build time; the checked-in copy is tested to be the same
+ * (tests/integration/test_ssh_config.py).
+ */
 #include "ssh.h"
 
 #include <stdio.h>
 
 #include "cli.h"
 #include "client.h"
+#include "target_kinds.h"
 
-static const char snippet[] =
+static const char head[] =
 	"# wicket: reach guests with plain ssh, scp, sftp and rsync.\n"
 	"# Install as /etc/ssh/ssh_config.d/20-wicket.conf, or Include it from\n"
 	"# ~/.ssh/config.  `wicket ssh-config` prints this text.\n"
@@ -18,8 +24,9 @@ static const char snippet[] =
 	"#\n"
 	"# scp and rsync read \"HOST:PATH\" as a local file name when a '/' comes\n"
 	"# before the ':', so every KIND/NAME can also be written KIND%NAME (as\n"
-	"# systemd-ssh-proxy accepts vsock%CID).\n"
-	"Host vm/* unix/* vsock/* serial/* podman/* docker/* k8s/* vm%* vsock%* podman%* docker%* k8s%* demo\n"
+	"# systemd-ssh-proxy accepts vsock%CID); for unix, serial and k8s every\n"
+	"# '%' is a '/': unix%%run%wicket%agent.sock is unix//run/wicket/agent.sock.\n";
+static const char tail[] =
 	"\t# %n is the host exactly as typed, i.e. the wicket TARGET.\n"
 	"\tProxyCommand wicket proxy --ssh %n\n"
 	"\t# The SSH server is a local process of the same user, reached through\n"
@@ -33,7 +40,7 @@ static const char snippet[] =
 	"\tCheckHostIP no\n"
 	"\t# Guests run sessions as the agent's user; the name sent does not matter.\n"
 	"\tUser root\n"
-	"\t# Nothing to hide from a local pipe and nothing to gain from it.\n"
+	"\t# A guest may be hostile: your agent only when you ask (ssh -A).\n"
 	"\tForwardAgent no\n"
 	"\tForwardX11 no\n";
 
@@ -46,6 +53,9 @@ int ssh_cmd_config(int argc, char **argv, int i, struct globals *g)
 		if (!r)
 			return usage_error("ssh-config takes no arguments ('%s')", argv[i]);
 	}
-	fputs(snippet, stdout);
+	char hosts[1024];
+	fputs(head, stdout);
+	printf("Host %s\n", target_kinds_ssh_hosts(hosts, sizeof(hosts)));
+	fputs(tail, stdout);
 	return 0;
 }

@@ -92,6 +92,16 @@ struct ssh_priv_ops {
 	int (*open_guest)(void *ctx, struct tp *out, bool *greeted);
 };
 
+/* Where the client came from, for the guest's SSH_CONNECTION and SSH_CLIENT
+ * ("UNKNOWN" and 65535 when the stream is no TCP socket, as sshd -i). */
+struct ssh_conn_info {
+	char caddr[64], saddr[64];
+	uint32_t cport, sport;
+};
+
+/* Fill @ci from the socket @fd (getpeername/getsockname), or UNKNOWN 65535. */
+void ssh_conn_info_of(int fd, struct ssh_conn_info *ci);
+
 struct ssh_server_cfg {
 	struct sv host_blob[SSHKEY_NTYPES]; /* public host key blobs (K_S) by
 					  * enum sshkey_type; empty: no such key */
@@ -104,6 +114,7 @@ struct ssh_server_cfg {
 	void *priv_ctx;
 	FILE *pktlog;
 	const char *peer_addr;		 /* for logs ("UNKNOWN" on stdio) */
+	struct ssh_conn_info conn;	 /* sent to the guest (ssh-connection@wicket) */
 	int grace_seconds;		 /* 0: no login grace limit */
 	uint64_t rekey_bytes;		 /* 0: default */
 	unsigned rekey_seconds;		 /* 0: default */

@@ -255,7 +255,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	fill_root();
 	struct px *px;
-	if (px_new(rootdir, &px) < 0) {
+	/* opt bit 3: start in d (-d under --root), so relative paths are joined. */
+	if (px_new(rootdir, (opt & 8) ? "d" : NULL, &px) < 0) {
 		fprintf(stderr, "fuzz_sftp: px_new(%s) failed (openat2 missing?)\n", rootdir);
 		abort();
 	}

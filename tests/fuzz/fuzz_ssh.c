@@ -216,6 +216,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		.priv_ctx = &auth,
 		.pktlog = (opt & 64) ? null_file : NULL,
 		.peer_addr = "192.0.2.7",
+		/* The relay sends ssh-connection@wicket from it before session starts. */
+		.conn = { .caddr = "192.0.2.7", .saddr = "192.0.2.1", .cport = 50000, .sport = 22 },
 	};
 	struct sshs *s = sshs_new(&cfg, -1, -1);
 	if (!s)

@@ -521,12 +521,27 @@ def gen_authkeys():
           + line("rsa", b"no-port-forwarding,no-pty,no-agent-forwarding,no-X11-forwarding,no-user-rc,"
                         b"port-forwarding,X11-forwarding,agent-forwarding,user-rc ") + b"\r\n")
     write("authkeys", "invalid",
-          line("ed25519", b'permitopen="host:22" ') + line("ecdsa", b'command="a",command="b" ')
+          line("ed25519", b'permitopen="host" ') + line("ecdsa", b'command="a",command="b" ')
           + line("rsa", b'from="192.0.2.1/24" ') + line("ed25519", b'from="::ffff:192.0.2.7" ')
           + line("ed25519", b'command="unterminated ') + b"ssh-dss AAAAB3NzaC1kc3MAAACBAP= x\n"
           + b"ssh-ed25519 !!!notbase64\n" + line("ed25519", b"RESTRICT,PTY ", b"") + b"\x00\n"
           + b"ssh-ed25519 " + b"A" * 2000 + b"\n")
     write("authkeys", "from-v6", line("ecdsa", b'from="fe80::/10,!2001:db8::1,::ffff:192.0.2.0/120" '))
+    # sshd 9.x options: expiry-time, environment, permitopen, permitlisten, principals.
+    write("authkeys", "sshd9",
+          line("ed25519", b'expiry-time="20990101Z",environment="A=1",environment="A=2",'
+                          b'environment="LANG=C.UTF-8",permitopen="localhost:80",permitopen="[::1]:*",'
+                          b'permitopen="*:5432",permitlisten="8080",permitlisten="localhost:9000",'
+                          b'permitlisten="[::1]:*" ')
+          + line("ecdsa", b'restrict,agent-forwarding,X11-forwarding,principals="alice,bob",'
+                          b'expiry-time="203006151234",expiry-time="20000101UTC" ')
+          + line("rsa", b'expiry-time="20000101Z" ') + line("rsa", b'permitlisten="10.0.0.?:*" '))
+    write("authkeys", "sshd9-invalid",
+          line("ed25519", b'expiry-time="20991301" ') + line("ed25519", b'environment="A-B=1" ')
+          + line("ecdsa", b'permitopen="h:0" ') + line("ecdsa", b'permitlisten="h:x" ')
+          + line("rsa", b'cert-authority ') + line("rsa", b'tunnel="1" ')
+          + line("ed25519", b'principals="a",principals="b" ')
+          + line("ed25519", b'command="' + b"x" * 9000 + b'" '))
 
 
 # ---------------------------------------------------------------- mux

@@ -838,10 +838,10 @@ def check_root():
     expect_eq(sorted(os.listdir(base)), base_before, "the root's parent directory")
     expect(os.path.exists(os.path.join(root, "inside")), "inside file still there")
 
-    # The same through OpenSSH's client, with -d.
+    # The same through OpenSSH's client.
     r = sftp_batch("-get ../outside/secret got1\n-get %s got2\n-get abs got3\n-get rel got4\n"
                    "-put %s/inside ../planted\nls /\n" % (secret, root),
-                   server_args=["-d", root], cwd=base)
+                   server_args=["--root", root], cwd=base)
     expect(r.rc == 0, "sftp batch failed\n" + r.describe())
     for g in ("got1", "got2", "got3", "got4"):
         expect(not os.path.exists(os.path.join(base, g)), "sftp fetched %s from outside" % g)
@@ -1092,7 +1092,7 @@ def check_options():
     r = run([SERVER, "-V"], timeout=10)
     expect(r.rc == 0 and r.out.startswith(b"wicket-sftp-server "), "-V\n" + r.describe())
     for bad in (["-P", "remove,bogus"], ["-p", "nope"], ["-Q", "x"], ["--bogus"], ["-l", "loud"],
-                ["--max-handles", "0"], ["extra-arg"]):
+                ["--max-handles", "0"], ["-d", "%q"]):
         r = run([SERVER] + bad, timeout=10)
         expect(r.rc == 2 and r.err, "%s must fail with a message\n%s" % (bad, r.describe()))
 
@@ -1117,6 +1117,85 @@ def check_options():
     c.path(FXP_STAT, "f")
     c.finish()
     expect('stat (id 1): path "f"' in c.log(), "-l debug logs requests: %r" % c.log()[:500])
+
+
+@tap.check("scp -s -D: operands after -- are ignored (SERVER -- HOST sftp), both ways")
+def check_scp_sftp_mode():
+    need_tool("scp")
+    base = fresh("scp-s")
+    payload = os.urandom(300 * 1024 + 7)
+    write_file(os.path.join(base, "up"), payload)
+    # What scp really starts: record its argv through a wrapper.
+    wrap = os.path.join(base, "wrap.sh")
+    with open(wrap, "w") as f:
+        f.write('#!/bin/sh\nprintf "%%s\\n" "$@" > %s/argv\nexec %s "$@"\n' % (base, SERVER))
+    os.chmod(wrap, 0o755)
+    r = run(["scp", "-s", "-D", wrap, "up", "somehost:%s/down" % base], cwd=base, timeout=60)
+    expect(r.rc == 0, "scp -s upload\n" + r.describe())
+    expect_eq(read_path(os.path.join(base, "down")), payload, "uploaded bytes")
+    expect_eq(read_path(os.path.join(base, "argv")), b"--\nsomehost\nsftp\n",
+              "scp -s -D starts SERVER -- HOST sftp")
+    r = run(["scp", "-s", "-D", SERVER, "x:%s/down" % base, "back"], cwd=base, timeout=60)
+    expect(r.rc == 0, "scp -s download\n" + r.describe())
+    expect_eq(read_path(os.path.join(base, "back")), payload, "downloaded bytes")
+    r = run([SERVER, "-V", "--", "host", "sftp"], timeout=10)
+    expect(r.rc == 0, "operands with -V\n" + r.describe())
+
+
+@tap.check("-d DIR: the start directory as OpenSSH's (%d, %u; missing: logged, start as usual)")
+def check_start_dir():
+    base = fresh("startdir")
+    os.makedirs(os.path.join(base, "top", "sub"))
+    write_file(os.path.join(base, "top", "sub", "f"), b"in sub\n")
+    r = sftp_batch("pwd\nget f got\n", server_args=["-d", os.path.join(base, "top", "sub")],
+                   cwd=base)
+    expect(r.rc == 0, "sftp -d\n" + r.describe())
+    expect("Remote working directory: %s/top/sub" % base in r.out.decode(), "pwd\n" + r.describe())
+    expect_eq(read_path(os.path.join(base, "got")), b"in sub\n", "relative get from the start dir")
+    # %d and %u expand to this user's home and name.
+    pw = pwd.getpwuid(os.getuid())
+    if os.path.isdir(pw.pw_dir):
+        r = sftp_batch("pwd\n", server_args=["-d", "%d"], cwd=base)
+        expect("Remote working directory: %s" % os.path.realpath(pw.pw_dir) in r.out.decode(),
+               "-d %%d\n" + r.describe())
+    os.makedirs(os.path.join(base, "u-" + pw.pw_name))
+    r = sftp_batch("pwd\n", server_args=["-d", os.path.join(base, "u-%u")], cwd=base)
+    expect("Remote working directory: %s/u-%s" % (base, pw.pw_name) in r.out.decode(),
+           "-d with %%u\n" + r.describe())
+    # A start directory that does not exist: an error in the log, the session goes on.
+    r = sftp_batch("pwd\n", server_args=["-d", os.path.join(base, "nope")], cwd=base)
+    expect(r.rc == 0 and "Remote working directory: %s\n" % base in r.out.decode() and
+           b"nope" in r.err, "missing -d\n" + r.describe())
+
+
+@tap.check("--root with -d: relative paths start in -d, '..' still stops at the root")
+def check_root_start_dir():
+    base = fresh("rootstart")
+    root = os.path.join(base, "root")
+    os.makedirs(os.path.join(root, "a", "b"))
+    write_file(os.path.join(root, "a", "b", "f"), b"deep\n")
+    write_file(os.path.join(root, "top"), b"top\n")
+    write_file(os.path.join(base, "secret"), b"outside\n")
+    r = sftp_batch("pwd\nget f g1\nget ../../top g2\n-get ../../../secret g3\ncd ../../..\npwd\n"
+                   "put %s/secret planted\n" % base,
+                   server_args=["--root", root, "-d", "/a/b"], cwd=base)
+    out = r.out.decode()
+    expect(r.rc == 0, "sftp --root -d\n" + r.describe())
+    expect("Remote working directory: /a/b\n" in out, "pwd is /a/b inside the root\n" + out)
+    expect_eq(read_path(os.path.join(base, "g1")), b"deep\n", "relative get")
+    expect_eq(read_path(os.path.join(base, "g2")), b"top\n", "../.. reaches the root's top")
+    expect(not os.path.exists(os.path.join(base, "g3")), "../../../secret escaped the root")
+    expect("Remote working directory: /\n" in out, "cd past the top stays at /\n" + out)
+    expect(os.path.exists(os.path.join(root, "planted")), "put after cd .. lands at the root")
+    # A relative -d is inside the root too; a missing one: logged, start at the top.
+    r = sftp_batch("pwd\n", server_args=["--root", root, "-d", "a"], cwd=base)
+    expect("Remote working directory: /a\n" in r.out.decode(), "-d a under --root\n" + r.describe())
+    r = sftp_batch("pwd\n", server_args=["--root", root, "-d", "../../.."], cwd=base)
+    expect("Remote working directory: /\n" in r.out.decode(),
+           "-d ../../.. stays at the root\n" + r.describe())
+    r = sftp_batch("pwd\n", server_args=["--root", root, "-d", "/missing"], cwd=base)
+    expect(r.rc == 0 and "Remote working directory: /\n" in r.out.decode() and b"missing" in r.err,
+           "missing -d under --root\n" + r.describe())
 
 
 if __name__ == "__main__":

@@ -162,7 +162,6 @@ static void test_invalid_lines(void)
 {
 	static const char *const bad[] = {
 		"bogus @0",
-		"permitopen=\"localhost:22\" @0",
 		"restrict, @0",
 		",restrict @0",
 		"restrict,,pty @0",
@@ -184,12 +183,33 @@ static void test_invalid_lines(void)
 		"no-pty=1 @0",
 		"command=\"x\"junk @0",
 		"cert-authority @0",
-		"environment=\"A=B\" @0",
-		"expiry-time=\"20990101\" @0",
-		"principals=\"a\" @0",
 		"tunnel=\"1\" @0",
-		"permitlisten=\"8080\" @0",
 		"no-touch-required @0",
+		"verify-required @0",
+		"tunnel @0",
+		"permitopen=\"localhost\" @0",
+		"permitopen=\"localhost:0\" @0",
+		"permitopen=\"localhost:65536\" @0",
+		"permitopen=\":22\" @0",
+		"permitopen=\"a:b:22\" @0",
+		"permitopen=\"[::1]22\" @0",
+		"permitopen=\"host:2x\" @0",
+		"permitlisten=\"host:x\" @0",
+		"permitlisten=\"\" @0",
+		"permitopen=host:22 @0",
+		"environment=\"NOEQ\" @0",
+		"environment=\"=x\" @0",
+		"environment=\"A-B=x\" @0",
+		"environment=\"A B=x\" @0",
+		"expiry-time=\"2099\" @0",
+		"expiry-time=\"20991301\" @0",
+		"expiry-time=\"20990132\" @0",
+		"expiry-time=\"2099010100\" @0",
+		"expiry-time=\"20990101x\" @0",
+		"expiry-time=\"209901012460\" @0",
+		"expiry-time=\"19691231\" @0",
+		"expiry-time=\"Z\" @0",
+		"principals=\"a\",principals=\"b\" @0",
 		"ssh-dss AAAAB3NzaC1kc3MAAAA=",
 		"sk-ssh-ed25519@openssh.com AAAA",
 		"ssh-ed25519",
@@ -285,6 +305,143 @@ static void test_options(void)
 	is_int(match1("@0\n", K_ED1, NULL, &o), 0, "options: line without comment");
 	is_str(o.comment, "", "options: empty comment");
 	authkeys_opts_clear(&o);
+}
+
+/* expiry-time, environment, permitopen, permitlisten, principals (sshd 9.x). */
+static void test_sshd9_options(void)
+{
+	uint64_t t = 0;
+	is_int(authkeys_parse_time("20990101Z", &t), 0, "time: YYYYMMDDZ");
+	ok(t == 4070908800ull, "time: 20990101Z is 4070908800 (%llu)", (unsigned long long)t);
+	is_int(authkeys_parse_time("203006151234UTC", &t), 0, "time: YYYYMMDDHHMMUTC");
+	ok(t == 1907757240ull, "time: 203006151234UTC");
+	is_int(authkeys_parse_time("20300615123456z", &t), 0, "time: YYYYMMDDHHMMSSz");
+	ok(t == 1907757296ull, "time: 20300615123456z");
+	is_int(authkeys_parse_time("20000229Z", &t), 0, "time: a leap day");
+	ok(t == 951782400ull, "time: 20000229Z");
+	ok(authkeys_parse_time("2099010", &t) < 0 && authkeys_parse_time("", &t) < 0 &&
+		   authkeys_parse_time("20990101ZZ", &t) < 0 && authkeys_parse_time("+0990101", &t) < 0,
+	   "time: malformed ones refused");
+
+	/* Valid up to and at the second it names, refused after; the earliest wins. */
+	struct authkeys *ak = parse("expiry-time=\"20990101Z\",expiry-time=\"20300615123456Z\" @0 e\n"
+				    "@1 next\n");
+	struct authkeys_opts o;
+	is_int(authkeys_match_at(ak, keys[K_ED1], NULL, 1907757296ull - 1, &o), 0,
+	       "expiry: before it");
+	ok(o.expiry == 1907757296ull, "expiry: the earliest of two");
+	authkeys_opts_clear(&o);
+	is_int(authkeys_match_at(ak, keys[K_ED1], NULL, 1907757296ull, &o), 0, "expiry: at it");
+	authkeys_opts_clear(&o);
+	is_int(authkeys_match_at(ak, keys[K_ED1], NULL, 1907757296ull + 1, &o), -1,
+	       "expiry: one second after it: refused");
+	is_int(authkeys_match_at(ak, keys[K_ED2], NULL, 4070908800ull + 1, &o), 0,
+	       "expiry: other lines unaffected");
+	authkeys_opts_clear(&o);
+	authkeys_free(ak);
+	/* An expired line does not hide a later line of the same key. */
+	ak = parse("expiry-time=\"20000101Z\" @0 old\nno-pty @0 new\n");
+	is_int(authkeys_match(ak, keys[K_ED1], NULL, &o), 0, "expiry: a later line of the key");
+	ok(o.no_pty && !strcmp(o.comment, "new"), "expiry: ... is the one used");
+	authkeys_opts_clear(&o);
+	authkeys_free(ak);
+
+	/* environment=: several, the first of a name counts; the filter. */
+	const char *envl = "environment=\"A=1\",environment=\"B_2=x=y\",environment=\"A=2\","
+			   "environment=\"LANG=C\",environment=\"EMPTY=\" @0\n";
+	is_int(match1(envl, K_ED1, NULL, &o), 0, "env: line valid");
+	ok(o.nenv == 4 && !strcmp(o.env[0], "A=1") && !strcmp(o.env[1], "B_2=x=y") &&
+		   !strcmp(o.env[2], "LANG=C") && !strcmp(o.env[3], "EMPTY="),
+	   "env: first of a name kept, order kept");
+	struct authkeys_opts c;
+	is_int(authkeys_opts_copy(&c, &o), 0, "env: copy");
+	authkeys_env_filter(&c, NULL);
+	is_int(c.nenv, 0, "env: filter NULL (the default) drops all");
+	authkeys_opts_clear(&c);
+	authkeys_opts_copy(&c, &o);
+	authkeys_env_filter(&c, "no");
+	is_int(c.nenv, 0, "env: filter no");
+	authkeys_opts_clear(&c);
+	authkeys_opts_copy(&c, &o);
+	authkeys_env_filter(&c, "yes");
+	is_int(c.nenv, 4, "env: filter yes keeps all");
+	authkeys_opts_clear(&c);
+	authkeys_opts_copy(&c, &o);
+	authkeys_env_filter(&c, "A,LA*");
+	ok(c.nenv == 2 && !strcmp(c.env[0], "A=1") && !strcmp(c.env[1], "LANG=C"),
+	   "env: filter by patterns");
+	authkeys_opts_clear(&c);
+	authkeys_opts_copy(&c, &o);
+	authkeys_env_filter(&c, "*,!B_?");
+	ok(c.nenv == 3 && !strcmp(c.env[1], "LANG=C"), "env: a negated pattern denies");
+	authkeys_opts_clear(&c);
+	authkeys_opts_copy(&c, &o);
+	authkeys_env_filter(&c, "a");
+	is_int(c.nenv, 0, "env: patterns are case-sensitive");
+	authkeys_opts_clear(&c);
+	authkeys_opts_clear(&o);
+
+	/* permitopen= */
+	is_int(match1("permitopen=\"localhost:80\",permitopen=\"[::1]:*\","
+		      "permitopen=\"*:5432\" @0\n", K_ED1, NULL, &o), 0, "permitopen: line valid");
+	ok(o.npermitopen == 3, "permitopen: three");
+	ok(authkeys_permits_open(&o, sv_from_cstr("localhost"), 80), "permitopen: localhost:80");
+	ok(!authkeys_permits_open(&o, sv_from_cstr("localhost"), 81), "permitopen: not :81");
+	ok(!authkeys_permits_open(&o, sv_from_cstr("LOCALHOST"), 80), "permitopen: hosts are literal");
+	ok(!authkeys_permits_open(&o, sv_from_cstr("127.0.0.1"), 80), "permitopen: no resolution");
+	ok(authkeys_permits_open(&o, sv_from_cstr("::1"), 9), "permitopen: [::1]:* any port");
+	ok(authkeys_permits_open(&o, sv_from_cstr("db.example"), 5432), "permitopen: *:5432");
+	ok(!authkeys_permits_open(&o, sv_from_cstr("db.example"), 5433), "permitopen: not *:5433");
+	ok(!authkeys_permits_open_path(&o), "permitopen: socket paths refused");
+	authkeys_opts_clear(&o);
+	is_int(match1("@0\n", K_ED1, NULL, &o), 0, "permitopen: none");
+	ok(authkeys_permits_open(&o, sv_from_cstr("x"), 1) && authkeys_permits_open_path(&o) &&
+		   authkeys_permits_listen(&o, sv_from_cstr("x"), 0),
+	   "permitopen/permitlisten: no limit without them");
+	authkeys_opts_clear(&o);
+
+	/* permitlisten= */
+	is_int(match1("permitlisten=\"8080\",permitlisten=\"localhost:9000\","
+		      "permitlisten=\"10.0.0.?:*\" @0\n", K_ED1, NULL, &o), 0,
+	       "permitlisten: line valid");
+	ok(authkeys_permits_listen(&o, sv_from_cstr("localhost"), 8080) &&
+		   authkeys_permits_listen(&o, sv_from_cstr("0.0.0.0"), 8080),
+	   "permitlisten: a bare port is any host");
+	ok(!authkeys_permits_listen(&o, sv_from_cstr("localhost"), 8081), "permitlisten: not :8081");
+	ok(authkeys_permits_listen(&o, sv_from_cstr("LocalHost"), 9000),
+	   "permitlisten: the request is lower-cased");
+	ok(!authkeys_permits_listen(&o, sv_from_cstr("127.0.0.1"), 9000),
+	   "permitlisten: localhost is not 127.0.0.1");
+	ok(authkeys_permits_listen(&o, sv_from_cstr("10.0.0.7"), 1) &&
+		   !authkeys_permits_listen(&o, sv_from_cstr("10.0.0.17"), 1),
+	   "permitlisten: host patterns");
+	ok(!authkeys_permits_listen(&o, sv_from_cstr("localhost"), 0),
+	   "permitlisten: port 0 only under *");
+	ok(authkeys_permits_listen(&o, sv_from_cstr("10.0.0.1"), 0), "permitlisten: port 0 under *");
+	authkeys_opts_clear(&o);
+
+	/* agent/X11 forwarding after restrict; principals ignored for a plain key. */
+	is_int(match1("restrict,agent-forwarding,principals=\"alice,bob\" @0\n", K_ED1, NULL, &o), 0,
+	       "restrict,agent-forwarding,principals=: valid");
+	ok(authkeys_allows_agent(&o) && !authkeys_allows_x11(&o) && !authkeys_allows_pty(&o) &&
+		   !authkeys_allows_port_forwarding(&o),
+	   "restrict,agent-forwarding: agent only");
+	authkeys_opts_clear(&o);
+	is_int(match1("agent-forwarding,x11-forwarding,restrict @0\n", K_ED1, NULL, &o), 0, "valid");
+	ok(!authkeys_allows_agent(&o) && !authkeys_allows_x11(&o), "...,restrict: restrict wins");
+	authkeys_opts_clear(&o);
+	is_int(match1("restrict,X11-Forwarding @0\n", K_ED1, NULL, &o), 0, "valid");
+	ok(authkeys_allows_x11(&o) && !authkeys_allows_agent(&o), "restrict,X11-Forwarding: x11 only");
+	authkeys_opts_clear(&o);
+
+	/* Options longer than the limit. */
+	static char big[AUTHKEYS_OPTIONS_MAX + 200];
+	size_t at = (size_t)snprintf(big, sizeof(big), "command=\"");
+	memset(big + at, 'x', AUTHKEYS_OPTIONS_MAX);
+	snprintf(big + at + AUTHKEYS_OPTIONS_MAX, sizeof(big) - at - AUTHKEYS_OPTIONS_MAX, "\" @0\n");
+	ak = parse(big);
+	ok(ak && authkeys_invalid(ak) == 1 && authkeys_count(ak) == 0, "options over the limit: invalid");
+	authkeys_free(ak);
 }
 
 static void test_from(void)
@@ -464,6 +621,7 @@ int main(void)
 	test_mixed_file();
 	test_invalid_lines();
 	test_options();
+	test_sshd9_options();
 	test_from();
 	test_load();
 	test_mutations();

@@ -398,6 +398,81 @@ static void test_replies_and_forwards(void)
 	mux_core_free(&c);
 }
 
+static struct msg m_req(uint32_t rcpt, const char *name, bool want)
+{
+	struct buf b;
+	buf_init(&b, 512);
+	buf_u8(&b, MSG_CHANNEL_REQUEST);
+	buf_u32(&b, rcpt);
+	buf_cstr(&b, name);
+	buf_bool(&b, want);
+	struct msg m = { .n = buf_used(&b) };
+	memcpy(m.p, buf_data(&b), m.n);
+	buf_free(&b);
+	return m;
+}
+
+/* The guest's auth-agent@wicket open naming session @sid (a mux number). */
+static struct msg m_agent_open(uint32_t sender, uint32_t sid)
+{
+	struct msg m = m_open("auth-agent@wicket", sender, 4096, 1024);
+	put_be32(m.p + m.n, sid);
+	m.n += 4;
+	return m;
+}
+
+/* Agent forwarding: asked as auth-agent-req@wicket, opens go to that client only. */
+static void test_agent(void)
+{
+	struct mux_core c;
+	mux_core_init(&c, &io, NULL);
+	mux_core_client_add(&c);
+	mux_core_client_add(&c);
+	uint32_t sa = open_chan(&c, 0, 3, 30), sb = open_chan(&c, 1, 4, 40);
+	reset();
+	is_int(from_client(&c, 0, m_req(sa, "auth-agent-req@openssh.com", true)), 0, "A asks");
+	is_int(nrec, 1, "one message to the guest");
+	struct rd r;
+	rd_init(&r, recs[0].p + 1, recs[0].n - 1);
+	uint32_t rcpt = rd_u32(&r);
+	struct sv name = rd_str(&r);
+	bool want = rd_bool(&r);
+	ok(recs[0].to == GUEST && rcpt == 30 && sv_eq(name, "auth-agent-req@wicket") && want &&
+		   rd_end(&r),
+	   "the guest gets auth-agent-req@wicket on its own number, want-reply kept");
+	/* An open naming A's session reaches A as OpenSSH's type. */
+	reset();
+	is_int(from_guest(&c, m_agent_open(900, sa)), 0, "guest opens an agent channel for A's session");
+	ok(nrec == 1 && recs[0].to == 0, "... it goes to A");
+	rd_init(&r, recs[0].p + 1, recs[0].n - 1);
+	name = rd_str(&r);
+	uint32_t id = rd_u32(&r);
+	rd_u32(&r);
+	rd_u32(&r);
+	ok(sv_eq(name, "auth-agent@openssh.com") && rd_end(&r), "... as auth-agent@openssh.com, no tag");
+	reset();
+	from_client(&c, 0, m_confirm(id, 7, 1000, 100));
+	ok(nrec == 1 && recs[0].to == GUEST && be32(recs[0].p + 1) == 900,
+	   "A's confirmation reaches the guest's channel");
+	/* B never asked: an open naming B's session, or a channel that is no session,
+	 * is refused; so is OpenSSH's untagged type (it says no session). */
+	struct msg bad[] = { m_agent_open(901, sb), m_agent_open(902, 999),
+			     m_agent_open(903, id), m_open("auth-agent@openssh.com", 904, 10, 10) };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		reset();
+		is_int(from_guest(&c, bad[i]), 0, "hostile agent open %zu: the mux goes on", i);
+		ok(nrec == 1 && recs[0].to == GUEST && recs[0].p[0] == MSG_CHANNEL_OPEN_FAILURE,
+		   "hostile agent open %zu: OPEN_FAILURE to the guest, nothing to a client", i);
+	}
+	/* A's session closed by A: later opens naming it are refused. */
+	reset();
+	from_client(&c, 0, m_chan(MSG_CHANNEL_CLOSE, sa));
+	reset();
+	from_guest(&c, m_agent_open(905, sa));
+	ok(nrec == 1 && recs[0].p[0] == MSG_CHANNEL_OPEN_FAILURE, "closed session: refused");
+	mux_core_free(&c);
+}
+
 int main(void)
 {
 	test_translation();
@@ -405,5 +480,6 @@ int main(void)
 	test_close_and_reuse();
 	test_gone();
 	test_replies_and_forwards();
+	test_agent();
 	return done_testing();
 }
