@@ -282,15 +282,16 @@ static int lower(char c)
 	return tolower((unsigned char)c);
 }
 
-/* '*' any run, '?' any one character; case-insensitive. */
-static bool glob_match(const char *s, size_t sn, const char *p, size_t pn)
+/* '*' any run, '?' any one character; @fold: case-insensitive. */
+static bool glob_match_as(const char *s, size_t sn, const char *p, size_t pn, bool fold)
 {
 	size_t si = 0, pi = 0, star = SIZE_MAX, mark = 0;
 	while (si < sn) {
 		if (pi < pn && p[pi] == '*') {
 			star = pi++;
 			mark = si;
-		} else if (pi < pn && (p[pi] == '?' || lower(p[pi]) == lower(s[si]))) {
+		} else if (pi < pn && (p[pi] == '?' || p[pi] == s[si] ||
+				       (fold && lower(p[pi]) == lower(s[si])))) {
 			si++;
 			pi++;
 		} else if (star != SIZE_MAX) {
@@ -303,6 +304,17 @@ static bool glob_match(const char *s, size_t sn, const char *p, size_t pn)
 	while (pi < pn && p[pi] == '*')
 		pi++;
 	return pi == pn;
+}
+
+static bool glob_match(const char *s, size_t sn, const char *p, size_t pn)
+{
+	return glob_match_as(s, sn, p, pn, true);
+}
+
+/* Case-sensitive, as sshd's match_pattern for permitlisten and environment. */
+static bool glob_exact(const char *s, size_t sn, const char *p, size_t pn)
+{
+	return glob_match_as(s, sn, p, pn, false);
 }
 
 /* Is this from= entry (without '!') an address or network? */
@@ -978,29 +990,6 @@ bool authkeys_permits_open(const struct authkeys_opts *o, struct sv host, uint32
 bool authkeys_permits_open_path(const struct authkeys_opts *o)
 {
 	return o->npermitopen == 0;
-}
-
-/* '*' and '?' wildcards, case-sensitive (sshd's match_pattern). */
-static bool glob_exact(const char *s, size_t sn, const char *p, size_t pn)
-{
-	size_t si = 0, pi = 0, star = SIZE_MAX, mark = 0;
-	while (si < sn) {
-		if (pi < pn && p[pi] == '*') {
-			star = pi++;
-			mark = si;
-		} else if (pi < pn && (p[pi] == '?' || p[pi] == s[si])) {
-			si++;
-			pi++;
-		} else if (star != SIZE_MAX) {
-			pi = star + 1;
-			si = ++mark;
-		} else {
-			return false;
-		}
-	}
-	while (pi < pn && p[pi] == '*')
-		pi++;
-	return pi == pn;
 }
 
 bool authkeys_permits_listen(const struct authkeys_opts *o, struct sv host, uint32_t port)
