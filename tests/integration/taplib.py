@@ -20,6 +20,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 
@@ -689,3 +690,29 @@ def wicket(*args):
     if not WICKET or not os.access(WICKET, os.X_OK):
         raise Failure("WICKET is not set to an executable (%r)" % WICKET)
     return [WICKET] + list(args)
+
+
+def echo_server():
+    """A TCP echo server on 127.0.0.1 in a thread (closed at the end); its port."""
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(16)
+    tap.at_cleanup(ls.close)
+
+    def serve_one(c):
+        with c:
+            while True:
+                d = c.recv(65536)
+                if not d:
+                    return
+                c.sendall(d)
+
+    def loop():
+        while True:
+            try:
+                c, _ = ls.accept()
+            except OSError:
+                return
+            threading.Thread(target=serve_one, args=(c,), daemon=True).start()
+    threading.Thread(target=loop, daemon=True).start()
+    return ls.getsockname()[1]

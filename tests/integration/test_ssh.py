@@ -6,7 +6,6 @@ and psftp; python3-asyncssh; and hostile clients (ssh_rawclient.py, a bit
 flipped on the wire)."""
 
 import os
-import threading
 import re
 import shutil
 import socket
@@ -16,7 +15,7 @@ import time
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from taplib import (SRCDIR, Agent, Failure, Skip, expect, expect_eq, need_tool,  # noqa: E402
+from taplib import (echo_server, SRCDIR, Agent, Failure, Skip, expect, expect_eq, need_tool,  # noqa: E402
                     run, spawn, tap, wait_until, wicket)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -147,32 +146,6 @@ def _():
     r = runp(["sftp", "-F", tmp + "/ssh_config", "-b", "-", T()], input=batch.encode(), timeout=120)
     expect(r.rc == 0 and open(tmp + "/down4", "rb").read() == open(big, "rb").read(),
            "sftp\n" + r.describe())
-
-
-def echo_server():
-    """A TCP echo server on 127.0.0.1 in a thread; returns its port."""
-    ls = socket.socket()
-    ls.bind(("127.0.0.1", 0))
-    ls.listen(8)
-
-    def serve_one(c):
-        with c:
-            while True:
-                d = c.recv(65536)
-                if not d:
-                    return
-                c.sendall(d)
-
-    def loop():
-        while True:
-            try:
-                c, _ = ls.accept()
-            except OSError:
-                return
-            threading.Thread(target=serve_one, args=(c,), daemon=True).start()
-    threading.Thread(target=loop, daemon=True).start()
-    S.setdefault("close", []).append(ls)
-    return ls.getsockname()[1]
 
 
 def free_port():

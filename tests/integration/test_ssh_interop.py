@@ -16,7 +16,7 @@ import time
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from taplib import (Agent, Failure, Skip, expect, expect_eq, need_tool,  # noqa: E402
+from taplib import (echo_server as tap_echo_server, Agent, Failure, Skip, expect, expect_eq, need_tool,  # noqa: E402
                     run, spawn, tap, wait_until, wicket)
 
 SYS_PY = "/usr/bin/python3"  # Debian's, where python3-asyncssh lives
@@ -169,9 +169,10 @@ asyncio.run(main())
 # ---------------------------------------------------------------- authorized_keys options
 
 def echo_server():
-    """A TCP echo server on 127.0.0.1 (the guest here is this machine)."""
-    if "echo" in S:
-        return S["echo"]
+    """One TCP echo server for all checks (taplib.echo_server)."""
+    if "echo" not in S:
+        S["echo"] = tap_echo_server()
+    return S["echo"]
     ls = socket.socket()
     ls.bind(("127.0.0.1", 0))
     ls.listen(16)
