@@ -7,10 +7,13 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <libgen.h>
+#include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "client.h"
 #include "config.h"
@@ -50,6 +53,20 @@ static const char *cli_cmd; /* the command word, for the hint */
 void cli_set_command(const char *cmd)
 {
 	cli_cmd = cmd;
+}
+
+const char *cli_helper_path(const char *name, char *buf, size_t len)
+{
+	char self[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n > 0) {
+		self[n] = 0;
+		snprintf(buf, len, "%s/%s", dirname(self), name);
+		if (access(buf, X_OK) == 0)
+			return buf;
+	}
+	snprintf(buf, len, "%s/%s", WICKET_LIBEXECDIR, name);
+	return access(buf, X_OK) == 0 ? buf : NULL;
 }
 
 int usage_error(const char *fmt, const char *arg)

@@ -50,6 +50,12 @@ int parse_global(struct globals *g, int argc, char **argv, int *i);
 void cli_set_command(const char *cmd);
 /* Print "wicket: <fmt>" and a hint; returns the failure exit code. */
 int usage_error(const char *fmt, const char *arg) __attribute__((format(printf, 1, 0)));
+/*
+ * Our helper program @name (wicket-libvirt, wicket-ssh): next to this
+ * program (a build tree, or one install dir), else in libexec.  @buf, or
+ * NULL when neither is executable (@buf then holds the libexec path).
+ */
+const char *cli_helper_path(const char *name, char *buf, size_t len);
 /* A command's own option at argv[*i]: 1 consumed, 0 not ours, -1 error (reported). */
 typedef int (*cli_opt_fn)(void *ctx, int argc, char **argv, int *i);
 /*

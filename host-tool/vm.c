@@ -28,7 +28,6 @@ const char *vm_uri(const char *uri)
 }
 
 #include <fcntl.h>
-#include <libgen.h>
 #include <limits.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -37,24 +36,10 @@ const char *vm_uri(const char *uri)
 #include <unistd.h>
 
 #include "fdpass.h"
+#include "cli.h"
 #include "log.h"
 
 #define NO_LIBVIRT "this wicket was built without libvirt support (install libvirt-dev and rebuild)"
-
-/* wicket-libvirt next to us (build tree or one install dir), else libexec. */
-static const char *vm_helper_path(char *buf, size_t len)
-{
-	char self[PATH_MAX];
-	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	if (n > 0) {
-		self[n] = 0;
-		snprintf(buf, len, "%s/wicket-libvirt", dirname(self));
-		if (access(buf, X_OK) == 0)
-			return buf;
-	}
-	snprintf(buf, len, "%s/wicket-libvirt", WICKET_LIBEXECDIR);
-	return access(buf, X_OK) == 0 ? buf : NULL;
-}
 
 /* In the child when exec failed: say so the way the helper would. */
 static void __attribute__((noreturn)) status_exec_failed(int fd, const char *helper)
@@ -112,7 +97,7 @@ int vm_target_open(const char *name, const char *uri, struct tp *out, char *err,
 		return -EINVAL;
 	}
 	char helper[PATH_MAX];
-	if (!vm_helper_path(helper, sizeof(helper))) {
+	if (!cli_helper_path("wicket-libvirt", helper, sizeof(helper))) {
 		snprintf(err, errlen, "target 'vm/%s': %s", name, NO_LIBVIRT);
 		return -ENOTSUP;
 	}
@@ -209,7 +194,7 @@ int vm_target_open(const char *name, const char *uri, struct tp *out, char *err,
 int vm_list(const char *uri)
 {
 	char helper[PATH_MAX];
-	if (!vm_helper_path(helper, sizeof(helper))) {
+	if (!cli_helper_path("wicket-libvirt", helper, sizeof(helper))) {
 		fprintf(stderr, "wicket: list: %s\n", NO_LIBVIRT);
 		return WICKET_EXIT_FAILURE;
 	}

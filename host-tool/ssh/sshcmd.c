@@ -577,20 +577,9 @@ bool ssh_proxy_wanted(int argc, char **argv, int i)
  */
 static int ssh_helper(char **argv)
 {
-	char self[PATH_MAX], path[PATH_MAX + 16];
-	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	if (n > 0) {
-		self[n] = 0;
-		char *slash = strrchr(self, '/');
-		if (slash) {
-			*slash = 0;
-			snprintf(path, sizeof(path), "%s/wicket-ssh", self);
-			if (access(path, X_OK) == 0)
-				execv(path, argv);
-		}
-	}
-	snprintf(path, sizeof(path), "%s/wicket-ssh", WICKET_LIBEXECDIR);
-	execv(path, argv);
+	char path[PATH_MAX + 16];
+	if (cli_helper_path("wicket-ssh", path, sizeof(path)))
+		execv(path, argv);
 	fprintf(stderr, "wicket: cannot run the SSH server %s: %s\n", path, strerror(errno));
 	return WICKET_EXIT_FAILURE;
 }
