@@ -29,7 +29,6 @@ Standard library only.
 """
 
 import argparse
-import hashlib
 import json
 import os
 import platform
@@ -45,7 +44,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.dont_write_bytecode = True
 sys.path.insert(0, HERE)
-from bench_exec import (BenchError, Failed, Server, Terminated, Watchdog,  # noqa: E402
+from bench_exec import (BenchError, Failed, Server, Terminated, Watchdog, run_hashed,  # noqa: E402
                         _on_signal, _proc_io, _wait_exit, default_binary, make_file,
                         resolve_exe)
 
@@ -290,38 +289,6 @@ def run_out(argv, timeout, stdin_path=None, env=None):
         raise Failed(f"{' '.join(argv)}: exit status {r.returncode}\n"
                      f"{r.stderr.decode('utf-8', 'replace')[-2000:]}")
     return r.stdout
-
-
-def hashed_download(argv, timeout, stall):
-    """sha256 and length of what argv writes to stdout (watchdog as for transfers)."""
-    h = hashlib.sha256()
-    n = 0
-    with tempfile.TemporaryFile() as errf:
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=errf)
-        dog = Watchdog(proc, timeout, stall)
-        try:
-            while True:
-                b = proc.stdout.read1(MIB)
-                if not b:
-                    break
-                h.update(b)
-                n += len(b)
-            rc = proc.wait()
-        except BaseException:
-            proc.kill()
-            proc.wait()
-            raise
-        finally:
-            dog.stop()
-            proc.stdout.close()
-        if rc == -signal.SIGKILL and dog.reason:
-            raise Failed(f"{' '.join(argv)}: {dog.reason} ({n} bytes received)")
-        if rc != 0:
-            errf.seek(0)
-            raise Failed(f"{' '.join(argv)}: exit status {rc}\n"
-                         f"{errf.read().decode('utf-8', 'replace')[-2000:]}")
-    return h.hexdigest(), n
 
 
 # ---------------------------------------------------------------- muxes
@@ -598,7 +565,7 @@ def main(argv):
         for key, cmd in dl.items():
             t0 = time.perf_counter()
             try:
-                got, n = hashed_download(cmd, first, args.stall_timeout)
+                got, n, _ = run_hashed(" ".join(cmd), cmd, first, args.stall_timeout)
             except Failed as e:
                 raise BenchError(f"{key} verify: {e}")
             t_first.append(time.perf_counter() - t0)
