@@ -44,7 +44,7 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_exec import (BenchError, Failed, Runner, Server, Terminated,  # noqa: E402
-                        _on_signal, default_binary, make_file, resolve_exe)
+                        _on_signal, default_binary, make_file, own_binaries, resolve_exe)
 
 MIB = 1024 * 1024
 # Throughput ratios wicket / other (higher is better): minimums.
@@ -110,11 +110,10 @@ def main(argv):
     args = parse_args(argv)
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _on_signal)
-    wicket, wicketd = resolve_exe(args.wicket), resolve_exe(args.wicketd)
-    for name, path, given in (("wicket", wicket, args.wicket), ("wicketd", wicketd, args.wicketd)):
-        if path is None:
-            log(f"{name} not found or not executable: {given} (build first, or pass --{name})")
-            return 2
+    found = own_binaries(args)
+    if found is None:
+        return 2
+    wicket, wicketd = found
     psusan, psftp = resolve_exe(args.psusan), resolve_exe(args.psftp)
     sshd, sftp, keygen = resolve_exe(args.sshd), shutil.which("sftp"), shutil.which("ssh-keygen")
     if psusan is None or psftp is None:

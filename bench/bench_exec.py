@@ -113,6 +113,16 @@ def resolve_exe(name):
     return shutil.which(name)
 
 
+def own_binaries(args):
+    """(wicket, wicketd) from --wicket/--wicketd, or None with the reason logged."""
+    wicket, wicketd = resolve_exe(args.wicket), resolve_exe(args.wicketd)
+    for name, path, given in (("wicket", wicket, args.wicket), ("wicketd", wicketd, args.wicketd)):
+        if path is None:
+            log(f"{name} not found or not executable: {given} (build first, or pass --{name})")
+            return None
+    return wicket, wicketd
+
+
 def _is_socket(path):
     try:
         return stat.S_ISSOCK(os.stat(path).st_mode)
@@ -407,12 +417,10 @@ def main(argv):
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _on_signal)
 
-    wicket = resolve_exe(args.wicket)
-    wicketd = resolve_exe(args.wicketd)
-    for name, path, given in (("wicket", wicket, args.wicket), ("wicketd", wicketd, args.wicketd)):
-        if path is None:
-            log(f"{name} not found or not executable: {given} (build first, or pass --{name})")
-            return 2
+    found = own_binaries(args)
+    if found is None:
+        return 2
+    wicket, wicketd = found
     psusan = resolve_exe(args.psusan)
     plink = resolve_exe(args.plink)
     if psusan is None or plink is None:

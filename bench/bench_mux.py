@@ -46,7 +46,7 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, HERE)
 from bench_exec import (BenchError, Failed, Server, Terminated, Watchdog, run_hashed,  # noqa: E402
                         _on_signal, _proc_io, _wait_exit, default_binary, make_file,
-                        resolve_exe)
+                        own_binaries, resolve_exe)
 
 MIB = 1024 * 1024
 
@@ -487,12 +487,10 @@ def main(argv):
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _on_signal)
 
-    wicket = resolve_exe(args.wicket)
-    wicketd = resolve_exe(args.wicketd)
-    for name, path, given in (("wicket", wicket, args.wicket), ("wicketd", wicketd, args.wicketd)):
-        if path is None:
-            log(f"{name} not found or not executable: {given} (build first, or pass --{name})")
-            return 2
+    found = own_binaries(args)
+    if found is None:
+        return 2
+    wicket, wicketd = found
     psusan = resolve_exe(args.psusan)
     plink = resolve_exe(args.plink)
     if psusan is None or plink is None:

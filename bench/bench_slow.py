@@ -44,7 +44,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
-from bench_exec import BenchError, Terminated, _on_signal, default_binary, resolve_exe  # noqa
+from bench_exec import BenchError, Terminated, _on_signal, default_binary, own_binaries  # noqa
 import slowline  # noqa: E402
 
 KIB = 1024
@@ -299,12 +299,10 @@ def main(argv):
     args = parse_args(argv)
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _on_signal)
-    wicket = resolve_exe(args.wicket)
-    wicketd = resolve_exe(args.wicketd)
-    for name, path, given in (("wicket", wicket, args.wicket), ("wicketd", wicketd, args.wicketd)):
-        if path is None:
-            log(f"{name} not found or not executable: {given} (build first, or pass --{name})")
-            return 2
+    found = own_binaries(args)
+    if found is None:
+        return 2
+    wicket, wicketd = found
     text = slowline.real_text(args.text_kib * KIB)
     if text is None:
         log(f"fewer than {args.text_kib} KiB of /usr/share/doc/*/changelog.Debian.gz; skipping")
