@@ -572,24 +572,19 @@ def virtio_log(vm):
     return console_tail(vm, 2500)
 
 
-@tap.check("virtio: 8 impatient clients queued behind a held port, then the holder "
-           "SIGKILLed: the next host is answered within 2 s")
-def _():
-    vm = need_vm()
-    dt = impatient_behind_holder(vm.target, 8, lambda: virtio_log(vm))
-    tap._diag("answered %.2f s after the holder was killed" % dt)
-    expect(dt < ANSWER_WITHIN, "answered %.1f s after the port was free\n%s"
-           % (dt, virtio_log(vm)))
+def impatient_check(n):
+    @tap.check("virtio: %d impatient clients queued behind a held port, then the holder "
+               "SIGKILLed: the next host is answered within 2 s" % n)
+    def _():
+        vm = need_vm()
+        dt = impatient_behind_holder(vm.target, n, lambda: virtio_log(vm))
+        tap._diag("answered %.2f s after the holder was killed" % dt)
+        expect(dt < ANSWER_WITHIN, "answered %.1f s after the port was free\n%s"
+               % (dt, virtio_log(vm)))
 
 
-@tap.check("virtio: 32 impatient clients queued behind a held port, then the holder "
-           "SIGKILLed: the next host is answered within 2 s")
-def _():
-    vm = need_vm()
-    dt = impatient_behind_holder(vm.target, 32, lambda: virtio_log(vm))
-    tap._diag("answered %.2f s after the holder was killed" % dt)
-    expect(dt < ANSWER_WITHIN, "answered %.1f s after the port was free\n%s"
-           % (dt, virtio_log(vm)))
+impatient_check(8)
+impatient_check(32)
 
 
 @tap.check("virtio: a burst of 50 dead hosts (greetings, halves, garbage); the next host is "
