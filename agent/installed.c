@@ -63,12 +63,11 @@ void agent_use_installed(int fd)
 			 strerror(errno));
 		return;
 	}
-	if (fd > 2)
-		close(fd);
+	close(fd); /* --fd is 3 or above */
 	char *argv[] = { path, (char *)"--stdio", NULL };
 	execv(path, argv);
 	log_warn("cannot run %s: %s; serving with this one", path, strerror(errno));
 	/* Still ours, on the descriptor it came on. */
-	if (fd > 2 && dup3(0, fd, O_CLOEXEC) < 0)
+	if (dup3(0, fd, O_CLOEXEC) < 0)
 		_exit(1);
 }

@@ -135,12 +135,13 @@ int conn_init(struct conn *c, struct loop *l, int rfd, int wfd, const struct con
 	 * ttys) get copies.  Decided here, before any sandbox (fstat).
 	 */
 	struct stat st;
-	if (fstat(wfd, &st) < 0 || !(S_ISSOCK(st.st_mode) || S_ISFIFO(st.st_mode)))
+	bool wst = fstat(wfd, &st) == 0;
+	if (!wst || !(S_ISSOCK(st.st_mode) || S_ISFIFO(st.st_mode)))
 		c->no_splice = true;
 	c->tty_pace = c->cfg.line_rate && isatty(wfd);
 	/* Unix98 pty slaves (majors 136-143) keep no transmit queue we could see. */
-	c->rate_pace = c->tty_pace && fstat(wfd, &st) == 0 && S_ISCHR(st.st_mode) &&
-		       major(st.st_rdev) >= 136 && major(st.st_rdev) <= 143;
+	c->rate_pace = c->tty_pace && wst && S_ISCHR(st.st_mode) && major(st.st_rdev) >= 136 &&
+		       major(st.st_rdev) <= 143;
 	/* The same for splicing input out of the stream; a packet log shows
 	 * every payload and a port keeps parsed bytes (hist), so not there. */
 	c->dx_ok = fstat(rfd, &st) == 0 && (S_ISSOCK(st.st_mode) || S_ISFIFO(st.st_mode)) &&
