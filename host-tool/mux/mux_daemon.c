@@ -50,6 +50,7 @@
 #include "wire.h"
 #include "zpkt.h"
 #include "target.h"
+#include "client.h"
 
 #define MUX_READ_CHUNK (256u * 1024u)
 #define MUX_IN_MAX (WIRE_MAX_PACKET + 4 + 2 * MUX_READ_CHUNK)
@@ -1232,7 +1233,7 @@ static void guest_read_once(struct mux *m)
 	buf_commit(&m->gin, (size_t)n);
 	m->g_in += (uint64_t)n;
 	m->last_rx = m->now;
-	if (!m->guest_greeted) {
+	while (!m->guest_greeted) {
 		int r = wire_scan_greeting(&m->gin, m->guest_version, sizeof(m->guest_version));
 		if (r < 0) {
 			begin_end(m, "the agent's greeting line is too long");
@@ -1240,6 +1241,15 @@ static void guest_read_once(struct mux *m)
 		}
 		if (r == 0)
 			return;
+		/* An answer to a host that was on the port before us (a killed
+		 * mux, a forced libvirt channel): its session's bytes follow it,
+		 * and the scan skips them up to the greeting that names us. */
+		char v[WIRE_TOKEN_MAX + 1];
+		if (wire_greeting_token(m->guest_version, WIRE_REPLY_KEY, v, sizeof(v)) &&
+		    strcmp(v, client_nonce()) != 0) {
+			log_info("skipped an agent's answer to another host: %s", m->guest_version);
+			continue;
+		}
 		m->guest_greeted = true;
 		log_info("agent greeted: %s", m->guest_version);
 		ask_agent(m, "line-rate@wicket");
@@ -1758,7 +1768,11 @@ int mux_daemon_main(int argc, char **argv)
 	m.next_keepalive = m.started + m.keepalive * 1000LL;
 	log_info("serving %s on %s (persist %d, keepalive %d)", m.label, m.sock, m.persist,
 		 m.keepalive);
-	wire_put_greeting(&m.gout, "wicket-mux_" WICKET_VERSION);
+	/* Tagged like a direct host's, so an answer meant for another host is
+	 * told apart from ours (and the agent logs whom it answers). */
+	char tag[sizeof(WIRE_NONCE_KEY) + 20];
+	snprintf(tag, sizeof(tag), WIRE_NONCE_KEY "=%s", client_nonce());
+	wire_put_greeting_ex(&m.gout, "wicket-mux_" WICKET_VERSION, tag);
 	int r = mux_run(&m);
 	close(m.grfd);
 	if (m.gwfd != m.grfd)

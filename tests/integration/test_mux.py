@@ -18,10 +18,10 @@ import time
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from taplib import (MSG_CHANNEL_CLOSE, MSG_CHANNEL_DATA, MSG_CHANNEL_OPEN_CONFIRMATION,  # noqa: E402
+from taplib import (GREETING_PREFIX, MSG_CHANNEL_CLOSE, MSG_CHANNEL_DATA, MSG_CHANNEL_OPEN_CONFIRMATION,  # noqa: E402
                     MSG_DISCONNECT, MUX_RUNTIME, Agent, Failure, RawConn, Skip,
                     channel_open_session, channel_request, expect, expect_eq, mux_pids,
-                    parse_disconnect, pids_with_argv, run, spawn, sshstr, tap, u32,
+                    parse_disconnect, pids_with_argv, run, show, spawn, sshstr, tap, u32,
                     wait_until, wicket)
 
 S = {}
@@ -376,6 +376,63 @@ def _():
     expect(r.rc == 255 and b"no greeting from the agent" in r.err, "silent agent\n" + r.describe())
     expect(time.monotonic() - t0 < 15, "took %.1f s" % (time.monotonic() - t0))
     wait_until(lambda: not muxes_for(path), timeout=10, what="the mux to end")
+
+
+@tap.check("the mux tags its greeting with a nonce and skips an agent's answer to another "
+           "host (with that session's bytes) before its own")
+def _():
+    agent = fresh_agent("answered.sock")
+    path = os.path.join(S["tmp"], "foreign.sock")
+    ls = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    ls.bind(path)
+    ls.listen(1)
+    tap.at_cleanup(ls.close)
+    seen = {}
+
+    def relay(a, b):
+        try:
+            while True:
+                d = a.recv(65536)
+                if not d:
+                    break
+                b.sendall(d)
+        except OSError:
+            pass
+        finally:
+            for x in (a, b):
+                try:
+                    x.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def serve():
+        try:
+            c, _ = ls.accept()
+        except OSError:
+            return
+        f = c.makefile("rb")
+        seen["greeting"] = f.readline()
+        # What a port can hold for a new host: the agent's answer to the
+        # host before it and a packet of that host's session.
+        old = bytes([MSG_CHANNEL_DATA]) + u32(0) + sshstr(b"old session")
+        c.sendall(GREETING_PREFIX + b"wicketd_0 reply@wicket=00c0ffee00c0ffee\r\n" +
+                  u32(len(old)) + old)
+        g = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        g.connect(agent.path)
+        g.sendall(seen["greeting"])
+        threading.Thread(target=relay, args=(g, c), daemon=True).start()
+        relay(c, g)
+    threading.Thread(target=serve, daemon=True).start()
+    r = run(wicket("exec", "unix/" + path, "--", "echo", "ours"), timeout=30)
+    ok(r, "exec through the mux after a foreign answer", b"ours\n")
+    m = re.search(rb" nonce@wicket=([0-9a-f]{16})\r\n$", seen.get("greeting", b""))
+    expect(m, "the mux's greeting has no nonce: %s" % show(seen.get("greeting", b"")))
+    log = sock_of("unix/" + path)[:-len(".sock")] + ".log"
+    with open(log, "rb") as f:
+        text = f.read().decode("utf-8", "replace")
+    expect("skipped an agent's answer to another host" in text,
+           "the mux's log does not say it skipped the foreign answer:\n" + text[-2000:])
+    run(wicket("mux", "stop", "unix/" + path))
 
 
 # ---------------------------------------------------------------- isolation

@@ -39,6 +39,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "vm"))
 from taplib import (GREETING_PREFIX, WICKET, Failure, Skip, expect, expect_eq,  # noqa: E402
                     read_until, run, show, tap, wait_until, wicket)
 import vmlib  # noqa: E402
+from gaveup import answered_after, feed_forever, reap, spawn_quiet  # noqa: E402
 
 # Every wicket command here is its own host connection, queued on QEMU's
 # socket chardev like any other client: back-to-back hosts, killed hosts,
@@ -410,58 +411,6 @@ def agent_log(target, name):
     return r.out.decode("utf-8", "replace")
 
 
-def answered_after(target, t_free, word, log):
-    """`wicket exec TARGET -- echo WORD`, retried until it answers (at most
-    20 s); the seconds from t_free (the port became free) to the answer."""
-    tries = []
-    while True:
-        left = t_free + 20 - time.monotonic()
-        if left <= 0:
-            raise Failure("no session within 20 s of the port being free:\n%s\n%s"
-                          % ("\n".join(tries[-3:]), log()))
-        try:
-            r = wx(target, "echo", word, timeout=max(left, 1))
-        except Failure as e:
-            tries.append(str(e))
-            continue
-        if (r.rc, r.out) == (0, word.encode() + b"\n"):
-            return time.monotonic() - t_free
-        tries.append(r.describe())
-        time.sleep(0.2)
-
-
-def spawn_quiet(argv):
-    return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, start_new_session=True)
-
-
-def reap(p):
-    """Kill (if still running) and wait for a spawn_quiet() process."""
-    if p.poll() is None:
-        try:
-            os.killpg(p.pid, signal.SIGKILL)
-        except OSError:
-            pass
-    p.wait()
-    p.stdout.close()
-    p.stderr.close()
-
-
-def feed_forever(p):
-    """Write to p's stdin until it is gone (a thread): a host streaming data."""
-    import threading
-    chunk = bytes(range(256)) * 64
-
-    def pump():
-        try:
-            while True:
-                p.stdin.write(chunk)
-                p.stdin.flush()
-        except (OSError, ValueError):
-            pass
-    threading.Thread(target=pump, daemon=True).start()
-
-
 def impatient_behind_holder(target, n, log, streaming=False):
     """One host holds the port (sleep 60, or with `streaming` cat from a
     stdin the test keeps full, so that it dies in the middle of a packet);
@@ -503,7 +452,7 @@ def impatient_behind_holder(target, n, log, streaming=False):
                 holder.stdin.close()
             except OSError:
                 pass
-    return answered_after(target, t_free, "back", log)
+    return answered_after(wicket("exec", target, "--"), t_free, "back", log)
 
 
 def queued_connect(sock, what, log):
@@ -553,7 +502,7 @@ def burst_of_dead_hosts(sock, target, log):
             raise Failure("dead host %d: %s\n%s" % (i, e, log()))
         finally:
             s.close()
-    return answered_after(target, time.monotonic(), "alive", log)
+    return answered_after(wicket("exec", target, "--"), time.monotonic(), "alive", log)
 
 
 def new_log_lines(before, after):
