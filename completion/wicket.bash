@@ -6,7 +6,7 @@
 # (host-tool/help.c), so they are written down once.  Targets: vm/ names from
 # libvirt (the -c URI, else $LIBVIRT_DEFAULT_URI, else qemu:///system, as
 # wicket itself), podman/ and docker/ names of running containers when those
-# CLIs exist, pid/ numbers, unix/ and serial/ paths as files.  Remote paths of
+# CLIs exist, k8s/ pods and namespaces from kubectl (with --context), pid/ numbers, unix/ and serial/ paths as files.  Remote paths of
 # `wicket cp TARGET:PATH` are asked of the agent's sftp server with
 # `wicket cp --complete` (no shell or ls needed in the guest), with a short
 # timeout.  Tests: tests/integration/test_docs.py.
@@ -95,6 +95,10 @@ _wicket_targets()
 	pid/*)
 		for n in /proc/[0-9]*; do out+=("pid/${n#/proc/}"); done
 		;;
+	k8s/*)
+		_wicket_k8s "${cur#k8s/}" "$suffix"
+		return 0
+		;;
 	unix/* | serial/*)
 		_wicket_paths "${cur%%/*}/" "${cur#*/}" "$suffix"
 		return 0
@@ -109,6 +113,31 @@ _wicket_targets()
 	esac
 	mapfile -t out < <(compgen -W "${out[*]}" -- "$cur")
 	for n in "${out[@]}"; do _wicket_add "$n$suffix"; done
+}
+
+# k8s/[NS/]POD: pods of the kubeconfig's namespace and namespaces to go
+# into, or the pods of NS; kubectl's own --context when one was given.
+_wicket_k8s()
+{
+	local rest=$1 suffix=$2 n
+	local -a kc=(timeout 2 kubectl) names=() out=()
+	command -v kubectl >/dev/null || return 0
+	[[ ${_wicket_ctx} ]] && kc+=("--context=$_wicket_ctx")
+	if [[ $rest == */*/* ]]; then
+		return 0
+	elif [[ $rest == */* ]]; then
+		mapfile -t names < <("${kc[@]}" "--namespace=${rest%%/*}" get pods --output=name --request-timeout=2s 2>/dev/null)
+		for n in "${names[@]}"; do [[ $n == pod/* ]] && out+=("k8s/${rest%%/*}/${n#pod/}"); done
+	else
+		mapfile -t names < <("${kc[@]}" get pods --output=name --request-timeout=2s 2>/dev/null)
+		for n in "${names[@]}"; do [[ $n == pod/* ]] && out+=("k8s/${n#pod/}"); done
+		mapfile -t names < <("${kc[@]}" get namespaces --output=name --request-timeout=2s 2>/dev/null)
+		for n in "${names[@]}"; do [[ $n == namespace/* ]] && out+=("k8s/${n#namespace/}/"); done
+	fi
+	mapfile -t out < <(compgen -W "${out[*]}" -- "k8s/$rest")
+	for n in "${out[@]}"; do
+		[[ $n == */ ]] && _wicket_add "$n" || _wicket_add "$n$suffix"
+	done
 }
 
 # A cp operand: TARGET:PATH asked of the agent, else local files or targets.
@@ -172,7 +201,7 @@ _wicket()
 	_wicket_bin=${_wicket_bin/#\~/$HOME}
 	local -A gopt=() copt=()
 	_wicket_load_opts gopt "$_wicket_bin"
-	local _wicket_uri="" _wicket_proxy="" cmd="" argfor="" w t ddash=0
+	local _wicket_uri="" _wicket_ctx="" _wicket_proxy="" cmd="" argfor="" w t ddash=0
 	local -a _wicket_gargs=() pos=() names=()
 	local i
 	for ((i = 1; i < ${#words[@]}; i++)); do
@@ -190,6 +219,7 @@ _wicket()
 			if [[ $t ]]; then
 				_wicket_gargs+=("$w")
 				[[ $w == --connect=* ]] && _wicket_uri=${w#*=}
+				[[ $w == --context=* ]] && _wicket_ctx=${w#*=}
 				[[ $w == --proxy-command=* ]] && _wicket_proxy=1
 				if [[ $t == 1 && $w != *=* ]]; then
 					if ((i + 1 >= ${#words[@]})); then
@@ -199,6 +229,7 @@ _wicket()
 					((i++))
 					_wicket_gargs+=("${words[i]}")
 					[[ $w == -c || $w == --connect ]] && _wicket_uri=${words[i]}
+					[[ $w == --context ]] && _wicket_ctx=${words[i]}
 					[[ $w == --proxy-command ]] && _wicket_proxy=1
 				fi
 				continue

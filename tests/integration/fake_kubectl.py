@@ -10,6 +10,7 @@ would, with real parts:
   exec POD -- wicketd --version    runs the real wicketd --version, or says
                                    what containerd says when it is missing
   get pod POD --output=jsonpath=   answers the four lines wicket asks for
+  get pods|namespaces --output=name  the lists bash completion asks for
   debug POD --image=... -- CMD     runs CMD (the static agent) in a "debug
                                    container": its own mount namespace whose
                                    root holds only the image's files, inside
@@ -145,6 +146,14 @@ def do_exec(ns, args):
 
 
 def do_get(ns, args):
+    # The completion's lists (completion/wicket.bash).
+    if args in (["pods", "--output=name", "--request-timeout=2s"],
+                ["namespaces", "--output=name", "--request-timeout=2s"]):
+        if args[0] == "namespaces":
+            sys.stdout.write("namespace/default\nnamespace/shop\n")
+        elif ns == "shop":
+            sys.stdout.write("".join("pod/%s\n" % p for p in sorted(PODS)))
+        return 0
     if len(args) != 3 or args[0] != "pod" or args[2] != GET_TEMPLATE:
         die("get: unexpected arguments %r" % args)
     pod = args[1]

@@ -23,6 +23,7 @@
   interactive zsh under compinit on a zpty (each skips when its shell is
   missing)."""
 
+import json
 import os
 import re
 import shlex
@@ -406,6 +407,38 @@ def _():
     # COMP_WORDS ends at the ':' bash breaks at: the reply is the whole word.
     expect_eq(sorted(got), sorted(["unix/" + S["agent"].path + ":",
                                    "unix/" + S["agent"].path + ".log:"]), "cp operand")
+
+
+@tap.check("completion: k8s/ pods and namespaces from kubectl, --context passed on "
+           "(the fake kubectl of test_k8s)")
+def _():
+    bindir = os.path.join(S["tmp"], "kbin")
+    os.makedirs(bindir, exist_ok=True)
+    if not os.path.exists(os.path.join(bindir, "kubectl")):
+        os.symlink(os.path.join(HERE, "fake_kubectl.py"), os.path.join(bindir, "kubectl"))
+    kc = os.path.join(S["tmp"], "kubeconfig")
+    with open(kc, "w") as f:
+        f.write("contexts:\n- context:\n    namespace: shop\n  name: ci\n")
+    log = os.path.join(S["tmp"], "kubectl.log")
+    env = {"PATH": bindir + ":" + os.environ.get("PATH", ""), "KUBECONFIG": kc,
+           "FAKE_KUBECTL_LOG": log}
+    got = complete(W + " exec k8s/", env)
+    for want in ("k8s/has-agent", "k8s/scratch", "k8s/shop/", "k8s/default/"):
+        expect(want in got, "%s missing from %r" % (want, got))
+    expect_eq(complete(W + " shell k8s/sh", env), ["k8s/shared", "k8s/shop/"], "k8s/sh")
+    expect_eq(complete(W + " exec k8s/shop/fl", env), ["k8s/shop/flaky"], "k8s/shop/fl")
+    expect_eq(complete(W + " exec k8s/default/", env), [], "an empty namespace")
+    got = complete(W + " cp k8s/shop/scr", env)
+    expect_eq(got, ["k8s/shop/scratch:"], "cp operand")
+    env["FAKE_K8S_CONTEXT"] = "prod"
+    expect_eq(complete(W + " --context prod exec k8s/shop/has", env), ["k8s/shop/has-agent"],
+              "with --context")
+    expect_eq(complete(W + " --context=prod exec k8s/shop/has", env), ["k8s/shop/has-agent"],
+              "with --context=")
+    with open(log) as f:
+        calls = [json.loads(l) for l in f]
+    expect(["--context=prod", "--namespace=shop", "get", "pods", "--output=name",
+            "--request-timeout=2s"] in calls, "kubectl calls: %r" % calls[-4:])
 
 
 @tap.check("completion: wicket cp TARGET:PATH lists the guest's names (real wicketd)")
