@@ -176,6 +176,24 @@ def _():
     only_its_own(c)
 
 
+@check("--tools: the host's static busybox in the container with no shell (ls, sh, ps), "
+       "nothing of it left there (docker diff, docker top)")
+def _():
+    if not os.path.exists("/bin/busybox"):
+        raise Skip("busybox-static is not installed")
+    c = S["c1"]
+    before = docker("diff", c).out
+    r = run(wicket("exec", "--tools", "docker/" + c, "--", "ls", "/"), env=DIRECT, timeout=120)
+    names = r.out.split()
+    expect(r.rc == 0 and b"probe" in names and b"bin" not in names, "ls /\n" + r.describe())
+    r = run(wicket("exec", "--tools", "docker/" + c, "--", "sh", "-c", "echo $((6*7)); ps"),
+            env=DIRECT, timeout=120)
+    expect(r.rc == 0 and r.out.startswith(b"42\n") and b"/probe sleep 100000" in r.out,
+           "sh and ps\n" + r.describe())
+    only_its_own(c)
+    expect_eq(docker("diff", c).out, before, "docker diff")
+
+
 @check("the brought-in agent and its session: the container's namespaces, root, "
            "cgroups, uid and capabilities, no_new_privs; the agent runs from a memfd")
 def _():

@@ -340,6 +340,26 @@ def _():
     only_init_left(RO)
 
 
+@check("--tools: the host's static busybox in the shell-less image (ls, cat, sh, ps), "
+       "nothing of it left there (podman diff, podman top)")
+def _():
+    need()
+    if not os.path.exists("/bin/busybox"):
+        raise Skip("busybox-static is not installed")
+    T = "podman/" + RO
+    r = wk("exec", "--tools", T, "--", "ls", "/")
+    names = r.out.split()
+    expect(r.rc == 0 and b"prog" in names and b"data.txt" in names and b"bin" not in names,
+           "ls / in the image\n" + r.describe())
+    ok(wk("exec", "--tools", T, "--", "cat", "/data.txt"), "cat /data.txt", DATA)
+    r = wk("exec", "--tools", T, "--", "sh", "-c", "echo $((6*7)); ps")
+    expect(r.rc == 0 and r.out.startswith(b"42\n") and b"/prog sleep" in r.out,
+           "sh and ps\n" + r.describe())
+    r = wk("exec", "--tools", T, "--", "sh", "-c", "exit 5")
+    expect_eq(r.rc, 5, "exit status through the toolbox's sh")
+    only_init_left(RO)
+
+
 @check("pty size under tmux: wicket exec -t sees the terminal's rows and columns")
 def _():
     need()
@@ -364,6 +384,44 @@ def _():
     wait_until(lambda: os.path.exists(out), timeout=60, what="the tty-size output")
     text = open(out).read()
     expect("size 37 101" in text and "rc=0" in text, "under tmux: %r" % text)
+    wk("mux", "stop", "podman/" + RO)
+    only_init_left(RO)
+
+
+@check("shell --tools under tmux: a login sh from the host's busybox in the shell-less "
+       "image, the pane's size, exit 3 comes back")
+def _():
+    need()
+    if not shutil.which("tmux"):
+        raise Skip("tmux is not installed")
+    if not os.path.exists("/bin/busybox"):
+        raise Skip("busybox-static is not installed")
+    tmp = S["tmp"]
+    sock, out = os.path.join(tmp, "tmux-tools.sock"), os.path.join(tmp, "tools.rc")
+    conf = os.path.join(tmp, "tmux.conf")
+    with open(conf, "w") as f:
+        f.write("set -g status off\n")
+    env = dict(os.environ, TERM="xterm")
+    env.pop("TMUX", None)
+    script = os.path.join(tmp, "tools.sh")
+    with open(script, "w") as f:
+        f.write("#!/bin/sh\n%s shell --tools podman/%s; echo rc=$? > %s.tmp; mv %s.tmp %s\n"
+                "exec sleep 60\n" % (shlex.quote(wicket()[0]), RO, out, out, out))
+    tmux = ["tmux", "-S", sock, "-f", conf]
+    r = run(tmux + ["new-session", "-d", "-x", "99", "-y", "31", "sh " + script], env=env)
+    tap.at_cleanup(lambda: subprocess.run(tmux + ["kill-server"], stderr=subprocess.DEVNULL))
+    expect_eq(r.rc, 0, "tmux\n" + r.describe())
+
+    def pane():
+        return run(tmux + ["capture-pane", "-p"], env=env).out.decode("utf-8", "replace")
+    wait_until(lambda: "$" in pane() or "#" in pane(), timeout=60, what="a prompt")
+    run(tmux + ["send-keys", "echo $((6*7))x; stty size; ls /", "Enter"], env=env)
+    wait_until(lambda: "42x" in pane() and "data.txt" in pane(), timeout=30,
+               what="the shell's answers in the pane")
+    expect("31 99" in pane(), "stty size in the pane:\n" + pane())
+    run(tmux + ["send-keys", "exit 3", "Enter"], env=env)
+    wait_until(lambda: os.path.exists(out), timeout=30, what="wicket shell to end")
+    expect_eq(open(out).read().strip(), "rc=3", "wicket shell's status")
     wk("mux", "stop", "podman/" + RO)
     only_init_left(RO)
 
