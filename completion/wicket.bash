@@ -6,7 +6,8 @@
 # (host-tool/help.c), so they are written down once.  Targets: vm/ names from
 # libvirt (the -c URI, else $LIBVIRT_DEFAULT_URI, else qemu:///system, as
 # wicket itself), podman/ and docker/ names of running containers when those
-# CLIs exist, k8s/ pods and namespaces from kubectl (with --context), pid/ numbers, unix/ and serial/ paths as files.  Remote paths of
+# CLIs exist, k8s/ pods and namespaces from kubectl (with --context), pid/
+# numbers, unix/ and serial/ paths as files.  Remote paths of
 # `wicket cp TARGET:PATH` are asked of the agent's sftp server with
 # `wicket cp --complete` (no shell or ls needed in the guest), with a short
 # timeout.  Tests: tests/integration/test_docs.py.
@@ -126,12 +127,14 @@ _wicket_k8s()
 	if [[ $rest == */*/* ]]; then
 		return 0
 	elif [[ $rest == */* ]]; then
-		mapfile -t names < <("${kc[@]}" "--namespace=${rest%%/*}" get pods --output=name --request-timeout=2s 2>/dev/null)
+		mapfile -t names < <("${kc[@]}" "--namespace=${rest%%/*}" get pods --output=name \
+			--request-timeout=2s 2>/dev/null)
 		for n in "${names[@]}"; do [[ $n == pod/* ]] && out+=("k8s/${rest%%/*}/${n#pod/}"); done
 	else
 		mapfile -t names < <("${kc[@]}" get pods --output=name --request-timeout=2s 2>/dev/null)
 		for n in "${names[@]}"; do [[ $n == pod/* ]] && out+=("k8s/${n#pod/}"); done
-		mapfile -t names < <("${kc[@]}" get namespaces --output=name --request-timeout=2s 2>/dev/null)
+		mapfile -t names < <("${kc[@]}" get namespaces --output=name \
+			--request-timeout=2s 2>/dev/null)
 		for n in "${names[@]}"; do [[ $n == namespace/* ]] && out+=("k8s/${n#namespace/}/"); done
 	fi
 	mapfile -t out < <(compgen -W "${out[*]}" -- "k8s/$rest")
