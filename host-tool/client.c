@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include "client.h"
+#include "client_agent.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -87,6 +88,7 @@ struct client {
 	int saved_fl[3];
 	struct termios tio;
 	bool have_tio;
+	struct sockchan_list agents; /* -A: channels to our agent */
 };
 
 static void client_fatal(struct client *cl, const char *fmt, ...)
@@ -199,6 +201,11 @@ static void client_opened(struct chan *ch)
 	struct client *cl = ch->data;
 	struct conn *c = &cl->c;
 	client_send_env(cl);
+	if (cl->o->agent_sock) {
+		/* As ssh -A: no reply wanted; an agent that refuses just has none. */
+		size_t s = chan_request_begin(ch, "auth-agent-req@openssh.com", false, 0);
+		conn_pkt_end(c, s);
+	}
 	if (cl->o->pty)
 		client_send_pty(cl);
 	if (!cl->o->argv) {
@@ -421,7 +428,20 @@ static void client_ended(struct conn *c)
 	(void)c;
 }
 
-static const struct conn_ops client_conn_ops = { .ended = client_ended };
+/* The only channels the agent may open to us: auth-agent ones, after -A. */
+static uint32_t client_open(struct conn *c, struct chan *ch, struct sv type, struct rd *args,
+			    const char **msg)
+{
+	struct client *cl = c->data;
+	(void)args;
+	if (!sv_eq(type, "auth-agent@openssh.com") || !cl->o->agent_sock) {
+		*msg = "no such channels are opened to this host";
+		return OPEN_ADMINISTRATIVELY_PROHIBITED;
+	}
+	return client_agent_open(&cl->loop, &cl->agents, cl->o->agent_sock, ch, msg);
+}
+
+static const struct conn_ops client_conn_ops = { .open = client_open, .ended = client_ended };
 
 static void set_nonblock(struct client *cl, int fd)
 {
@@ -586,6 +606,7 @@ int client_run(struct tp *tp, const struct client_opts *o)
 			cl.c.reason[0] ? cl.c.reason : "closed by the agent");
 		code = WICKET_EXIT_FAILURE;
 	}
+	sockchan_list_drop(&cl.agents);
 	conn_free(&cl.c);
 	loop_free(&cl.loop);
 	return code;

@@ -20,6 +20,7 @@ struct client_opts {
 	const char *target;	/* for messages */
 	FILE *pktlog;
 	int keepalive;		/* seconds between IGNOREs on an idle link; 0 off */
+	const char *agent_sock;	/* -A: our agent's socket for the session, or NULL */
 };
 
 /* Run the session over @tp; returns the exit code wicket should exit with. */

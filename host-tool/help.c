@@ -18,7 +18,7 @@ struct cmd_help {
 };
 
 static const struct cmd_help cmds[] = {
-	{ "exec", "exec [-t] [-n] [-e CHAR|none] [--tools] TARGET [--] CMD [ARG...]",
+	{ "exec", "exec [-t] [-n] [-A] [-e CHAR|none] [--tools] TARGET [--] CMD [ARG...]",
 	  "run a command with exactly these arguments",
 	  "Run CMD in TARGET with exactly these arguments (no remote shell when the\n"
 	  "agent is wicketd); stdin, stdout and stderr stay apart.  Exit with its\n"
@@ -27,17 +27,20 @@ static const struct cmd_help cmds[] = {
 	  "Options:\n"
 	  "  -t            allocate a pseudo-terminal ('~.' escapes as in shell)\n"
 	  "  -n            do not read stdin (the command sees EOF)\n"
+	  "  -A            forward the agent of $SSH_AUTH_SOCK to the command (as ssh\n"
+	  "                -A: the guest can use its keys while the session lasts)\n"
 	  "  -e CHAR|none  escape character with -t (default ~); none: no escapes\n"
 	  "  --tools       run CMD from the host's static toolbox (busybox: ls, cat,\n"
 	  "                ps, sh ...) inside a container target's namespaces, with\n"
 	  "                the container's root as /; nothing is written into it\n"
 	  "                (see --tools-path)\n" },
-	{ "shell", "shell [-e CHAR|none] [--tools] TARGET", "interactive login shell with a pty",
+	{ "shell", "shell [-A] [-e CHAR|none] [--tools] TARGET", "interactive login shell with a pty",
 	  "Open a login shell in TARGET with a pty; the local terminal is in raw mode\n"
 	  "until it ends, window size changes are forwarded.  At the start of a line\n"
 	  "'~.' disconnects, '~?' lists the escapes, '~~' sends a '~'.\n"
 	  "\n"
 	  "Options:\n"
+	  "  -A            forward the agent of $SSH_AUTH_SOCK to the shell (as ssh -A)\n"
 	  "  -e CHAR|none  escape character (default ~); none: no escapes\n"
 	  "  --tools       the toolbox's sh -l instead of the container's shell\n" },
 	{ "cp", "cp [-r] [-p] [-q] [--resume] [--requests N] [--buffer-size BYTES] SRC... DST",

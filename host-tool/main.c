@@ -9,6 +9,7 @@
 
 #include "config.h"
 #include "client.h"
+#include "client_agent.h"
 #include "cli.h"
 #include "cp.h"
 #include "ctr_list.h"
@@ -25,7 +26,7 @@
 static int cmd_session(int argc, char **argv, int i, struct globals *g, bool shell)
 {
 	struct client_opts o = { .escape = shell ? '~' : -1 };
-	bool tools = false;
+	bool tools = false, agent = false;
 	for (; i < argc; i++) {
 		const char *a = argv[i];
 		int r = parse_global(g, argc, argv, &i);
@@ -42,6 +43,8 @@ static int cmd_session(int argc, char **argv, int i, struct globals *g, bool she
 			o.no_stdin = true;
 		} else if (strcmp(a, "--tools") == 0) {
 			tools = true;
+		} else if (strcmp(a, "-A") == 0) {
+			agent = true;
 		} else if (strcmp(a, "-e") == 0) {
 			if (i + 1 >= argc)
 				return usage_error("%s needs an argument", a);
@@ -74,6 +77,8 @@ static int cmd_session(int argc, char **argv, int i, struct globals *g, bool she
 	}
 	o.pktlog = g->pktlog;
 	o.keepalive = g->keepalive;
+	if (agent) /* as ssh -A: without an agent the session goes on without one */
+		o.agent_sock = client_agent_sock();
 	static char toolbox[PATH_MAX];
 	if (tools) {
 		char err[PATH_MAX + 256];

@@ -17,7 +17,7 @@ import time
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from taplib import (echo_server as tap_echo_server, Agent, Failure, Skip, expect, expect_eq, need_tool,  # noqa: E402
-                    run, spawn, tap, wait_until, wicket)
+                    run, show, spawn, tap, wait_until, wicket)
 
 SYS_PY = "/usr/bin/python3"  # Debian's, where python3-asyncssh lives
 S = {}
@@ -404,10 +404,13 @@ def agent_dirs():
 
 def expect_agent_works(r, what):
     out = r.out.decode("utf-8", "replace")
+    # A login shell on a pty: its terminal escapes and carriage returns go.
+    out = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out).replace("\r", "")
     m = re.search(r"^sock=(/tmp/wicket-agent-[^/]+/agent\.sock)$", out, re.M)
     expect(r.rc == 0 and m, "%s: no SSH_AUTH_SOCK\n%s" % (what, r.describe()))
     expect(fingerprint("a").decode() in out, "%s: ssh-add -l lacks the key\n%s" % (what, out))
-    expect("signed-ok" in out, "%s: no signature through the agent\n%s" % (what, r.describe()))
+    expect(re.search(r"^signed-ok$", out, re.M),  # not the echo of a shell's input
+           "%s: no signature through the agent\n%s" % (what, r.describe()))
 
 
 @tap.check("ssh -A through proxy --ssh (the mux) and --share no: ssh-add -l lists the key, "
@@ -449,6 +452,28 @@ def check_agent_absent():
     r = run(argv, env=env, cwd=S["tmp"], timeout=60)
     expect(r.rc == 0 and r.out == b"[]\n", "--deny forwarding\n" + r.describe())
     expect_eq(agent_dirs(), before, "no agent directory made")
+
+
+@tap.check("wicket exec -A and shell -A (the mux and --share no): the guest lists and signs "
+           "with the host's agent; without -A, or without SSH_AUTH_SOCK, it has none")
+def check_agent_wicket():
+    env = ssh_agent()
+    before = agent_dirs()
+    for share in ("auto", "no"):
+        r = run(wicket("--share", share, "exec", "-A", T(), "--", "sh", "-c", agent_probe()),
+                env=env, timeout=60)
+        expect_agent_works(r, "exec -A --share " + share)
+        # shell -A: a login shell reading its commands from our (non-tty) stdin.
+        r = run(wicket("--share", share, "shell", "-A", T()), env=env, timeout=60,
+                input=(agent_probe() + "\nexit\n").encode())
+        expect_agent_works(r, "shell -A --share " + share)
+    r = run(wicket("exec", T(), "--", "sh", "-c", 'echo "[$SSH_AUTH_SOCK]"'), env=env)
+    expect_eq((r.rc, r.out), (0, b"[]\n"), "exec without -A\n" + r.describe())
+    noagent = {k: v for k, v in env.items() if k != "SSH_AUTH_SOCK"}
+    r = run(wicket("exec", "-A", T(), "--", "sh", "-c", 'echo "[$SSH_AUTH_SOCK]"'), env=noagent)
+    expect_eq((r.rc, r.out), (0, b"[]\n"), "-A without SSH_AUTH_SOCK\n" + r.describe())
+    expect(b"SSH_AUTH_SOCK is not set" in r.err, "no warning: %s" % show(r.err))
+    wait_until(lambda: agent_dirs() == before, timeout=10, what="agent directories removed")
 
 
 @tap.check("serve: ssh -A works for a plain key and restrict,agent-forwarding; "
