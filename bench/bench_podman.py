@@ -16,15 +16,20 @@ round so that noise from this shared machine hits all of them alike:
   cp     wicket --share no cp FILE podman/B:/tmp/w   against  podman cp FILE B:/tmp/p
          wicket --share no cp podman/B:/tmp/w OUT    against  podman cp B:/tmp/p OUT
 
-and reports medians and ratios against the targets below.  Exit 0 when
+and reports medians and ratios against the targets below, and for each
+copy the CPU seconds it cost (the command with its children and the
+container's cgroup, where wicket's agent works).  Exit 0 when
 the figures were taken (targets met or not), 77 when podman cannot run
 containers here, else 1.  Standard library only.
 """
 
 import argparse
+import glob
 import hashlib
 import json
 import os
+import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -135,6 +140,27 @@ def med(xs):
     return statistics.median(xs)
 
 
+def ctr_cpu_reader(name):
+    """A function giving the CPU seconds container @name's cgroup has used
+    (what wicket's agent and sftp server spend inside it), or None where
+    the cgroup is not found (cgroup v1 cpuacct or v2 cpu.stat)."""
+    cid = run(["podman", "inspect", "--format", "{{.Id}}", name])[1].stdout.decode().strip()
+    for pat, v2 in (("/sys/fs/cgroup/cpuacct/**/*%s*/cpuacct.usage", False),
+                    ("/sys/fs/cgroup/**/*%s*/cpu.stat", True)):
+        hits = glob.glob(pat % cid, recursive=True)
+        if hits:
+            path = min(hits, key=len)  # the container's own, not a child's
+            if v2:
+                return lambda: int(re.search(r"usage_usec (\d+)", open(path).read()).group(1)) / 1e6
+            return lambda: int(open(path).read()) / 1e9
+    return None
+
+
+def child_cpu():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def main(argv):
     a = parse_args(argv)
     for tool in ("podman", "runc", "cc", "tar"):
@@ -195,10 +221,17 @@ def measure(a, tmp):
         if sha(out) != want:
             raise BenchError("%s differs from the source" % out)
     cp = {k: [] for k in cps}
+    # CPU seconds per copy: the command and its children (wicket, podman
+    # exec's client; podman cp), plus the container's cgroup (wicket's agent
+    # and sftp server run there; podman cp spends nothing in it).
+    cpu = {k: [] for k in cps}
+    in_ctr = ctr_cpu_reader(B)
     log("cp: %d rounds of %d MiB" % (a.rounds, a.size_mib))
     for _ in range(a.rounds):
         for k, argv in cps.items():
+            c0, g0 = child_cpu(), in_ctr() if in_ctr else 0.0
             cp[k].append(run(argv)[0])
+            cpu[k].append(child_cpu() - c0 + ((in_ctr() - g0) if in_ctr else 0.0))
             if k.endswith("_down"):
                 os.unlink(argv[-1])
 
@@ -216,8 +249,10 @@ def measure(a, tmp):
               (k, med(xs) * 1e3, min(xs) * 1e3, max(xs) * 1e3))
     print("cp %d MiB (%d rounds, alternating):" % (a.size_mib, a.rounds))
     for k, xs in cp.items():
-        print("  %-26s median %6.2f s  %7.1f MiB/s  min %6.2f  max %6.2f" %
-              (k, med(xs), a.size_mib / med(xs), min(xs), max(xs)))
+        print("  %-26s median %6.2f s  %7.1f MiB/s  min %6.2f  max %6.2f  cpu %5.2f s" %
+              (k, med(xs), a.size_mib / med(xs), min(xs), max(xs), med(cpu[k])))
+    if not in_ctr:
+        print("  (cpu: the container's cgroup was not found; its share is left out)")
     print("targets:")
     for k, (op, t) in TARGETS.items():
         v = ratios[k]
@@ -226,7 +261,7 @@ def measure(a, tmp):
     targets = {k: {"op": op, "limit": t, "value": ratios[k],
                    "met": ratios[k] <= t if op == "<=" else ratios[k] >= t}
                for k, (op, t) in TARGETS.items()}
-    print("BENCH-JSON " + json.dumps({"exec": ex, "cp": cp, "ratios": ratios,
+    print("BENCH-JSON " + json.dumps({"exec": ex, "cp": cp, "cp_cpu": cpu, "ratios": ratios,
                                       "size_mib": a.size_mib, "targets": targets}))
     return 0
 
