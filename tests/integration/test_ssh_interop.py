@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -16,8 +17,9 @@ import time
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from taplib import (echo_server as tap_echo_server, Agent, Failure, Skip, expect, expect_eq, need_tool,  # noqa: E402
-                    run, show, spawn, tap, wait_until, wicket)
+from taplib import (echo_server as tap_echo_server, Agent, Failure, RawConn, Reader, Skip,  # noqa: E402
+                    expect, expect_eq, need_tool, run, show, spawn, sshstr, tap, u32,
+                    wait_until, wicket)
 
 SYS_PY = "/usr/bin/python3"  # Debian's, where python3-asyncssh lives
 S = {}
@@ -474,6 +476,102 @@ def check_agent_wicket():
     expect_eq((r.rc, r.out), (0, b"[]\n"), "-A without SSH_AUTH_SOCK\n" + r.describe())
     expect(b"SSH_AUTH_SOCK is not set" in r.err, "no warning: %s" % show(r.err))
     wait_until(lambda: agent_dirs() == before, timeout=10, what="agent directories removed")
+
+
+def fake_agent_opens_agent_channel(conn, answers):
+    """A hostile (or merely eager) agent on @conn (a RawConn): it serves the
+    host's session only to open an auth-agent@openssh.com channel back to it
+    and ask the far end for its identities.  Into @answers: the host's
+    answer to that open, the agent-protocol reply if it was confirmed, and
+    the session requests the host sent."""
+    conn.send_greeting("fake_0")
+    conn.read_greeting()
+    p = conn.recv_packet()
+    expect(p and p[0] == 90, "the host opened no channel: %r" % p)
+    r = Reader(p[1:])
+    expect_eq(r.str(), b"session", "the host's channel type")
+    host_id = r.u32()
+    conn.send_packet(bytes([91]) + u32(host_id) + u32(0) + u32(1 << 20) + u32(32768))
+    answers["requests"] = []
+    while True:
+        p = conn.recv_packet()
+        expect(p is not None, "EOF before the host's command")
+        if p[0] != 98:
+            continue
+        r = Reader(p[1:])
+        r.u32()
+        name = r.str()
+        answers["requests"].append(name.decode())
+        if r.bool():
+            conn.send_packet(bytes([99]) + u32(host_id))
+        if name == b"exec-argv@wicket":
+            break
+    conn.send_packet(bytes([90]) + sshstr(b"auth-agent@openssh.com") + u32(7) + u32(1 << 20) +
+                     u32(32768))
+    while True:
+        p = conn.recv_packet()
+        expect(p is not None, "EOF before the host answered the auth-agent open")
+        if p[0] in (91, 92) and Reader(p[1:]).u32() == 7:
+            break
+    answers["open"] = p[0]
+    if p[0] == 91:
+        r = Reader(p[1:])
+        r.u32()
+        agent_ch = r.u32()
+        conn.send_packet(bytes([94]) + u32(agent_ch) + sshstr(u32(1) + bytes([11])))
+        while True:
+            q = conn.recv_packet()
+            expect(q is not None, "EOF before the agent's answer")
+            if q[0] == 94 and Reader(q[1:]).u32() == 7:
+                r = Reader(q[1:])
+                r.u32()
+                answers["reply"] = r.str()
+                break
+    conn.send_packet(bytes([98]) + u32(host_id) + sshstr(b"exit-status") + b"\0" + u32(0))
+    conn.send_packet(bytes([96]) + u32(host_id))
+    conn.send_packet(bytes([97]) + u32(host_id))
+    conn.recv_until_eof()
+
+
+@tap.check("an agent that opens auth-agent channels to a host that did not say -A is refused; "
+           "with -A the host's own ssh-agent answers through it")
+def check_agent_unasked():
+    env = ssh_agent()
+    path = os.path.join(S["tmp"], "eager-agent.sock")
+    for minus_a in (False, True):
+        if os.path.exists(path):
+            os.unlink(path)
+        ls = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        ls.bind(path)
+        ls.listen(1)
+        ls.settimeout(30)
+        answers, errors = {}, []
+
+        def serve():
+            try:
+                c, _ = ls.accept()
+                fake_agent_opens_agent_channel(RawConn(sock=c), answers)
+            except Exception as e:  # reported by the check below
+                errors.append(e)
+            finally:
+                ls.close()
+        t = threading.Thread(target=serve, daemon=True)
+        t.start()
+        opts = ["-A"] if minus_a else []
+        r = run(wicket("--share", "no", "exec", *opts, "unix/" + path, "--", "x"), env=env,
+                timeout=60)
+        t.join(30)
+        expect(not errors, "the fake agent: %s" % (errors[0] if errors else ""))
+        expect_eq(r.rc, 0, "wicket's status\n" + r.describe())
+        what = "with -A" if minus_a else "without -A"
+        expect_eq("auth-agent-req@openssh.com" in answers["requests"], minus_a,
+                  "%s: the host asked for agent forwarding (%r)" % (what, answers["requests"]))
+        expect_eq(answers["open"], 91 if minus_a else 92, "%s: the host's answer" % what)
+        if minus_a:
+            rep = answers["reply"]
+            # SSH_AGENT_IDENTITIES_ANSWER (12) with key a, from the real ssh-agent
+            expect(rep[4:5] == bytes([12]) and struct.unpack(">I", rep[5:9])[0] == 1,
+                   "the ssh-agent's reply through the host: %s" % show(rep))
 
 
 @tap.check("serve: ssh -A works for a plain key and restrict,agent-forwarding; "
