@@ -13,6 +13,7 @@
 """
 
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -147,6 +148,7 @@ class Tap:
             raise SystemExit(128 + signum)
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGHUP, on_signal)
+        os.mkdir(MUX_RUNTIME, 0o700)  # the muxes' (stop_muxes() removes it)
         self._out("1..%d" % len(self.checks))
         try:
             setup_error = None
@@ -197,7 +199,9 @@ tap = Tap()
 # Every wicket command shares its target's stream through a mux that
 # lingers after it (host-tool/mux/mux.h).  Each test program gets its own
 # runtime directory for them, and stops every mux started there when it ends.
-MUX_RUNTIME = tempfile.mkdtemp(prefix="wicket-mux-")
+# Made by tap.main(), not at import: programs that import this module only
+# to serve as a helper (a --relay, a fake line) must leave nothing behind.
+MUX_RUNTIME = os.path.join(tempfile.gettempdir(), "wicket-mux-" + secrets.token_hex(8))
 os.environ["XDG_RUNTIME_DIR"] = MUX_RUNTIME
 
 
