@@ -48,7 +48,7 @@ BENCHES = [
     ("mux", "bench_mux.py", "the host-side mux", "--share no, psusan + plink",
      [], ["--size-mib", "64", "--rounds", "3", "--exec-rounds", "20", "--vm-rounds", "6"]),
     ("podman", "bench_podman.py", "podman/NAME containers", "podman exec, podman cp",
-     [], ["--size-mib", "128", "--rounds", "2", "--exec-rounds", "10"]),
+     [], ["--size-mib", "128", "--rounds", "3", "--exec-rounds", "10"]),
     ("slow", "bench_slow.py", "a simulated 115200-baud serial line", "the line rate",
      [], ["--rounds", "1", "--random-kib", "256", "--samples", "4"]),
 ]
