@@ -13,7 +13,6 @@ import struct
 import subprocess
 import sys
 import threading
-import time
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -174,29 +173,6 @@ def echo_server():
     """One TCP echo server for all checks (taplib.echo_server)."""
     if "echo" not in S:
         S["echo"] = tap_echo_server()
-    return S["echo"]
-    ls = socket.socket()
-    ls.bind(("127.0.0.1", 0))
-    ls.listen(16)
-
-    def serve_one(c):
-        with c:
-            while True:
-                d = c.recv(65536)
-                if not d:
-                    return
-                c.sendall(d)
-
-    def loop():
-        while True:
-            try:
-                c, _ = ls.accept()
-            except OSError:
-                return
-            threading.Thread(target=serve_one, args=(c,), daemon=True).start()
-    threading.Thread(target=loop, daemon=True).start()
-    tap.at_cleanup(ls.close)
-    S["echo"] = ls.getsockname()[1]
     return S["echo"]
 
 
