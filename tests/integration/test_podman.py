@@ -360,27 +360,36 @@ def _():
     only_init_left(RO)
 
 
-@check("pty size under tmux: wicket exec -t sees the terminal's rows and columns")
-def _():
-    need()
+def tmux_pane(name, line, cols, rows):
+    """A tmux server of the check's own (status line off, TERM=xterm) whose
+    cols x rows pane runs the sh command @line, then sleeps; killed at
+    cleanup.  Returns (the tmux argv to drive it, its environment)."""
     if not shutil.which("tmux"):
         raise Skip("tmux is not installed")
     tmp = S["tmp"]
-    sock, out = os.path.join(tmp, "tmux.sock"), os.path.join(tmp, "tty.out")
     conf = os.path.join(tmp, "tmux.conf")
     with open(conf, "w") as f:
         f.write("set -g status off\n")
     env = dict(os.environ, TERM="xterm")
     env.pop("TMUX", None)
-    script = os.path.join(tmp, "tty.sh")
+    script = os.path.join(tmp, name + ".sh")
     with open(script, "w") as f:
-        f.write("#!/bin/sh\n%s exec -t podman/%s -- /prog tty-size > %s.tmp 2>&1; "
-                "echo rc=$? >> %s.tmp; mv %s.tmp %s\nexec sleep 60\n"
-                % (shlex.quote(wicket()[0]), RO, out, out, out, out))
-    tmux = ["tmux", "-S", sock, "-f", conf]
-    r = run(tmux + ["new-session", "-d", "-x", "101", "-y", "37", "sh " + script], env=env)
+        f.write("#!/bin/sh\n%s\nexec sleep 60\n" % line)
+    tmux = ["tmux", "-S", os.path.join(tmp, "tmux-%s.sock" % name), "-f", conf]
+    r = run(tmux + ["new-session", "-d", "-x", str(cols), "-y", str(rows), "sh " + script],
+            env=env)
     tap.at_cleanup(lambda: subprocess.run(tmux + ["kill-server"], stderr=subprocess.DEVNULL))
     expect_eq(r.rc, 0, "tmux\n" + r.describe())
+    return tmux, env
+
+
+@check("pty size under tmux: wicket exec -t sees the terminal's rows and columns")
+def _():
+    need()
+    out = os.path.join(S["tmp"], "tty.out")
+    tmux_pane("tty", "%s exec -t podman/%s -- /prog tty-size > %s.tmp 2>&1; "
+              "echo rc=$? >> %s.tmp; mv %s.tmp %s"
+              % (shlex.quote(wicket()[0]), RO, out, out, out, out), 101, 37)
     wait_until(lambda: os.path.exists(out), timeout=60, what="the tty-size output")
     text = open(out).read()
     expect("size 37 101" in text and "rc=0" in text, "under tmux: %r" % text)
@@ -392,25 +401,11 @@ def _():
        "image, the pane's size, exit 3 comes back")
 def _():
     need()
-    if not shutil.which("tmux"):
-        raise Skip("tmux is not installed")
     if not os.path.exists("/bin/busybox"):
         raise Skip("busybox-static is not installed")
-    tmp = S["tmp"]
-    sock, out = os.path.join(tmp, "tmux-tools.sock"), os.path.join(tmp, "tools.rc")
-    conf = os.path.join(tmp, "tmux.conf")
-    with open(conf, "w") as f:
-        f.write("set -g status off\n")
-    env = dict(os.environ, TERM="xterm")
-    env.pop("TMUX", None)
-    script = os.path.join(tmp, "tools.sh")
-    with open(script, "w") as f:
-        f.write("#!/bin/sh\n%s shell --tools podman/%s; echo rc=$? > %s.tmp; mv %s.tmp %s\n"
-                "exec sleep 60\n" % (shlex.quote(wicket()[0]), RO, out, out, out))
-    tmux = ["tmux", "-S", sock, "-f", conf]
-    r = run(tmux + ["new-session", "-d", "-x", "99", "-y", "31", "sh " + script], env=env)
-    tap.at_cleanup(lambda: subprocess.run(tmux + ["kill-server"], stderr=subprocess.DEVNULL))
-    expect_eq(r.rc, 0, "tmux\n" + r.describe())
+    out = os.path.join(S["tmp"], "tools.rc")
+    tmux, env = tmux_pane("tools", "%s shell --tools podman/%s; echo rc=$? > %s.tmp; mv %s.tmp %s"
+                          % (shlex.quote(wicket()[0]), RO, out, out, out), 99, 31)
 
     def pane():
         return run(tmux + ["capture-pane", "-p"], env=env).out.decode("utf-8", "replace")
