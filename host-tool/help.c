@@ -17,6 +17,21 @@ struct cmd_help {
 	const char *text;     /* description, then "Options:" lines if any */
 };
 
+/* Options proxy --ssh and serve share, worded once. */
+#define HELP_TOKEN_FILE                                                                   \
+	"  --token-file FILE\n"                                                           \
+	"                accept the one-time token on its first line\n"                   \
+	"                (keyboard-interactive); the file is removed when used\n"
+#define HELP_SSH_SERVER_TAIL                                                              \
+	"  --rekey-bytes N\n"                                                             \
+	"                rekey after N bytes either way (default 1 GiB)\n"                \
+	"  --permit-user-environment yes|no|PATTERNS\n"                                   \
+	"                apply the keys' environment=\"NAME=VALUE\" options (all, none,\n" \
+	"                or names matching the comma-separated patterns), as sshd's\n"    \
+	"                PermitUserEnvironment; default no\n"                             \
+	"  --print-syscalls\n"                                                            \
+	"                print the seccomp allowlist of the network process and exit\n"
+
 static const struct cmd_help cmds[] = {
 	{ "exec", "exec [-t] [-n] [-A] [-e CHAR|none] [--tools] TARGET [--] CMD [ARG...]",
 	  "run a command with exactly these arguments",
@@ -101,17 +116,8 @@ static const struct cmd_help cmds[] = {
 	  "                ~/.local/state/wicket/host_ed25519_key\n"
 	  "  --authorized-keys FILE\n"
 	  "                require a key from this OpenSSH authorized_keys file\n"
-	  "  --token-file FILE\n"
-	  "                accept the one-time token on its first line\n"
-	  "                (keyboard-interactive); the file is removed when used\n"
-	  "  --rekey-bytes N\n"
-	  "                rekey after N bytes either way (default 1 GiB)\n"
-	  "  --permit-user-environment yes|no|PATTERNS\n"
-	  "                apply the keys' environment=\"NAME=VALUE\" options (all, none,\n"
-	  "                or names matching the comma-separated patterns), as sshd's\n"
-	  "                PermitUserEnvironment; default no\n"
-	  "  --print-syscalls\n"
-	  "                print the seccomp allowlist of the network process and exit\n" },
+	  HELP_TOKEN_FILE
+	  HELP_SSH_SERVER_TAIL },
 	{ "serve",
 	  "serve --listen [ADDR:]PORT --authorized-keys FILE|--token-file FILE [OPTION...] "
 	  "TARGET",
@@ -123,9 +129,7 @@ static const struct cmd_help cmds[] = {
 	  "                where to listen (ADDR may be [IPv6]; default all addresses)\n"
 	  "  --authorized-keys FILE\n"
 	  "                OpenSSH authorized_keys file, read afresh at every attempt\n"
-	  "  --token-file FILE\n"
-	  "                accept the one-time token on its first line\n"
-	  "                (keyboard-interactive); the file is removed when used\n"
+	  HELP_TOKEN_FILE
 	  "  --host-key FILE\n"
 	  "                host key, once per type (as for proxy --ssh)\n"
 	  "  --login-grace-time S\n"
@@ -134,14 +138,7 @@ static const struct cmd_help cmds[] = {
 	  "                connections not yet logged in (default 10)\n"
 	  "  --max-clients N\n"
 	  "                connections in all (default 100)\n"
-	  "  --rekey-bytes N\n"
-	  "                rekey after N bytes either way (default 1 GiB)\n"
-	  "  --permit-user-environment yes|no|PATTERNS\n"
-	  "                apply the keys' environment=\"NAME=VALUE\" options (all, none,\n"
-	  "                or names matching the comma-separated patterns), as sshd's\n"
-	  "                PermitUserEnvironment; default no\n"
-	  "  --print-syscalls\n"
-	  "                print the seccomp allowlist of the network process and exit\n" },
+	  HELP_SSH_SERVER_TAIL },
 	{ "ssh-config", "ssh-config", "print the ssh_config.d snippet for 'ssh vm/NAME'",
 	  "Print the ssh_config snippet that makes ssh, scp, sftp and rsync reach every\n"
 	  "target kind through 'wicket proxy --ssh' (ssh vm/NAME, scp F vm%NAME:/tmp).\n" },
