@@ -65,30 +65,22 @@ def sh(argv):
         return ""
 
 
+def field(path, pattern):
+    """Group 1 of @pattern's first match in the file @path, or ""."""
+    try:
+        with open(path) as f:
+            m = re.search(pattern, f.read(), re.M)
+    except OSError:
+        return ""
+    return m.group(1) if m else ""
+
+
 def machine():
-    cpu = ""
-    try:
-        with open("/proc/cpuinfo") as f:
-            m = re.search(r"^model name\s*:\s*(.+)$", f.read(), re.M)
-            cpu = m.group(1) if m else ""
-    except OSError:
-        pass
-    mem = ""
-    try:
-        with open("/proc/meminfo") as f:
-            kb = int(re.search(r"MemTotal:\s+(\d+)", f.read()).group(1))
-            mem = "%.1f GiB" % (kb / 1024 / 1024)
-    except (OSError, AttributeError):
-        pass
-    distro = ""
-    try:
-        with open("/etc/os-release") as f:
-            m = re.search(r'^PRETTY_NAME="?([^"\n]+)', f.read(), re.M)
-            distro = m.group(1) if m else ""
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "memory": mem, "kernel": platform.release(),
-            "distribution": distro,
+    kb = field("/proc/meminfo", r"MemTotal:\s+(\d+)")
+    return {"cpu": field("/proc/cpuinfo", r"^model name\s*:\s*(.+)$"), "cores": os.cpu_count(),
+            "memory": "%.1f GiB" % (int(kb) / 1024 / 1024) if kb else "",
+            "kernel": platform.release(),
+            "distribution": field("/etc/os-release", r'^PRETTY_NAME="?([^"\n]+)'),
             "revision": sh(["git", "-C", SRCDIR, "describe", "--always", "--dirty"])}
 
 
