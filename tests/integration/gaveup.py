@@ -10,7 +10,7 @@ import subprocess
 import threading
 import time
 
-from taplib import Failure, run
+from taplib import Failure, read_until, run, show
 
 
 def spawn_quiet(argv):
@@ -63,3 +63,53 @@ def answered_after(exec_argv, t_free, word, log):
             return time.monotonic() - t_free
         tries.append(r.describe())
         time.sleep(0.2)
+
+
+def impatient_behind_holder(exec_argv, n, log, streaming=False, spacing=0.0):
+    """One host (EXEC_ARGV, a `wicket exec ... TARGET --`) holds the port:
+    sleep 60, or with @streaming cat from a stdin kept full, so that it dies
+    in the middle of a packet.  Then @n `timeout 5` hosts (@spacing s apart)
+    try the same port and end, by their timeouts or otherwise; then the
+    holder is killed with SIGKILL (if it still runs).  Returns the queued
+    hosts' exit statuses (sorted, each once) and the time of that kill."""
+    cmd = "echo held; exec cat >/dev/null" if streaming else "echo held; exec sleep 60"
+    holder = subprocess.Popen(exec_argv + ["sh", "-c", cmd],
+                              stdin=subprocess.PIPE if streaming else subprocess.DEVNULL,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              start_new_session=True)
+    if streaming:
+        feed_forever(holder)
+    queued = []
+    try:
+        try:
+            read_until(holder.stdout, b"held\n", timeout=60)
+        except Failure as e:
+            holder.kill()
+            raise Failure("the holding session did not start: %s\nstderr %s\n%s"
+                          % (e, show(holder.stderr.read()), log()))
+        for _ in range(n):
+            queued.append(spawn_quiet(["timeout", "5"] + exec_argv + ["echo", "x"]))
+            if spacing:
+                time.sleep(spacing)
+        deadline = time.monotonic() + 60
+        for q in queued:
+            try:
+                q.wait(timeout=max(deadline - time.monotonic(), 1))
+            except subprocess.TimeoutExpired:
+                raise Failure("a queued client outlived its 5 s timeout by a minute")
+        rcs = sorted(set(q.returncode for q in queued))
+    finally:
+        for q in queued:
+            reap(q)
+        try:
+            os.killpg(holder.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        t_free = time.monotonic()
+        reap(holder)
+        if holder.stdin:
+            try:
+                holder.stdin.close()
+            except OSError:
+                pass
+    return rcs, t_free

@@ -33,8 +33,8 @@ sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from taplib import (SRCDIR, WICKET, Failure, Skip, expect, expect_eq, pids_with_argv,  # noqa: E402
-                    read_until, run, show, spawn, tap, wait_until, wicket)
-from gaveup import answered_after, feed_forever, reap, spawn_quiet  # noqa: E402
+                    run, show, spawn, tap, wait_until, wicket)
+from gaveup import answered_after, impatient_behind_holder  # noqa: E402
 
 CHANNEL = "org.wicket.agent.0"
 CHANNEL_XML = ("<channel type='unix'><source mode='bind'/>"
@@ -604,36 +604,12 @@ def _():
     r = wk("mux", "stop", "vm/" + S["A"])
     expect_eq(r.rc, 0, "status of wicket mux stop\n" + r.describe())
     xs = wicket("-c", S["uri"], "--share", "no", "exec", "vm/" + S["A"], "--")
-    holder = subprocess.Popen(xs + ["sh", "-c", "echo held; exec cat >/dev/null"],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, start_new_session=True)
-    feed_forever(holder)
-    queued = []
-    try:
-        try:
-            read_until(holder.stdout, b"held\n", timeout=60)
-        except Failure as e:
-            holder.kill()
-            raise Failure("the holding session did not start: %s\nstderr %s"
-                          % (e, show(holder.stderr.read())))
-        for _ in range(8):
-            queued.append(spawn_quiet(["timeout", "5"] + xs + ["echo", "x"]))
-            time.sleep(0.1)
-        for q in queued:
-            try:
-                q.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                raise Failure("a client outlived its 5 s timeout by a minute")
-        # Forced off (255), killed by its timeout (124) or served (0): all
-        # are fair here; what matters is the host after them.
-        rcs = sorted(set(q.returncode for q in queued))
-        expect(set(rcs) <= {0, 124, 255}, "clients' exit statuses %s" % rcs)
-        say("impatient clients' exit statuses: %s" % rcs)
-    finally:
-        for q in queued:
-            reap(q)
-        reap(holder)
-    t_free = time.monotonic()
+    rcs, t_free = impatient_behind_holder(xs, 8, lambda: console(S["A"], 2500),
+                                          streaming=True, spacing=0.1)
+    # Forced off (255), killed by its timeout (124) or served (0): all
+    # are fair here; what matters is the host after them.
+    expect(set(rcs) <= {0, 124, 255}, "clients' exit statuses %s" % rcs)
+    say("impatient clients' exit statuses: %s" % rcs)
     dt = answered_after(xs, t_free, "back", lambda: console(S["A"], 2500))
     say("answered %.2f s after the last client ended" % dt)
     expect(dt < 2.0, "answered %.1f s after the channel was free\n%s"

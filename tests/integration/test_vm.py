@@ -39,7 +39,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "vm"))
 from taplib import (GREETING_PREFIX, WICKET, Failure, Skip, expect, expect_eq,  # noqa: E402
                     read_until, run, show, tap, wait_until, wicket)
 import vmlib  # noqa: E402
-from gaveup import answered_after, feed_forever, reap, spawn_quiet  # noqa: E402
+from gaveup import answered_after, impatient_behind_holder  # noqa: E402
 
 # Every wicket command here is its own host connection, queued on QEMU's
 # socket chardev like any other client: back-to-back hosts, killed hosts,
@@ -411,48 +411,16 @@ def agent_log(target, name):
     return r.out.decode("utf-8", "replace")
 
 
-def impatient_behind_holder(target, n, log, streaming=False):
-    """One host holds the port (sleep 60, or with `streaming` cat from a
-    stdin the test keeps full, so that it dies in the middle of a packet);
-    n `timeout 5 wicket exec` queue behind it on QEMU's chardev and are
-    killed by their timeouts; then the holder is killed with SIGKILL.
-    Returns the seconds from that kill to the next host's answer."""
-    cmd = "echo held; exec cat >/dev/null" if streaming else "echo held; exec sleep 60"
-    holder = subprocess.Popen(wicket("exec", target, "--", "sh", "-c", cmd),
-                              stdin=subprocess.PIPE if streaming else subprocess.DEVNULL,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              start_new_session=True)
-    if streaming:
-        feed_forever(holder)
-    queued = []
-    try:
-        try:
-            read_until(holder.stdout, b"held\n", timeout=60)
-        except Failure as e:
-            raise Failure("the holding session did not start: %s\n%s" % (e, log()))
-        queued = [spawn_quiet(["timeout", "5"] + wicket("exec", target, "--", "echo", "x"))
-                  for _ in range(n)]
-        deadline = time.monotonic() + 60
-        for q in queued:
-            try:
-                q.wait(timeout=max(deadline - time.monotonic(), 1))
-            except subprocess.TimeoutExpired:
-                raise Failure("a queued client outlived its 5 s timeout by a minute")
-        rcs = sorted(set(q.returncode for q in queued))
-        # 124: killed by its timeout, so none of them got past the holder.
-        expect(rcs == [124], "queued clients' exit statuses %s (want only 124)" % rcs)
-    finally:
-        for q in queued:
-            reap(q)
-        os.kill(holder.pid, signal.SIGKILL)
-        t_free = time.monotonic()
-        reap(holder)
-        if holder.stdin:
-            try:
-                holder.stdin.close()
-            except OSError:
-                pass
-    return answered_after(wicket("exec", target, "--"), t_free, "back", log)
+def holder_then_answer(target, n, log, streaming=False):
+    """gaveup.impatient_behind_holder() on QEMU's chardev: the n queued
+    clients must all have been killed by their timeouts (none got past the
+    holder).  Returns the seconds from the holder's kill to the next
+    host's answer."""
+    xs = wicket("exec", target, "--")
+    rcs, t_free = impatient_behind_holder(xs, n, log, streaming=streaming)
+    # 124: killed by its timeout, so none of them got past the holder.
+    expect(rcs == [124], "queued clients' exit statuses %s (want only 124)" % rcs)
+    return answered_after(xs, t_free, "back", log)
 
 
 def queued_connect(sock, what, log):
@@ -526,7 +494,7 @@ def impatient_check(n):
                "SIGKILLed: the next host is answered within 2 s" % n)
     def _():
         vm = need_vm()
-        dt = impatient_behind_holder(vm.target, n, lambda: virtio_log(vm))
+        dt = holder_then_answer(vm.target, n, lambda: virtio_log(vm))
         tap._diag("answered %.2f s after the holder was killed" % dt)
         expect(dt < ANSWER_WITHIN, "answered %.1f s after the port was free\n%s"
                % (dt, virtio_log(vm)))
@@ -706,7 +674,7 @@ def _():
            "that host SIGKILLed: the next host is answered within 2 s")
 def _():
     vm, t = need_serial()
-    dt = impatient_behind_holder(t, 8, lambda: serial_log(vm), streaming=True)
+    dt = holder_then_answer(t, 8, lambda: serial_log(vm), streaming=True)
     tap._diag("answered %.2f s after the holder was killed" % dt)
     expect(dt < ANSWER_WITHIN, "answered %.1f s after the line was free\n%s"
            % (dt, serial_log(vm)))
@@ -716,7 +684,7 @@ def _():
            "that host SIGKILLed: the next host is answered within 2 s")
 def _():
     vm, t = need_serial()
-    dt = impatient_behind_holder(t, 32, lambda: serial_log(vm), streaming=True)
+    dt = holder_then_answer(t, 32, lambda: serial_log(vm), streaming=True)
     tap._diag("answered %.2f s after the holder was killed" % dt)
     expect(dt < ANSWER_WITHIN, "answered %.1f s after the line was free\n%s"
            % (dt, serial_log(vm)))
