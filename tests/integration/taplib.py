@@ -13,6 +13,7 @@
 """
 
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -325,6 +326,20 @@ def wait_until(pred, timeout=10, interval=0.02, what="condition"):
         if time.monotonic() > deadline:
             raise Failure("timed out after %s s waiting for %s" % (timeout, what))
         time.sleep(interval)
+
+
+def serve_port(p, log):
+    """The TCP port `wicket serve --listen 127.0.0.1:0` (process @p, its
+    stderr in the file @log, opened w+b) says it listens on; Failure with
+    its log if it exits first."""
+    def port():
+        log.seek(0)
+        m = re.search(rb"listening on 127\.0\.0\.1:(\d+)", log.read())
+        if p.poll() is not None:
+            log.seek(0)
+            raise Failure("wicket serve exited: %s" % show(log.read()[-800:], 800))
+        return int(m.group(1)) if m else None
+    return wait_until(port, what="wicket serve to listen")
 
 
 def read_until(f, token, timeout=15):

@@ -18,7 +18,7 @@ import sys
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from taplib import (BUILDDIR, Agent, Failure, Skip, expect, expect_eq, need_tool,  # noqa: E402
-                    run, show, spawn, sshbool, sshstr, tap, u32, wait_until, wicket)
+                    run, serve_port, show, spawn, sshbool, sshstr, tap, u32, wicket)
 
 PLUGIN = os.environ.get("WICKET_AUTH_PLUGIN") or os.path.join(BUILDDIR, "host-tool",
                                                                 "wicket-auth-plugin")
@@ -343,13 +343,7 @@ def serve_env():
                      "--authorized-keys", tmp + "/authorized_keys", "--token-file", stok,
                      agent.target), stdin=subprocess.DEVNULL, stderr=log)
 
-    def port():
-        log.seek(0)
-        m = re.search(rb"listening on 127\.0\.0\.1:(\d+)", log.read())
-        if p.poll() is not None:
-            raise Failure("wicket serve exited")
-        return int(m.group(1)) if m else None
-    S["serve"] = (wait_until(port, what="wicket serve to listen"), fp, stok, log)
+    S["serve"] = (serve_port(p, log), fp, stok, log)
     return S["serve"]
 
 

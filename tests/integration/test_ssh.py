@@ -16,7 +16,7 @@ import time
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from taplib import (echo_server, SRCDIR, Agent, Failure, Skip, expect, expect_eq, need_tool,  # noqa: E402
-                    run, spawn, tap, wait_until, wicket)
+                    run, serve_port, spawn, tap, wait_until, wicket)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SYS_PY = "/usr/bin/python3"  # Debian's, where python3-cryptography/asyncssh live
@@ -224,13 +224,7 @@ def start_serve(*extra):
                      *extra, T()), stdin=subprocess.DEVNULL, stderr=log, env=S["env"])
     S["serves"].append(p)
 
-    def port():
-        log.seek(0)
-        m = re.search(rb"listening on 127\.0\.0\.1:(\d+)", log.read())
-        if p.poll() is not None:
-            raise Failure("wicket serve exited")
-        return int(m.group(1)) if m else None
-    return wait_until(port, what="wicket serve to listen"), log
+    return serve_port(p, log), log
 
 
 def serve_ssh(port, key, *args):

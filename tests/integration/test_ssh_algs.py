@@ -17,7 +17,7 @@ import time
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from taplib import (Agent, Failure, Skip, expect, expect_eq, run, spawn, tap,  # noqa: E402
+from taplib import (Agent, Failure, Skip, expect, expect_eq, run, serve_port, spawn, tap,  # noqa: E402
                     wait_until, wicket)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -80,13 +80,7 @@ def start_serve(*extra):
               stdin=subprocess.DEVNULL, stderr=log, env=S["env"])
     S["serves"].append(p)
 
-    def port():
-        log.seek(0)
-        m = re.search(rb"listening on 127\.0\.0\.1:(\d+)", log.read())
-        if p.poll() is not None:
-            raise Failure("wicket serve exited: %r" % open(log.name, "rb").read()[-500:])
-        return int(m.group(1)) if m else None
-    return wait_until(port, what="wicket serve to listen"), log
+    return serve_port(p, log), log
 
 
 def serve_all():

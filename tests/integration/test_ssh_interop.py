@@ -17,8 +17,8 @@ import threading
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from taplib import (echo_server as tap_echo_server, Agent, Failure, RawConn, Reader, Skip,  # noqa: E402
-                    expect, expect_eq, need_tool, run, show, spawn, sshstr, tap, u32,
-                    wait_until, wicket)
+                    expect, expect_eq, need_tool, run, serve_port, show, spawn, sshstr, tap,
+                    u32, wait_until, wicket)
 
 SYS_PY = "/usr/bin/python3"  # Debian's, where python3-asyncssh lives
 S = {}
@@ -74,13 +74,7 @@ def start_serve(*extra, target=None):
               stdin=subprocess.DEVNULL, stderr=log, env=S["env"])
     S["serves"].append(p)
 
-    def port():
-        log.seek(0)
-        m = re.search(rb"listening on 127\.0\.0\.1:(\d+)", log.read())
-        if p.poll() is not None:
-            raise Failure("wicket serve exited:\n" + open(log.name, "rb").read().decode())
-        return int(m.group(1)) if m else None
-    return wait_until(port, what="wicket serve to listen"), log
+    return serve_port(p, log), log
 
 
 def serve_default():
