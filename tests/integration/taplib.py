@@ -711,20 +711,13 @@ def wicket(*args):
     return [WICKET] + list(args)
 
 
-def echo_server():
-    """A TCP echo server on 127.0.0.1 in a thread (closed at the end); its port."""
+def tcp_server(handle):
+    """A TCP server on 127.0.0.1 (closed at the end) that runs handle(conn)
+    for each connection in a thread of its own; its port."""
     ls = socket.socket()
     ls.bind(("127.0.0.1", 0))
     ls.listen(16)
     tap.at_cleanup(ls.close)
-
-    def serve_one(c):
-        with c:
-            while True:
-                d = c.recv(65536)
-                if not d:
-                    return
-                c.sendall(d)
 
     def loop():
         while True:
@@ -732,6 +725,18 @@ def echo_server():
                 c, _ = ls.accept()
             except OSError:
                 return
-            threading.Thread(target=serve_one, args=(c,), daemon=True).start()
+            threading.Thread(target=handle, args=(c,), daemon=True).start()
     threading.Thread(target=loop, daemon=True).start()
     return ls.getsockname()[1]
+
+
+def echo_server():
+    """A TCP echo server on 127.0.0.1 (closed at the end); its port."""
+    def serve_one(c):
+        with c:
+            while True:
+                d = c.recv(65536)
+                if not d:
+                    return
+                c.sendall(d)
+    return tcp_server(serve_one)

@@ -18,7 +18,7 @@ import time
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from taplib import (GREETING_PREFIX, MSG_CHANNEL_CLOSE, MSG_CHANNEL_DATA, MSG_CHANNEL_OPEN_CONFIRMATION,  # noqa: E402
+from taplib import (GREETING_PREFIX, tcp_server, MSG_CHANNEL_CLOSE, MSG_CHANNEL_DATA, MSG_CHANNEL_OPEN_CONFIRMATION,  # noqa: E402
                     MSG_DISCONNECT, MUX_RUNTIME, Agent, Failure, RawConn, Skip,
                     channel_open_session, channel_request, expect, expect_eq, mux_pids,
                     parse_disconnect, pids_with_argv, run, show, spawn, sshstr, tap, u32,
@@ -532,21 +532,11 @@ def _():
 
 
 def echo_server(tag):
-    ls = socket.socket()
-    ls.bind(("127.0.0.1", 0))
-    ls.listen(8)
-    tap.at_cleanup(ls.close)
-
-    def loop():
-        while True:
-            try:
-                c, _ = ls.accept()
-            except OSError:
-                return
+    """A host TCP server answering TAG:(what it first reads), then closing."""
+    def serve(c):
+        with c:
             c.sendall(tag + b":" + c.recv(100))
-            c.close()
-    threading.Thread(target=loop, daemon=True).start()
-    return ls.getsockname()[1]
+    return tcp_server(serve)
 
 
 def free_port():

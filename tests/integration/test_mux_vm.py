@@ -30,7 +30,7 @@ sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "vm"))
-from taplib import (MUX_RUNTIME, WICKET, Failure, Skip, expect, expect_eq,  # noqa: E402
+from taplib import (MUX_RUNTIME, tcp_server, WICKET, Failure, Skip, expect, expect_eq,  # noqa: E402
                     mux_pids, read_until, run, show, spawn, tap, wait_until, wicket)
 import vmlib  # noqa: E402
 
@@ -383,11 +383,6 @@ def hmp(command, timeout=15):
 
 def echo_server(tag):
     """A host TCP server answering TAG:LINE to one line, then closing."""
-    ls = socket.socket()
-    ls.bind(("127.0.0.1", 0))
-    ls.listen(8)
-    tap.at_cleanup(ls.close)
-
     def serve(c):
         try:
             c.settimeout(10)
@@ -402,16 +397,7 @@ def echo_server(tag):
             pass
         finally:
             c.close()
-
-    def loop():
-        while True:
-            try:
-                c, _ = ls.accept()
-            except OSError:
-                return
-            threading.Thread(target=serve, args=(c,), daemon=True).start()
-    threading.Thread(target=loop, daemon=True).start()
-    return ls.getsockname()[1]
+    return tcp_server(serve)
 
 
 def free_port():
